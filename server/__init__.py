@@ -1,0 +1,17 @@
+"""Splice's runtime server. Users import the service model from here: ``from splice.server import Service``."""
+
+from __future__ import annotations
+
+from .errors import HTTPError, InvalidInput, ServiceFailed, ServiceNotFound, SpliceError
+from .service import Request, Response, Service
+
+__all__ = [
+    "HTTPError",
+    "InvalidInput",
+    "Request",
+    "Response",
+    "Service",
+    "ServiceFailed",
+    "ServiceNotFound",
+    "SpliceError",
+]

@@ -1,0 +1,139 @@
+"""The isolation worker: imports candidate modules in a throw-away process.
+
+Started once per server (``python -m splice.server._isolate_worker``) and kept warm with Splice
+already imported. For each job it reads one JSON line on stdin, forks, imports the modules in the
+child, and answers one JSON line on stdout. A child that does not finish in time is killed, so a
+module whose import never returns, calls ``sys.exit()`` or crashes the interpreter cannot harm the
+server; the worker itself stays single-threaded, which keeps ``fork()`` safe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .loader import UserModules
+from .store import describe, find_services
+
+_RESULT_LIMIT = 64 * 1024 * 1024
+
+
+def locate(exc: BaseException, finder: UserModules, fallback: str) -> dict[str, Any]:
+    """Where in the user's files ``exc`` happened: the last frame that is one of the user's modules."""
+    by_file = {str(finder.root / rel): rel for rel in finder.files.values()}
+    line: int | None = None
+    column: int | None = None
+    path = fallback
+    if isinstance(exc, SyntaxError) and exc.filename in by_file:
+        path, line, column = by_file[exc.filename], exc.lineno, exc.offset
+    else:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename in by_file:
+                path, line = by_file[frame.filename], frame.lineno
+    text = "".join(traceback.format_exception(exc)).replace(str(finder.root) + "/", "")
+    message = f"{type(exc).__name__}: {exc}"
+    return {"path": path, "line": line, "column": column, "message": message, "traceback": text}
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    finder = UserModules(Path(job["root"]), job["files"])
+    finder.overlay = dict(job["overlay"])
+    finder.install()
+    problems: list[dict[str, Any]] = []
+    modules: dict[str, Any] = {}
+    describe_names = set(job["describe"])
+    for name in job["check"]:
+        relative = finder.files[name]
+        try:
+            module = importlib.import_module(name)
+        except BaseException as exc:
+            problems.append(locate(exc, finder, relative))
+            continue
+        if name not in describe_names:
+            continue
+        classes, bad = find_services(name, vars(module))
+        problems.extend({"path": relative, "message": text, "class": text.split()[1].rstrip(":")} for text in bad)
+        services = []
+        for cls in classes:
+            try:
+                info = describe(cls, name, relative, 0, vars(module))
+            except TypeError as exc:
+                problems.append({"path": relative, "message": str(exc), "class": cls.__name__})
+                continue
+            services.append({"class": cls.__name__, **info.as_dict()})
+        if not classes:
+            problems.append({"path": relative, "message": "defines no service (no subclass of splice.server.Service)"})
+        modules[name] = {"services": services}
+    return {"ok": not problems, "modules": modules, "problems": problems}
+
+
+def _child(job: dict[str, Any], write_fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    try:
+        result = run_job(job)
+    except BaseException as exc:
+        result = {"ok": False, "modules": {}, "problems": [{"path": "", "message": f"isolation failed: {exc!r}"}]}
+    data = json.dumps(result, default=str).encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(write_fd, view) :]
+    os._exit(0)
+
+
+def _collect(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return {"ok": False, "timeout": True, "modules": {}, "problems": []}
+        ready, _, _ = select.select([read_fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if sum(map(len, chunks)) > _RESULT_LIMIT:
+            os.kill(pid, signal.SIGKILL)
+            break
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        code = os.waitstatus_to_exitcode(status)
+        return {"ok": False, "exited": code, "modules": {}, "problems": []}
+    result: dict[str, Any] = json.loads(b"".join(chunks))
+    return result
+
+
+def serve() -> None:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    for line in iter(stdin.readline, b""):
+        job = json.loads(line)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child(job, write_fd)
+        os.close(write_fd)
+        try:
+            result = _collect(pid, read_fd, float(job["timeout"]))
+        finally:
+            os.close(read_fd)
+        stdout.write(json.dumps(result).encode() + b"\n")
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve()

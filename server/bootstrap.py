@@ -1,0 +1,100 @@
+"""The composition root: wires the ODB, the store, the deployment engine and the HTTP edge, then serves.
+
+Nothing else in Splice opens connections or starts processes on its own; this module does it once,
+at start, for one server of a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from .config import Settings, load_settings
+from .deploy import DeploymentEngine
+from .errors import ConfigError
+from .invoker import Invoker
+from .isolate import Isolation
+from .logs import configure_server_logging
+from .runtime import Runtime
+from .store import ServiceStore
+
+logger = logging.getLogger(__name__)
+
+
+async def build_runtime(settings: Settings, server_name: str) -> Runtime:
+    """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
+    from .odb import OdbRepository, connect
+    from .odb.engine import HEAD, schema_revision
+
+    server = settings.server(server_name)
+    engine = connect(settings.odb_url)
+    revision = await schema_revision(engine)
+    if revision != HEAD:
+        await engine.dispose()
+        found = "not initialised" if revision is None else f"at revision {revision}"
+        raise ConfigError(
+            settings.odb_url.split("@")[-1],
+            f"the ODB schema is {found}, this Splice needs {HEAD}: run 'splice migrate {settings.directory}'",
+        )
+    repository = OdbRepository(engine, settings.cluster_name)
+    await repository.ensure_cluster()
+    store = ServiceStore()
+    deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
+    runtime = Runtime(settings, server, repository, store, Invoker(store), deployment)
+    loaded = await deployment.load_all()
+    await runtime.reload_channels()
+    await runtime.reload_tokens()
+    await repository.register_server(server.name, server.url, os.getpid(), await repository.last_sequence())
+    logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
+    return runtime
+
+
+async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from .http.app import build_app
+
+    config = Config()
+    config.bind = [f"{runtime.server.host}:{runtime.server.port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 5.0
+    warm = asyncio.create_task(runtime.engine.isolation.start())
+    try:
+        await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+    finally:
+        warm.cancel()
+        await runtime.invoker.drain()
+        await runtime.engine.isolation.close()
+        await runtime.repository.engine.dispose()
+
+
+def run_server(directory: Path, server_name: str) -> None:
+    """Run one server in the foreground until SIGTERM or SIGINT (what ``splice start`` launches)."""
+    started = time.perf_counter()
+    settings = load_settings(directory, os.environ)
+    configure_server_logging(settings.server_dir(server_name) / "logs" / "server.log", settings.log_level)
+
+    async def main() -> None:
+        shutdown = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown.set)
+        runtime = await build_runtime(settings, server_name)
+        logger.info(
+            "server %s listening on %s after %.0f ms",
+            server_name,
+            runtime.server.url,
+            (time.perf_counter() - started) * 1000,
+        )
+        await serve(runtime, shutdown)
+        logger.info("server %s stopped", server_name)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,220 @@
+"""The ``splice`` command. Errors are one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpliceError
+from . import cluster, commands
+from .cluster import CliError
+
+__all__ = ["main"]
+
+
+def _cluster_arg(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("SPLICE_CLUSTER", ".")
+    parser.add_argument(
+        "--cluster", type=Path, default=Path(default), help="the cluster directory (default: $SPLICE_CLUSTER or .)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="splice", description="Splice: a Python integration platform.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    quick = sub.add_parser("quickstart", help="create a local cluster").add_subparsers(dest="action", required=True)
+    create = quick.add_parser("create", help="a new cluster directory: config, SQLite ODB, admin token, one server")
+    create.add_argument("directory", type=Path)
+    create.add_argument("--port", type=int, default=17010, help="port of the first server (default 17010)")
+    create.add_argument("--odb", help="database URL (default: SQLite in the directory)")
+    create.add_argument("--name", help="cluster name (default: the directory's name)")
+    create.add_argument("--start", action="store_true", help="start the cluster right away")
+
+    for name, text in (("start", "start every server; returns when all answer ping"), ("stop", "stop every server")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("directory", type=Path)
+        command.add_argument("--timeout", type=float, default=30.0)
+    status = sub.add_parser("status", help="which servers run and answer")
+    status.add_argument("directory", type=Path)
+    status.add_argument("--json", action="store_true")
+    sub.add_parser("migrate", help="bring the ODB schema up to date").add_argument("directory", type=Path)
+
+    server = sub.add_parser("server", help="run one server in the foreground").add_subparsers(
+        dest="action", required=True
+    )
+    run = server.add_parser("run")
+    run.add_argument("directory", type=Path)
+    run.add_argument("--server", default="server1")
+
+    for name, text in (("deploy", "deploy Python files to the cluster"), ("undeploy", "remove deployed files")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("files", nargs="+", metavar="FILE")
+        _cluster_arg(command)
+        command.add_argument("--root", type=Path, default=Path("."), help="the project root (default: .)")
+
+    invoke = sub.add_parser("invoke", help="call a service and print its response payload as JSON")
+    invoke.add_argument("name")
+    invoke.add_argument("--payload", help="JSON")
+    _cluster_arg(invoke)
+
+    services = sub.add_parser("services", help="list deployed services")
+    _cluster_arg(services)
+    services.add_argument("--json", action="store_true")
+
+    channel = sub.add_parser("channel", help="REST channels").add_subparsers(dest="action", required=True)
+    ch_create = channel.add_parser("create")
+    _cluster_arg(ch_create)
+    ch_create.add_argument("--name", required=True)
+    ch_create.add_argument("--path", required=True, help="e.g. /orders/{id}")
+    ch_create.add_argument("--service", required=True)
+    ch_create.add_argument("--method", action="append", help="HTTP method; repeat for several (default GET)")
+    ch_create.add_argument("--security", help="name of a security definition")
+    _cluster_arg(channel.add_parser("list"))
+    ch_delete = channel.add_parser("delete")
+    ch_delete.add_argument("name")
+    _cluster_arg(ch_delete)
+
+    security = sub.add_parser("security", help="security definitions of channels").add_subparsers(
+        dest="action", required=True
+    )
+    sec_create = security.add_parser("create", help="secret from --password/--key or $SPLICE_SECRET")
+    _cluster_arg(sec_create)
+    sec_create.add_argument("--name", required=True)
+    sec_create.add_argument("--kind", choices=["basic", "apikey"], required=True)
+    sec_create.add_argument("--username")
+    sec_create.add_argument("--password")
+    sec_create.add_argument("--key")
+    sec_create.add_argument("--header", help="API key header (default X-API-Key)")
+    _cluster_arg(security.add_parser("list"))
+    sec_delete = security.add_parser("delete")
+    sec_delete.add_argument("name")
+    _cluster_arg(sec_delete)
+    return parser
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "quickstart":
+        created = cluster.quickstart_create(args.directory, args.port, args.odb, args.name)
+        print(f"created cluster '{created['cluster']}' in {created['directory']}")
+        print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
+        if args.start:
+            return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
+        print(f"start it with: splice start {args.directory}")
+        return 0
+    if command == "start":
+        for server in cluster.start(args.directory, args.timeout):
+            state = "started" if server["started"] else "already running"
+            print(f"{server['name']} {state}: {server['url']} (pid {server['pid']})")
+        return 0
+    if command == "stop":
+        for server in cluster.stop(args.directory, args.timeout):
+            print(f"{server['name']} {'stopped' if server['stopped'] else 'was not running'}")
+        return 0
+    if command == "status":
+        result = cluster.status(args.directory)
+        if args.json:
+            _print_json(result)
+        else:
+            for server in result["servers"]:
+                health = "healthy" if server["healthy"] else "DOWN"
+                print(f"{server['name']}  {server['url']}  pid {server['pid'] or '-'}  {health}")
+        return 0 if all(s["healthy"] for s in result["servers"]) else 3
+    if command == "migrate":
+        cluster.migrate(args.directory)
+        print("the ODB schema is up to date")
+        return 0
+    if command == "server":
+        from ..bootstrap import run_server
+
+        run_server(args.directory, args.server)
+        return 0
+    return _run_client(args)
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    command, directory = args.command, args.cluster
+    if command == "deploy":
+        lines, ok = commands.deploy(args.files, directory, args.root)
+        print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    if command == "undeploy":
+        print("\n".join(commands.undeploy(args.files, directory, args.root)))
+        return 0
+    if command == "invoke":
+        _print_json(commands.invoke(args.name, args.payload, directory))
+        return 0
+    if command == "services":
+        services = commands.call(directory, "GET", "/splice/admin/services")["services"]
+        if args.json:
+            _print_json(services)
+        for svc in [] if args.json else services:
+            print(f"{svc['name']}  ({svc['path']} v{svc['version']})")
+        return 0
+    if command == "channel":
+        return _channel(args, directory)
+    if command == "security":
+        return _security(args, directory)
+    raise CliError(f"unknown command {command}", 2)
+
+
+def _channel(args: argparse.Namespace, directory: Path) -> int:
+    if args.action == "create":
+        body = {"name": args.name, "path": args.path, "service": args.service, "methods": args.method or ["GET"]}
+        if args.security:
+            body["security"] = args.security
+        answer = commands.call(directory, "POST", "/splice/admin/channels", body)
+        print(f"channel {answer['name']}: {' '.join(answer['methods'])} {answer['path']} -> {answer['service']}")
+        if answer.get("warning"):
+            print(f"warning: {answer['warning']}", file=sys.stderr)
+    elif args.action == "list":
+        for ch in commands.call(directory, "GET", "/splice/admin/channels")["channels"]:
+            secured = f"  [security: {ch['security']}]" if ch["security"] else ""
+            print(f"{ch['name']}  {' '.join(ch['methods'])} {ch['path']} -> {ch['service']}{secured}")
+    else:
+        commands.call(directory, "DELETE", f"/splice/admin/channels/{args.name}")
+        print(f"deleted channel {args.name}")
+    return 0
+
+
+def _security(args: argparse.Namespace, directory: Path) -> int:
+    if args.action == "create":
+        secret = (args.password if args.kind == "basic" else args.key) or os.environ.get("SPLICE_SECRET")
+        if not secret:
+            raise CliError("give the secret with --password/--key or in $SPLICE_SECRET", 2)
+        body: dict[str, Any] = {"name": args.name, "kind": args.kind, "username": args.username, "header": args.header}
+        body["password" if args.kind == "basic" else "key"] = secret
+        commands.call(directory, "POST", "/splice/admin/security", {k: v for k, v in body.items() if v is not None})
+        print(f"created {args.kind} security definition {args.name}")
+    elif args.action == "list":
+        for sec in commands.call(directory, "GET", "/splice/admin/security")["security"]:
+            detail = f"user {sec['username']}" if sec["kind"] == "basic" else f"header {sec['header']}"
+            print(f"{sec['name']}  {sec['kind']}  {detail}")
+    else:
+        commands.call(directory, "DELETE", f"/splice/admin/security/{args.name}")
+        print(f"deleted security definition {args.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CliError as exc:
+        print(f"splice: {exc}", file=sys.stderr)
+        return exc.code
+    except SpliceError as exc:
+        print(f"splice: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

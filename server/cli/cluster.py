@@ -1,0 +1,209 @@
+"""Cluster life cycle: ``quickstart create``, ``start``, ``stop``, ``status``, ``migrate``, ``server run``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..client import ping
+from ..config import CONFIG_FILE, Settings, load_settings, render_config
+from ..errors import ConfigError
+from ..security import new_token, token_digest
+
+
+class CliError(Exception):
+    """One clear line for the user, and the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
+    from ..odb import OdbRepository, connect, migrate
+
+    engine = connect(settings.odb_url)
+    try:
+        await migrate(engine)
+        repository = OdbRepository(engine, settings.cluster_name)
+        await repository.ensure_cluster()
+        if token is not None:
+            await repository.add_token("admin", token_digest(token))
+    finally:
+        await engine.dispose()
+
+
+def quickstart_create(directory: Path, port: int, odb: str | None, name: str | None) -> dict[str, Any]:
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()):
+        raise CliError(f"{directory} exists and is not empty; pick a new directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    cluster_name = name or directory.name
+    (directory / CONFIG_FILE).write_text(
+        render_config(cluster_name, odb or "sqlite+aiosqlite:///odb.sqlite", [("server1", "127.0.0.1", port)]),
+        encoding="utf-8",
+    )
+    settings = load_settings(directory)
+    for server in settings.servers:
+        settings.deployed_dir(server.name).mkdir(parents=True)
+        (settings.server_dir(server.name) / "logs").mkdir()
+    token = new_token()
+    fd = os.open(settings.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    asyncio.run(_prepare_odb(settings, token))
+    return {"directory": str(directory), "cluster": cluster_name, "servers": [s.url for s in settings.servers]}
+
+
+def migrate(directory: Path) -> None:
+    asyncio.run(_prepare_odb(load_settings(directory, os.environ)))
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.server_dir(name) / "server.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(settings: Settings, name: str) -> int | None:
+    try:
+        pid = int(_pid_file(settings, name).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
+    settings = load_settings(directory, os.environ)
+    asyncio.run(_prepare_odb(settings))
+    launched: dict[str, subprocess.Popen[bytes] | None] = {}
+    began = time.monotonic()
+    for server in settings.servers:
+        if running_pid(settings, server.name) is not None:
+            continue
+        if ping(server.url, 0.3) is not None:
+            raise CliError(
+                f"{server.url} is already answering, but not as {server.name} of {directory}: is the port taken?"
+            )
+        logs = settings.server_dir(server.name) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "console.log", "ab") as console:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "splice.server.cli",
+                    "server",
+                    "run",
+                    str(settings.directory),
+                    "--server",
+                    server.name,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _pid_file(settings, server.name).write_text(f"{process.pid}\n")
+        launched[server.name] = process
+    results = []
+    for server in settings.servers:
+        waiting = launched.get(server.name)
+        while True:
+            answer = ping(server.url, 0.5)
+            if answer is not None and answer.get("server") == server.name:
+                break
+            if waiting is not None and waiting.poll() is not None:
+                _pid_file(settings, server.name).unlink(missing_ok=True)
+                raise CliError(
+                    f"{server.name} exited with status {waiting.returncode}:\n{_tail(settings, server.name)}"
+                )
+            if time.monotonic() - began > timeout:
+                late = f"{server.name} did not answer {server.url}/splice/ping within {timeout:g} s"
+                raise CliError(f"{late}:\n{_tail(settings, server.name)}")
+            time.sleep(0.02)
+        results.append(
+            {
+                "name": server.name,
+                "url": server.url,
+                "pid": running_pid(settings, server.name),
+                "started": waiting is not None,
+            }
+        )
+    return results
+
+
+def _tail(settings: Settings, name: str, lines: int = 15) -> str:
+    logs = settings.server_dir(name) / "logs"
+    text = ""
+    for file in ("console.log", "server.log"):
+        with contextlib.suppress(FileNotFoundError):
+            text += "".join((logs / file).read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    return text.rstrip() or "(no log output)"
+
+
+def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
+    settings = load_settings(directory, os.environ)
+    results = []
+    for server in settings.servers:
+        pid = running_pid(settings, server.name)
+        if pid is None:
+            _pid_file(settings, server.name).unlink(missing_ok=True)
+            results.append({"name": server.name, "stopped": False})
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.02)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        _pid_file(settings, server.name).unlink(missing_ok=True)
+        results.append({"name": server.name, "stopped": True, "pid": pid})
+    return results
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def status(directory: Path) -> dict[str, Any]:
+    settings = load_settings(directory, os.environ)
+    servers = []
+    for server in settings.servers:
+        answer = ping(server.url, 1.0)
+        servers.append(
+            {
+                "name": server.name,
+                "url": server.url,
+                "pid": running_pid(settings, server.name),
+                "healthy": answer is not None and answer.get("server") == server.name,
+            }
+        )
+    return {"cluster": settings.cluster_name, "directory": str(settings.directory), "servers": servers}
+
+
+def read_token(settings: Settings) -> str:
+    try:
+        return settings.token_file.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(str(settings.token_file), "not found: the admin token file is missing") from None
+
+
+__all__ = ["CliError", "migrate", "quickstart_create", "read_token", "start", "status", "stop"]

@@ -1,0 +1,109 @@
+"""Commands that talk to a running cluster through the admin API: deploy, invoke, channels, security."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..client import AdminClient, ClientError, Unreachable, ping
+from ..config import load_settings
+from .cluster import CliError, read_token
+
+
+def client_for(directory: Path) -> AdminClient:
+    """A client of the first server of the cluster that answers."""
+    settings = load_settings(directory, os.environ)
+    token = read_token(settings)
+    for server in settings.servers:
+        if ping(server.url, 1.0) is not None:
+            return AdminClient(server.url, token)
+    urls = ", ".join(s.url for s in settings.servers)
+    raise CliError(f"no server of {settings.directory} answers ({urls}); start it with 'splice start {directory}'")
+
+
+def module_paths(files: Sequence[str], root: Path) -> list[tuple[str, str]]:
+    """(file as given, module path relative to ``root``) for each file; refuses files outside the root."""
+    root = root.resolve()
+    out = []
+    for file in files:
+        resolved = Path(file).resolve()
+        try:
+            relative = resolved.relative_to(root)
+        except ValueError:
+            raise CliError(f"{file}: not inside the project root {root} (use --root)") from None
+        out.append((file, relative.as_posix()))
+    return out
+
+
+def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str], bool]:
+    """Lines to print, and whether the deploy succeeded."""
+    pairs = module_paths(files, root)
+    modules = []
+    for file, path in pairs:
+        try:
+            source = Path(file).read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise CliError(f"{file}: no such file") from None
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{file}: not valid UTF-8 at byte {exc.start}") from None
+        modules.append({"path": path, "source": source})
+    client = client_for(directory)
+    try:
+        answer = client.call("POST", "/splice/admin/deploy", {"modules": modules, "deployed_by": _who()})
+    except Unreachable:
+        raise
+    except ClientError as exc:
+        return _problems(exc, dict((p, f) for f, p in pairs)), False
+    lines = []
+    for module in answer["modules"]:
+        services = ", ".join(module["services"])
+        lines.append(f"deployed {module['path']} v{module['version']} (sequence {answer['sequence']}): {services}")
+    lines.append(f"done in {answer['timings']['total_ms']:.1f} ms on {answer['server']}")
+    return lines, True
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _problems(exc: ClientError, file_of: dict[str, str]) -> list[str]:
+    problems = exc.body.get("error", {}).get("problems")
+    if not problems:
+        return [f"error: {exc}"]
+    lines = []
+    for problem in problems:
+        where = file_of.get(problem["path"], problem["path"])
+        if problem.get("line") is not None:
+            where += f":{problem['line']}"
+            if problem.get("column") is not None:
+                where += f":{problem['column']}"
+        lines.append(f"{where}: {problem['message']}")
+    return lines
+
+
+def undeploy(files: Sequence[str], directory: Path, root: Path) -> list[str]:
+    paths = [path for _, path in module_paths(files, root)]
+    answer = client_for(directory).call("POST", "/splice/admin/undeploy", {"paths": paths})
+    return [f"undeployed {path}" for path in answer["paths"]] + [
+        f"removed services: {', '.join(answer['services']) or '-'}"
+    ]
+
+
+def invoke(name: str, payload: str | None, directory: Path) -> Any:
+    try:
+        parsed = None if payload is None else json.loads(payload)
+    except ValueError as exc:
+        raise CliError(f"--payload is not valid JSON: {exc}") from None
+    return client_for(directory).call("POST", "/splice/admin/invoke", {"service": name, "payload": parsed})["payload"]
+
+
+def call(directory: Path, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    return client_for(directory).call(method, path, body)

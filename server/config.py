@@ -1,0 +1,166 @@
+"""Cluster settings: read once at start from ``DIR/cluster.toml`` plus ``SPLICE_*`` variables, then passed down.
+
+``cluster.toml`` looks like this (``splice quickstart create`` writes it)::
+
+    [cluster]
+    name = "quickstart"
+    odb = "sqlite+aiosqlite:///odb.sqlite"      # relative SQLite paths are relative to DIR
+
+    [deploy]
+    max_module_bytes = 1048576
+    import_timeout = 5.0                         # seconds an import may take before it is refused
+
+    [[servers]]
+    name = "server1"
+    host = "127.0.0.1"
+    port = 17010
+
+Variables override the file: ``SPLICE_ODB``, ``SPLICE_IMPORT_TIMEOUT``, ``SPLICE_MAX_MODULE_BYTES``,
+``SPLICE_LOG_LEVEL``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_FILE = "cluster.toml"
+TOKEN_FILE = "admin-token"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    name: str
+    host: str
+    port: int
+    index: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    directory: Path
+    cluster_name: str
+    odb_url: str
+    servers: tuple[ServerSettings, ...]
+    max_module_bytes: int = 1024 * 1024
+    import_timeout: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / TOKEN_FILE
+
+    def server(self, name: str) -> ServerSettings:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        known = ", ".join(s.name for s in self.servers)
+        raise ConfigError(str(self.directory / CONFIG_FILE), f"no server named '{name}' (known: {known})", "servers")
+
+    def server_dir(self, name: str) -> Path:
+        return self.directory / name
+
+    def deployed_dir(self, name: str) -> Path:
+        return self.server_dir(name) / "work" / "deployed"
+
+
+def resolve_odb_url(url: str, directory: Path) -> str:
+    """Make a relative SQLite path absolute (relative to the cluster directory); plain ``sqlite://`` gets aiosqlite."""
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix):
+        path = url[len(prefix) :]
+        if path and not path.startswith("/") and path != ":memory:":
+            return prefix + str((directory / path).resolve())
+    return url
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, file: str, where: str, default: Any = None) -> Any:
+    value = table.get(key, default)
+    if value is None:
+        raise ConfigError(file, "is required", f"{where}.{key}")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(file, f"must be {kind.__name__}, got {value!r}", f"{where}.{key}")
+    return value
+
+
+def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the cluster's settings; raises ``ConfigError`` naming the file and the field."""
+    directory = directory.resolve()
+    path = directory / CONFIG_FILE
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            file, "not found: is this a cluster directory? ('splice quickstart create DIR' makes one)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, f"not valid TOML: {exc}") from None
+    env = environ or {}
+    cluster = data.get("cluster", {})
+    deploy = data.get("deploy", {})
+    servers = []
+    for index, raw in enumerate(data.get("servers", [])):
+        where = f"servers[{index}]"
+        port = _get(raw, "port", int, file, where)
+        if not 0 < port < 65536:
+            raise ConfigError(file, f"must be between 1 and 65535, got {port}", f"{where}.port")
+        servers.append(
+            ServerSettings(
+                _get(raw, "name", str, file, where), _get(raw, "host", str, file, where, "127.0.0.1"), port, index
+            )
+        )
+    if not servers:
+        raise ConfigError(file, "a cluster needs at least one [[servers]] entry", "servers")
+    odb = env.get("SPLICE_ODB") or _get(cluster, "odb", str, file, "cluster", "sqlite+aiosqlite:///odb.sqlite")
+    try:
+        timeout = float(env.get("SPLICE_IMPORT_TIMEOUT") or _get(deploy, "import_timeout", float, file, "deploy", 5.0))
+        max_bytes = int(
+            env.get("SPLICE_MAX_MODULE_BYTES") or _get(deploy, "max_module_bytes", int, file, "deploy", 1 << 20)
+        )
+    except ValueError as exc:
+        raise ConfigError("environment", f"SPLICE_IMPORT_TIMEOUT or SPLICE_MAX_MODULE_BYTES: {exc}") from None
+    return Settings(
+        directory=directory,
+        cluster_name=_get(cluster, "name", str, file, "cluster", directory.name),
+        odb_url=resolve_odb_url(odb, directory),
+        servers=tuple(servers),
+        max_module_bytes=max_bytes,
+        import_timeout=timeout,
+        log_level=env.get("SPLICE_LOG_LEVEL") or _get(cluster, "log_level", str, file, "cluster", "INFO"),
+    )
+
+
+def render_config(name: str, odb: str, servers: list[tuple[str, str, int]]) -> str:
+    """The text of a new ``cluster.toml``."""
+    lines = [
+        "# Splice cluster configuration; see 'splice --help'.",
+        "[cluster]",
+        f"name = {_toml_str(name)}",
+        f"odb = {_toml_str(odb)}",
+        "",
+        "[deploy]",
+        "max_module_bytes = 1048576",
+        "import_timeout = 5.0",
+    ]
+    for server_name, host, port in servers:
+        lines += ["", "[[servers]]", f"name = {_toml_str(server_name)}", f"host = {_toml_str(host)}", f"port = {port}"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,423 @@
+"""The deployment engine: validate, persist, load, swap (DESIGN.md steps 2 to 4 and 6).
+
+All or nothing: every module of a call is checked (size, encoding, name, ``compile()``, an import in a
+throw-away process, the services it defines, name conflicts) before anything is written. Only then is
+the deployment recorded in the ODB and loaded from real files; if loading fails the transaction is
+rolled back and the previous modules are put back, so the previous version keeps serving.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from .errors import DeployError, NotFound, SourceProblem
+from .isolate import Isolation
+from .loader import UserModules, forget, import_all, is_foreign, restore
+from .modules import dependents, imports_of, load_order, shadowed
+from .naming import check_module_path, module_name
+from .store import ServiceInfo, ServiceStore, describe, find_services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    path: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ModuleRecord:
+    """One deployed module as the ODB holds it."""
+
+    path: str
+    module: str
+    version: int
+    source: str
+    sha256: str
+    sequence: int
+    deployed_by: str = ""
+    deployed_at: str = ""
+
+
+class DeployTransaction(Protocol):
+    async def record_deploy(
+        self, modules: Sequence[tuple[ModuleSource, str, str]], services: dict[str, list[dict[str, Any]]], by: str
+    ) -> tuple[int, dict[str, int]]:
+        """Record modules (source, module name, sha256) and their services; returns sequence and versions."""
+
+    async def record_undeploy(self, paths: Sequence[str], by: str) -> int: ...
+
+
+class DeploymentRepository(Protocol):
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[DeployTransaction]: ...
+
+    async def current_modules(self) -> list[ModuleRecord]: ...
+
+
+@dataclass
+class DeployResult:
+    sequence: int
+    modules: list[dict[str, Any]]
+    timings: dict[str, float]
+    reloaded: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sequence": self.sequence, "modules": self.modules, "reloaded": self.reloaded, "timings": self.timings}
+
+
+class Limits(Protocol):
+    @property
+    def max_module_bytes(self) -> int: ...
+
+    @property
+    def import_timeout(self) -> float: ...
+
+
+def sha256(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def class_line(tree: ast.Module, class_name: str | None) -> int | None:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            return node.lineno
+    return None
+
+
+class DeploymentEngine:
+    """Deploys and undeploys modules on this server; one deployment at a time."""
+
+    def __init__(
+        self,
+        store: ServiceStore,
+        repository: DeploymentRepository,
+        deployed_dir: Path,
+        isolation: Isolation,
+        limits: Limits,
+    ) -> None:
+        self.store = store
+        self.repository = repository
+        self.deployed_dir = deployed_dir
+        self.isolation = isolation
+        self.limits = limits
+        self.finder = UserModules(deployed_dir)
+        self.graph: dict[str, set[str]] = {}
+        self.records: dict[str, ModuleRecord] = {}
+        self.load_failures: list[SourceProblem] = []
+        self._lock = asyncio.Lock()
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    async def load_all(self) -> int:
+        """Load every module the ODB holds (the ODB is the truth); returns how many loaded."""
+        self.finder.install()
+        records = await self.repository.current_modules()
+        async with self._lock:
+            _clear_dir(self.deployed_dir)
+            self.records = {r.path: r for r in records}
+            for record in records:
+                _write(self.deployed_dir / record.path, record.source)
+                self.finder.files[record.module] = record.path
+                self.graph[record.module] = _imports(record.source, record.module, record.path)
+            order = load_order(self.graph, self.finder.files)
+            infos = await anyio.to_thread.run_sync(self._load_tolerant, order)
+            self.store.swap(set(self.finder.files), infos)
+        return len(records)
+
+    def _load_tolerant(self, order: list[str]) -> list[ServiceInfo]:
+        infos: list[ServiceInfo] = []
+        by_module = {r.module: r for r in self.records.values()}
+        for name in order:
+            record = by_module[name]
+            try:
+                module = import_all([name])[name]
+                infos.extend(self._describe_all(record, vars(module)))
+            except Exception as exc:
+                logger.exception("cannot load %s at start", record.path)
+                self.load_failures.append(SourceProblem(record.path, f"{type(exc).__name__}: {exc}"))
+        return infos
+
+    def _describe_all(self, record: ModuleRecord, namespace: dict[str, Any]) -> list[ServiceInfo]:
+        classes, _ = find_services(record.module, namespace)
+        return [describe(cls, record.module, record.path, record.version, namespace) for cls in classes]
+
+    # -- deploy ----------------------------------------------------------------------------------
+
+    async def deploy(self, sources: Sequence[ModuleSource], by: str = "") -> DeployResult:
+        """Deploy ``sources`` together, all or nothing; raises ``DeployError`` naming every problem."""
+        started = time.perf_counter()
+        async with self._lock:
+            names, trees = self._check_sources(sources)
+            graph = dict(self.graph)
+            for src in sources:
+                graph[names[src.path]] = imports_of(trees[src.path], names[src.path], src.path.endswith("__init__.py"))
+            batch = {names[s.path] for s in sources}
+            reload = dependents(graph, batch) & set(self.finder.files)
+            order = load_order(graph, batch | reload)
+            files = {**self.finder.files, **{names[s.path]: s.path for s in sources}}
+            overlay = {names[s.path]: s.source for s in sources}
+            checked = time.perf_counter()
+            found = await self._isolated(files, overlay, order, sorted(batch), trees)
+            isolated = time.perf_counter()
+            self._check_conflicts(found, batch, names)
+            unchanged = [s for s in sources if (r := self.records.get(s.path)) and r.sha256 == sha256(s.source)]
+            persisted: dict[str, int] = {}
+            async with self.repository.transaction() as tx:
+                rows = [(s, names[s.path], sha256(s.source)) for s in sources]
+                services = {s.path: found[names[s.path]] for s in sources}
+                sequence, persisted = await tx.record_deploy(rows, services, by)
+                recorded = time.perf_counter()
+                new_records = {
+                    s.path: ModuleRecord(
+                        s.path, names[s.path], persisted[s.path], s.source, sha256(s.source), sequence, by
+                    )
+                    for s in sources
+                }
+                await self._apply(new_records, removed=set(), order=order, graph=graph)
+            done = time.perf_counter()
+        timings = {
+            "validate_ms": _ms(started, checked),
+            "isolate_ms": _ms(checked, isolated),
+            "persist_ms": _ms(isolated, recorded),
+            "load_ms": _ms(recorded, done),
+            "total_ms": _ms(started, done),
+        }
+        modules = [
+            {
+                "path": s.path,
+                "module": names[s.path],
+                "version": persisted[s.path],
+                "unchanged": s in unchanged,
+                "services": [svc["name"] for svc in found[names[s.path]]],
+            }
+            for s in sources
+        ]
+        logger.info(
+            "deployed %s as sequence %s in %.1f ms", ", ".join(s.path for s in sources), sequence, timings["total_ms"]
+        )
+        return DeployResult(sequence, modules, timings, reloaded=sorted(reload))
+
+    def _check_sources(self, sources: Sequence[ModuleSource]) -> tuple[dict[str, str], dict[str, ast.Module]]:
+        problems: list[SourceProblem] = []
+        names: dict[str, str] = {}
+        trees: dict[str, ast.Module] = {}
+        if not sources:
+            raise DeployError([SourceProblem("", "nothing to deploy: no modules given")])
+        seen: dict[str, str] = {}
+        for src in sources:
+            problem = self._check_one(src, seen)
+            if problem:
+                problems.append(problem)
+                continue
+            names[src.path] = seen[src.path] = module_name(src.path)
+            try:
+                trees[src.path] = ast.parse(src.source, filename=src.path)
+                compile(trees[src.path], src.path, "exec", dont_inherit=True)
+            except SyntaxError as exc:
+                column = exc.offset
+                message = f"{type(exc).__name__}: {exc.msg}"
+                problems.append(SourceProblem(src.path, message, exc.lineno, column, kind="syntax"))
+        if problems:
+            raise DeployError(problems)
+        return names, trees
+
+    def _check_one(self, src: ModuleSource, seen: dict[str, str]) -> SourceProblem | None:
+        path = src.path
+        bad = check_module_path(path)
+        if bad:
+            return SourceProblem(path, bad, kind="path")
+        size = len(src.source.encode("utf-8", "surrogatepass"))
+        if size > self.limits.max_module_bytes:
+            return SourceProblem(
+                path, f"module is {size} bytes, the limit is {self.limits.max_module_bytes}", kind="size"
+            )
+        try:
+            src.source.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return SourceProblem(path, f"source is not valid UTF-8: {exc.reason}", kind="encoding")
+        if "\x00" in src.source:
+            line = src.source.count("\n", 0, src.source.index("\x00")) + 1
+            return SourceProblem(path, "source contains a NUL character", line, kind="encoding")
+        name = module_name(path)
+        for other_path, other in seen.items():
+            if other == name:
+                return SourceProblem(
+                    path, f"module {name} is given twice in this call (also as {other_path})", kind="path"
+                )
+        taken = shadowed(name, lambda top: is_foreign(top, self.finder))
+        if taken:
+            return SourceProblem(
+                path, f"module {name} would shadow the installed module '{taken}'; rename it", kind="path"
+            )
+        return None
+
+    async def _isolated(
+        self,
+        files: dict[str, str],
+        overlay: dict[str, str],
+        order: list[str],
+        describe_names: list[str],
+        trees: dict[str, ast.Module],
+    ) -> dict[str, list[dict[str, Any]]]:
+        job = {
+            "root": str(self.deployed_dir),
+            "files": files,
+            "overlay": overlay,
+            "check": order,
+            "describe": describe_names,
+            "timeout": self.limits.import_timeout,
+        }
+        result = await self.isolation.check(job)
+        paths = [files[n] for n in describe_names]
+        if result.get("timeout"):
+            message = f"importing did not finish within {self.limits.import_timeout:g} s (a loop at module level?)"
+            raise DeployError([SourceProblem(p, message, kind="timeout") for p in paths])
+        if "exited" in result:
+            message = f"importing ended the process (exit status {result['exited']})"
+            raise DeployError([SourceProblem(p, message, kind="import") for p in paths])
+        problems: list[SourceProblem] = []
+        for raw in result["problems"]:
+            tree = trees.get(raw["path"])
+            line = raw.get("line") or (class_line(tree, raw.get("class")) if tree else None)
+            problem = SourceProblem(
+                raw["path"], raw["message"], line, raw.get("column"), "import", raw.get("traceback")
+            )
+            if not any((p.path, p.line, p.message) == (problem.path, problem.line, problem.message) for p in problems):
+                problems.append(problem)
+        if problems:
+            raise DeployError(problems)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for name, module in result["modules"].items():
+            found[name] = module["services"]
+        return found
+
+    def _check_conflicts(self, found: dict[str, list[dict[str, Any]]], batch: set[str], names: dict[str, str]) -> None:
+        problems = []
+        path_of = {v: k for k, v in names.items()}
+        owner: dict[str, str] = {}
+        for module in sorted(batch):
+            for svc in found.get(module, []):
+                name = svc["name"]
+                current = self.store.get(name)
+                if name in owner:
+                    other = owner[name]
+                    problems.append(SourceProblem(path_of[module], f"service name '{name}' is also defined in {other}"))
+                elif current is not None and current.module not in batch:
+                    problems.append(
+                        SourceProblem(path_of[module], f"service name '{name}' is already defined in {current.path}")
+                    )
+                owner[name] = path_of[module]
+        if problems:
+            raise DeployError(problems)
+
+    async def _apply(
+        self, records: dict[str, ModuleRecord], removed: set[str], order: list[str], graph: dict[str, set[str]]
+    ) -> None:
+        """Write files, load ``order`` afresh, swap the store; on any failure put everything back."""
+        old_files = dict(self.finder.files)
+        old_sources = {p: _read(self.deployed_dir / p) for p in [*records, *removed]}
+        removed_names = {self.records[p].module for p in removed}
+        for path, record in records.items():
+            _write(self.deployed_dir / path, record.source)
+            self.finder.files[record.module] = path
+        for name in removed_names:
+            self.finder.files.pop(name, None)
+        saved = forget([*order, *removed_names])
+        merged = {**self.records, **records}
+        try:
+            modules = await anyio.to_thread.run_sync(import_all, order)
+            by_module = {r.module: r for r in merged.values()}
+            infos = [info for name in order for info in self._describe_all(by_module[name], vars(modules[name]))]
+        except BaseException as exc:
+            restore(saved, order)
+            self.finder.files = old_files
+            for path, source in old_sources.items():
+                if source is None:
+                    (self.deployed_dir / path).unlink(missing_ok=True)
+                else:
+                    _write(self.deployed_dir / path, source)
+            if isinstance(exc, Exception):
+                raise DeployError(
+                    [SourceProblem(next(iter(records), ""), f"loading failed: {exc!r}", kind="load")]
+                ) from exc
+            raise
+        for path in removed:
+            (self.deployed_dir / path).unlink(missing_ok=True)
+        self.store.swap(set(order) | removed_names, infos)
+        self.graph = {k: v for k, v in graph.items() if k not in removed_names}
+        self.records = {p: r for p, r in merged.items() if p not in removed}
+
+    # -- undeploy --------------------------------------------------------------------------------
+
+    async def undeploy(self, paths: Sequence[str], by: str = "") -> dict[str, object]:
+        """Remove modules and their services; refused if a remaining module still imports one of them."""
+        started = time.perf_counter()
+        async with self._lock:
+            missing = [p for p in paths if p not in self.records]
+            if missing:
+                raise NotFound(f"not deployed: {', '.join(missing)}")
+            removed_names = {self.records[p].module for p in paths}
+            graph = {k: v for k, v in self.graph.items() if k not in removed_names}
+            reload = dependents(self.graph, removed_names) - removed_names
+            order = load_order(graph, reload)
+            if order:
+                files = {k: v for k, v in self.finder.files.items() if k not in removed_names}
+                await self._isolated(files, {}, order, [], {})
+            services = [info.name for p in paths for info in self.store.by_module(self.records[p].module)]
+            async with self.repository.transaction() as tx:
+                sequence = await tx.record_undeploy(list(paths), by)
+                await self._apply({}, removed=set(paths), order=order, graph=graph)
+        logger.info("undeployed %s as sequence %s", ", ".join(paths), sequence)
+        return {
+            "sequence": sequence,
+            "paths": list(paths),
+            "services": services,
+            "total_ms": _ms(started, time.perf_counter()),
+        }
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 3)
+
+
+def _imports(source: str, module: str, path: str) -> set[str]:
+    try:
+        return imports_of(ast.parse(source), module, path.endswith("__init__.py"))
+    except SyntaxError:
+        return set()
+
+
+def _write(path: Path, source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(source, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _clear_dir(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        else:
+            path.unlink()

@@ -1,0 +1,176 @@
+"""The one error hierarchy of Splice.
+
+The core raises these; each edge translates them (HTTP status and JSON body, CLI message and exit
+code, LSP diagnostic). Every error carries the fields an edge needs and says what was wrong and
+where in its ``__str__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class SpliceError(Exception):
+    """Base class of every error Splice raises on purpose."""
+
+    status = 500
+    code = "error"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": str(self)}
+
+
+@dataclass(frozen=True)
+class SourceProblem:
+    """One thing wrong with one deployed module, located in its file."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    kind: str = "error"
+    traceback: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"path": self.path, "line": self.line, "column": self.column}
+        out.update(kind=self.kind, message=self.message)
+        if self.traceback:
+            out["traceback"] = self.traceback
+        return out
+
+
+class DeployError(SpliceError):
+    """A deployment was refused; nothing was replaced."""
+
+    status = 422
+    code = "deploy_failed"
+
+    def __init__(self, problems: Sequence[SourceProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": str(self), "problems": [p.as_dict() for p in self.problems]}
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One input or output field that does not match its declaration."""
+
+    field: str
+    message: str
+    where: str = "payload"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "where": self.where}
+
+
+class InvalidInput(SpliceError):
+    """A service's declared input was not met; ``handle()`` was not called."""
+
+    status = 400
+    code = "invalid_input"
+
+    def __init__(self, service: str, problems: Sequence[FieldProblem]) -> None:
+        self.service = service
+        self.problems = list(problems)
+        listed = ", ".join(f"{p.field}: {p.message}" for p in self.problems)
+        super().__init__(f"invalid input for service '{service}': {listed}")
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        out["fields"] = [p.as_dict() for p in self.problems]
+        return out
+
+
+class InvalidOutput(SpliceError):
+    """A service returned output that does not match its declaration."""
+
+    code = "invalid_output"
+
+    def __init__(self, service: str, problems: Sequence[FieldProblem]) -> None:
+        self.service = service
+        self.problems = list(problems)
+        listed = ", ".join(f"{p.field}: {p.message}" for p in self.problems)
+        super().__init__(f"service '{service}' returned invalid output: {listed}")
+
+
+class ServiceNotFound(SpliceError):
+    status = 404
+    code = "service_not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no service named '{name}' is deployed")
+
+
+class ServiceFailed(SpliceError):
+    """A service raised; ``chain`` lists the services from the outermost to the one that raised."""
+
+    code = "service_failed"
+
+    def __init__(self, chain: Sequence[str], cid: str, error: BaseException) -> None:
+        self.chain = list(chain)
+        self.cid = cid
+        self.error = error
+        super().__init__(f"service '{' -> '.join(self.chain)}' failed: {type(error).__name__}: {error}")
+
+    @property
+    def service(self) -> str:
+        return self.chain[-1]
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        out["service"] = self.service
+        out["chain"] = self.chain
+        return out
+
+
+class HTTPError(SpliceError):
+    """Raised by a service to answer with a given HTTP status and message."""
+
+    code = "http_error"
+
+    def __init__(self, status: int, message: str = "") -> None:
+        self.status = status
+        super().__init__(message or f"HTTP {status}")
+
+
+class NotFound(SpliceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(SpliceError):
+    status = 409
+    code = "conflict"
+
+
+class BadRequest(SpliceError):
+    status = 400
+    code = "bad_request"
+
+
+@dataclass
+class ConfigError(SpliceError):
+    """The cluster's configuration is wrong: says which file and which field."""
+
+    file: str
+    message: str
+    field: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"

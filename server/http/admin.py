@@ -1,0 +1,250 @@
+"""The admin API under ``/splice/admin/``: every endpoint needs ``Authorization: Bearer <token>``.
+
+Handlers only translate: they read JSON, call the runtime, and answer JSON; domain errors become
+HTTP answers in one place (``endpoint``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import routing
+from ..context import current_cid
+from ..deploy import ModuleSource
+from ..errors import BadRequest, NotFound, SpliceError
+from ..naming import check_service_name
+from ..security import KINDS, hash_secret, token_digest
+from .openapi import document
+from .responses import error_response, json_response
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+logger = logging.getLogger(__name__)
+Handler = Callable[["Runtime", Request, dict[str, Any]], Awaitable[Any]]
+
+
+def authorized(runtime: Runtime, header: str) -> bool:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    digest = token_digest(token.strip())
+    return any(hmac.compare_digest(digest, known) for known in runtime.token_hashes)
+
+
+def _require(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"field '{name}' is required")
+        return None
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise BadRequest(f"field '{name}' must be {expected}, got {type(value).__name__}")
+    return value
+
+
+def endpoint(runtime: Runtime, handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        cid = current_cid.get()
+        try:
+            body: dict[str, Any] = {}
+            if request.method in ("POST", "PUT", "PATCH"):
+                raw = await request.body()
+                if raw:
+                    try:
+                        parsed = json.loads(raw)
+                    except ValueError as exc:
+                        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+                    if not isinstance(parsed, dict):
+                        raise BadRequest("the body must be a JSON object")
+                    body = parsed
+            result = await handler(runtime, request, body)
+        except SpliceError as exc:
+            return error_response(exc, cid)
+        return json_response(result, cid, status)
+
+    return run
+
+
+async def server_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return {
+        "name": runtime.server.name,
+        "cluster": runtime.settings.cluster_name,
+        "url": runtime.server.url,
+        "pid": runtime.pid,
+        "started_at": runtime.started_at,
+        "services": len(runtime.store.snapshot()),
+        "modules": len(runtime.engine.records),
+        "deployed_dir": str(runtime.engine.deployed_dir),
+        "load_failures": [str(p) for p in runtime.engine.load_failures],
+    }
+
+
+async def deploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    modules = _require(body, "modules", list)
+    sources = []
+    for index, item in enumerate(modules):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("path"), str)
+            or not isinstance(item.get("source"), str)
+        ):
+            raise BadRequest(f"modules[{index}] must be an object with string fields 'path' and 'source'")
+        sources.append(ModuleSource(item["path"], item["source"]))
+    by = _require(body, "deployed_by", str, required=False) or "admin-api"
+    result = await runtime.engine.deploy(sources, by=by)
+    return {"server": runtime.server.name, "status": "deployed", **result.as_dict()}
+
+
+async def undeploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    paths = _require(body, "paths", list)
+    if not paths or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("field 'paths' must be a non-empty list of module paths")
+    result = await runtime.engine.undeploy(paths, by=_require(body, "deployed_by", str, required=False) or "admin-api")
+    return {"server": runtime.server.name, "status": "undeployed", **result}
+
+
+async def list_modules(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return {
+        "modules": [
+            {
+                "path": r.path,
+                "module": r.module,
+                "version": r.version,
+                "sha256": r.sha256,
+                "sequence": r.sequence,
+                "services": [info.name for info in runtime.store.by_module(r.module)],
+            }
+            for r in sorted(runtime.engine.records.values(), key=lambda r: r.path)
+        ]
+    }
+
+
+async def module_history(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    path = request.path_params["path"]
+    history = await runtime.repository.history(path)
+    if not history:
+        raise NotFound(f"no module was ever deployed at {path}")
+    return {"path": path, "versions": history}
+
+
+async def list_services(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    snapshot = runtime.store.snapshot()
+    return {"services": [snapshot[name].as_dict() for name in sorted(snapshot)]}
+
+
+async def get_service(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    info = runtime.invoker.lookup(request.path_params["name"])
+    return info.as_dict()
+
+
+async def invoke(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    name = _require(body, "service", str)
+    response = await runtime.invoker.call(name, body.get("payload"), cid=current_cid.get())
+    payload = response.payload
+    out: dict[str, Any] = {"cid": current_cid.get(), "service": name, "status": response.status or 200}
+    if isinstance(payload, bytes | bytearray):
+        out.update(payload=base64.b64encode(payload).decode(), payload_encoding="base64")
+    else:
+        out["payload"] = payload
+    return out
+
+
+async def list_channels(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return {"channels": await runtime.repository.list_channels()}
+
+
+async def create_channel(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    name = _require(body, "name", str)
+    path = _require(body, "path", str)
+    service = _require(body, "service", str)
+    security = _require(body, "security", str, required=False)
+    methods = _require(body, "methods", list, required=False) or ["GET"]
+    problem = routing.check_pattern(path) or check_service_name(service) or check_service_name(name)
+    if problem:
+        raise BadRequest(problem)
+    try:
+        methods = routing.check_methods(str(m) for m in methods)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    await runtime.repository.create_channel(name, path, methods, service, security)
+    await runtime.reload_channels()
+    warning = None if runtime.store.get(service) else f"no service named '{service}' is deployed yet"
+    return {
+        "name": name,
+        "path": path,
+        "methods": methods,
+        "service": service,
+        "security": security,
+        "warning": warning,
+    }
+
+
+async def delete_channel(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    await runtime.repository.delete_channel(request.path_params["name"])
+    await runtime.reload_channels()
+    return {"deleted": request.path_params["name"]}
+
+
+async def list_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    rows = await runtime.repository.list_security()
+    return {"security": [{k: v for k, v in row.items() if k not in ("id", "secret_hash")} for row in rows]}
+
+
+async def create_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    name = _require(body, "name", str)
+    kind = _require(body, "kind", str)
+    if kind not in KINDS:
+        raise BadRequest(f"field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    secret = _require(body, "password" if kind == "basic" else "key", str)
+    username = _require(body, "username", str) if kind == "basic" else None
+    header = (_require(body, "header", str, required=False) or "X-API-Key") if kind == "apikey" else None
+    await runtime.repository.create_security(name, kind, username, header, hash_secret(secret))
+    await runtime.reload_channels()
+    return {"name": name, "kind": kind, "username": username, "header": header}
+
+
+async def delete_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    await runtime.repository.delete_security(request.path_params["name"])
+    await runtime.reload_channels()
+    return {"deleted": request.path_params["name"]}
+
+
+async def openapi(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return document(runtime.server.url)
+
+
+def routes(runtime: Runtime) -> list[Route]:
+    prefix = "/splice/admin"
+    table: list[tuple[str, str, Handler]] = [
+        ("GET", "/server", server_info),
+        ("POST", "/deploy", deploy),
+        ("POST", "/undeploy", undeploy),
+        ("GET", "/modules", list_modules),
+        ("GET", "/modules/{path:path}/history", module_history),
+        ("GET", "/services", list_services),
+        ("GET", "/services/{name:path}", get_service),
+        ("POST", "/invoke", invoke),
+        ("GET", "/channels", list_channels),
+        ("POST", "/channels", create_channel),
+        ("DELETE", "/channels/{name}", delete_channel),
+        ("GET", "/security", list_security),
+        ("POST", "/security", create_security),
+        ("DELETE", "/security/{name}", delete_security),
+        ("GET", "/openapi.json", openapi),
+    ]
+    created = {create_channel, create_security}
+    return [
+        Route(prefix + path, endpoint(runtime, handler, 201 if handler in created else 200), methods=[method])
+        for method, path, handler in table
+    ]

@@ -1,0 +1,78 @@
+"""Assembles the server's ASGI application: ping, the admin API, and REST channels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..context import current_cid, new_cid
+from .admin import authorized, routes
+from .channels import ChannelApp
+from .responses import CID_HEADER, error_body, json_response
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+_UNAUTHORIZED = "the admin API needs 'Authorization: Bearer <token>'; the token is in the cluster's admin-token file"
+
+
+def build_app(runtime: Runtime) -> ASGIApp:
+    async def ping(request: Request) -> Response:
+        cid = current_cid.get()
+        return json_response({"status": "ok", "server": runtime.server.name, "cid": cid}, cid)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        cid = current_cid.get()
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        body = error_body(status, "not_found", f"no such endpoint: {request.method} {request.url.path}", cid)
+        return Response(body, status, media_type="application/json", headers={CID_HEADER: cid})
+
+    handlers = {404: not_found, 405: not_found}
+    splice = Starlette(routes=[Route("/splice/ping", ping), *routes(runtime)], exception_handlers=handlers)
+    channels = ChannelApp(runtime)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                return await _lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        if not path.startswith("/splice/"):
+            return await channels(scope, receive, send)
+        cid = new_cid()
+        token = current_cid.set(cid)
+        try:
+            if path.startswith("/splice/admin") and not authorized(runtime, _header(scope, b"authorization")):
+                body = error_body(401, "unauthorized", _UNAUTHORIZED, cid)
+                headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+                headers.append((CID_HEADER.encode(), cid.encode()))
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                return await send({"type": "http.response.body", "body": body})
+            await splice(scope, receive, send)
+        finally:
+            current_cid.reset(token)
+
+    return app
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,136 @@
+"""REST channels: a raw ASGI app that routes a request to its channel's service.
+
+Kept free of per-request framework objects: this is the hot path the REST benchmark measures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from starlette.types import Message, Receive, Scope, Send
+
+from ..context import current_cid, new_cid
+from ..errors import SpliceError
+from ..routing import NotAllowed
+from ..service import Request
+from .responses import CID_HEADER, dumps, encode_payload, error_body
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+logger = logging.getLogger(__name__)
+MAX_BODY = 16 * 1024 * 1024
+_JSON = b"application/json"
+
+
+class BadBody(SpliceError):
+    status = 400
+    code = "bad_request"
+
+
+class TooLarge(SpliceError):
+    status = 413
+    code = "too_large"
+
+
+class ChannelApp:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cid = new_cid()
+        token = current_cid.set(cid)
+        try:
+            await self._dispatch(scope, receive, send, cid)
+        finally:
+            current_cid.reset(token)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send, cid: str) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        found = self.runtime.router.match(method, path)
+        if found is None:
+            body = error_body(404, "not_found", f"no channel for {method} {path}", cid)
+            return await _send(send, 404, body, b"application/json", cid)
+        if isinstance(found, NotAllowed):
+            allow = ", ".join(sorted(found.allowed))
+            body = error_body(405, "method_not_allowed", f"{method} is not allowed on {path} (allowed: {allow})", cid)
+            return await _send(send, 405, body, b"application/json", cid, [(b"allow", allow.encode())])
+        route = found.route
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if route.security is not None:
+            definition = self.runtime.securities.get(route.security)
+            if definition is None or not self.runtime.verifier.check(definition, headers):
+                extra = (
+                    [(b"www-authenticate", b'Basic realm="splice"')]
+                    if definition and definition.kind == "basic"
+                    else []
+                )
+                body = error_body(401, "unauthorized", f"channel '{route.name}' needs valid credentials", cid)
+                return await _send(send, 401, body, b"application/json", cid, extra)
+        try:
+            payload = _parse(await _read_body(receive), headers.get("content-type", ""))
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}
+            request = Request(payload, method=method, path=path, path_params=found.params, query=query, headers=headers)
+            request.channel = route.name
+            response = await self.runtime.invoker.call(route.service, request=request, cid=cid)
+        except SpliceError as exc:
+            return await _send(send, exc.status, dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
+        body, content_type = encode_payload(response.payload, response.content_type)
+        status = response.status or (200 if body or response.payload is not None else 204)
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        await _send(
+            send, status, b"" if method == "HEAD" else body, content_type.encode() if content_type else None, cid, extra
+        )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse(body: bytes, content_type: str) -> Any:
+    if not body:
+        return None
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json") or (not kind and body[:1] in (b"{", b"[")):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise BadBody(f"the body is not valid JSON: {exc}") from None
+    if kind.startswith("text/") or kind in ("application/x-www-form-urlencoded", "application/xml"):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadBody("the text body is not valid UTF-8") from None
+    return body
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes | None,
+    cid: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (CID_HEADER.encode(), cid.encode())]
+    if content_type:
+        headers.append((b"content-type", content_type))
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

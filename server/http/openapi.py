@@ -1,0 +1,101 @@
+"""The OpenAPI 3.1 document of the admin API (``GET /splice/admin/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_OBJECT = {"type": "object"}
+
+
+def _op(
+    summary: str, body: dict[str, Any] | None = None, ok: int = 200, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(ok): {"description": "OK", "content": {"application/json": {"schema": _OBJECT}}}}
+    for status in (401, *errors):
+        responses[str(status)] = {"description": "Error", "content": {"application/json": {"schema": _ERROR}}}
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+_STR = {"type": "string"}
+_PATH_PARAM = [{"name": "path", "in": "path", "required": True, "schema": _STR}]
+_NAME_PARAM = [{"name": "name", "in": "path", "required": True, "schema": _STR}]
+
+
+def document(server_url: str) -> dict[str, Any]:
+    module = _obj(["path", "source"], path={**_STR, "description": "relative to the project root"}, source=_STR)
+    deploy_body = _obj(["modules"], modules={"type": "array", "items": module, "minItems": 1}, deployed_by=_STR)
+    channel = _obj(
+        ["name", "path", "service"],
+        name=_STR,
+        path={**_STR, "example": "/orders/{id}"},
+        service=_STR,
+        methods={"type": "array", "items": _STR},
+        security=_STR,
+    )
+    security = _obj(
+        ["name", "kind"],
+        name=_STR,
+        kind={"enum": ["basic", "apikey"]},
+        username=_STR,
+        password=_STR,
+        key=_STR,
+        header=_STR,
+    )
+    a = "/splice/admin"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Splice admin API", "version": "1"},
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "paths": {
+            f"{a}/server": {"get": _op("This server: name, cluster, pid, counts")},
+            f"{a}/deploy": {"post": _op("Deploy modules together, all or nothing", deploy_body, errors=(400, 422))},
+            f"{a}/undeploy": {
+                "post": _op(
+                    "Remove modules and their services",
+                    _obj(["paths"], paths={"type": "array", "items": _STR}),
+                    errors=(404, 422),
+                )
+            },
+            f"{a}/modules": {"get": _op("Deployed modules with versions and services")},
+            f"{a}/modules/{{path}}/history": {
+                "get": {**_op("Every version of a module", errors=(404,)), "parameters": _PATH_PARAM}
+            },
+            f"{a}/services": {"get": _op("Deployed services with their declared fields")},
+            f"{a}/services/{{name}}": {"get": {**_op("One service", errors=(404,)), "parameters": _NAME_PARAM}},
+            f"{a}/invoke": {
+                "post": _op("Invoke a service", _obj(["service"], service=_STR, payload={}), errors=(400, 404, 500))
+            },
+            f"{a}/channels": {
+                "get": _op("REST channels"),
+                "post": _op("Create a REST channel", channel, ok=201, errors=(400, 404, 409)),
+            },
+            f"{a}/channels/{{name}}": {"delete": {**_op("Delete a channel", errors=(404,)), "parameters": _NAME_PARAM}},
+            f"{a}/security": {
+                "get": _op("Security definitions (secrets are never shown)"),
+                "post": _op("Create a security definition", security, ok=201, errors=(400, 409)),
+            },
+            f"{a}/security/{{name}}": {
+                "delete": {**_op("Delete a security definition", errors=(404, 409)), "parameters": _NAME_PARAM}
+            },
+            f"{a}/openapi.json": {"get": _op("This document")},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _obj(
+                    ["error", "cid"],
+                    error=_obj(["code", "message"], code=_STR, message=_STR),
+                    cid=_STR,
+                )
+            },
+        },
+    }

@@ -1,0 +1,40 @@
+"""Turning payloads and errors into HTTP responses; every response carries ``X-Splice-CID``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from ..errors import SpliceError
+
+CID_HEADER = "x-splice-cid"
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str | None]:
+    """The body bytes and content type for a service's response payload."""
+    if payload is None:
+        return b"", content_type
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload), content_type or "application/octet-stream"
+    if isinstance(payload, str):
+        return payload.encode(), content_type or "text/plain; charset=utf-8"
+    return dumps(payload), content_type or "application/json"
+
+
+def error_body(status: int, code: str, message: str, cid: str, **extra: Any) -> bytes:
+    return dumps({"error": {"code": code, "message": message, **extra}, "cid": cid})
+
+
+def error_response(exc: SpliceError, cid: str) -> Response:
+    body = dumps({"error": exc.as_dict(), "cid": cid})
+    return Response(body, status_code=exc.status, media_type="application/json", headers={CID_HEADER: cid})
+
+
+def json_response(value: Any, cid: str, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json", headers={CID_HEADER: cid})

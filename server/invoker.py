@@ -1,0 +1,166 @@
+"""Running a service: check input, instantiate, hooks, ``handle()``, check output.
+
+``async def`` services run on the event loop; plain ``def`` services run in a worker thread, so a
+blocking call in a service (an HTTP client, a database driver) never stalls the server. Errors that
+escape user code become ``ServiceFailed`` naming the chain of services that led to them; this is the
+one place that catches everything user code may raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from .context import current_cid, new_cid
+from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
+from .fields import validate
+from .service import Request, Response, Service
+from .store import ServiceInfo, ServiceStore
+
+logger = logging.getLogger(__name__)
+
+
+class Invoker:
+    """Calls services by name from one ``ServiceStore``."""
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.store = store
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def lookup(self, name: str) -> ServiceInfo:
+        info = self.store.get(name)
+        if info is None:
+            raise ServiceNotFound(name)
+        return info
+
+    async def call(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        request: Request | None = None,
+        cid: str | None = None,
+        chain: tuple[str, ...] = (),
+    ) -> Response:
+        """Run service ``name`` and return its response; raises ``SpliceError`` subclasses only."""
+        info = self.lookup(name)
+        if request is None:
+            request = Request(payload)
+        self._check_input(info, request)
+        cid = cid or new_cid()
+        token = current_cid.set(cid)
+        try:
+            service = self._instantiate(info, request, cid, chain)
+            try:
+                if info.is_async:
+                    await _run_hooks_async(service)
+                else:
+                    await anyio.to_thread.run_sync(_run_hooks_blocking, service)
+            except (HTTPError, ServiceFailed):
+                raise
+            except Exception as exc:
+                logger.exception("service %s failed", name)
+                raise ServiceFailed(service._chain, cid, exc) from exc
+            self._check_output(info, service.response)
+            return service.response
+        finally:
+            current_cid.reset(token)
+
+    def _instantiate(self, info: ServiceInfo, request: Request, cid: str, chain: tuple[str, ...]) -> Service:
+        service = info.cls()
+        service.request = request
+        service.response = Response()
+        service.cid = cid
+        service.service_name = info.name
+        service._invoker = self
+        service._chain = (*chain, info.name)
+        return service
+
+    @staticmethod
+    def _check_input(info: ServiceInfo, request: Request) -> None:
+        if not info.input:
+            request.input = request.payload if isinstance(request.payload, dict) else {}
+            return
+        textual: dict[str, str] = {}
+        where: dict[str, str] = {}
+        for source, values in (("query", request.query), ("path", request.path_params)):
+            for key, value in values.items():
+                textual[key] = value
+                where[key] = source
+        converted, problems = validate(info.input, request.payload, textual=textual, textual_where=where)
+        if problems:
+            raise InvalidInput(info.name, problems)
+        request.input = converted
+
+    @staticmethod
+    def _check_output(info: ServiceInfo, response: Response) -> None:
+        if info.output and isinstance(response.payload, dict):
+            _, problems = validate(info.output, response.payload)
+            if problems:
+                raise InvalidOutput(info.name, problems)
+
+    async def invoke_nested(self, name: str, payload: Any, *, parent: Service) -> Any:
+        try:
+            response = await self.call(name, payload, cid=parent.cid, chain=parent._chain)
+        except ServiceFailed:
+            raise
+        except SpliceError as exc:
+            raise ServiceFailed((*parent._chain, name), parent.cid, exc) from exc
+        return response.payload
+
+    def invoke_blocking(self, name: str, payload: Any, *, parent: Service) -> Any:
+        return anyio.from_thread.run(functools.partial(self.invoke_nested, name, payload, parent=parent))
+
+    def spawn(self, name: str, payload: Any, *, parent: Service | None = None) -> str:
+        """Start ``name`` in the background; returns its cid. Callable from the loop or a worker thread."""
+        self.lookup(name)
+        cid = new_cid()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            anyio.from_thread.run_sync(self._start_task, name, payload, cid)
+        else:
+            self._start_task(name, payload, cid)
+        return cid
+
+    def _start_task(self, name: str, payload: Any, cid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._background_call(name, payload, cid))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _background_call(self, name: str, payload: Any, cid: str) -> None:
+        try:
+            await self.call(name, payload, cid=cid)
+        except SpliceError as exc:
+            logger.error("background call of %s (cid %s) failed: %s", name, cid, exc, extra={"cid": cid})
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for background calls to finish (at shutdown)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _run_hooks_async(service: Service) -> None:
+    await _maybe_await(service.before_handle())
+    await _maybe_await(service.handle())
+    await _maybe_await(service.after_handle())
+
+
+def _run_hooks_blocking(service: Service) -> None:
+    for hook in (service.before_handle, service.handle, service.after_handle):
+        result = hook()
+        if inspect.isawaitable(result):
+            anyio.from_thread.run(_maybe_await, result)

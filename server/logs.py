@@ -1,0 +1,20 @@
+"""Logging set-up for the server process and the CLI (the library itself never configures logging)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .context import CidFilter
+
+FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s [cid %(cid)s] %(message)s"
+
+
+def configure_server_logging(log_file: Path, level: str) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(CidFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

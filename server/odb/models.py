@@ -1,0 +1,127 @@
+"""ODB tables. Every object belongs to a cluster; deployed modules keep every version they ever had."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Server(Base):
+    __tablename__ = "servers"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(500))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Deployment(Base):
+    """One deploy or undeploy call; its id is the cluster-wide increasing sequence number."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    deployed_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModuleVersion(Base):
+    """Every version of every module, kept for history and rollback."""
+
+    __tablename__ = "module_versions"
+    __table_args__ = (UniqueConstraint("cluster_id", "path", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    path: Mapped[str] = mapped_column(String(500))
+    module: Mapped[str] = mapped_column(String(500))
+    version: Mapped[int] = mapped_column(Integer)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(LongText)
+    sha256: Mapped[str] = mapped_column(String(64))
+    deployed_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DeployedModule(Base):
+    """The module versions the cluster runs now; a row per module, gone when it is undeployed."""
+
+    __tablename__ = "deployed_modules"
+    __table_args__ = (UniqueConstraint("cluster_id", "path"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    path: Mapped[str] = mapped_column(String(500))
+    module: Mapped[str] = mapped_column(String(500))
+    version_id: Mapped[int] = mapped_column(ForeignKey("module_versions.id"))
+
+
+class ServiceRow(Base):
+    """The catalog of deployed services (name, module, declared fields), for clients such as the editor."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(500))
+    class_name: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class SecurityDefinition(Base):
+    __tablename__ = "security_definitions"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    username: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    header: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="rest")
+    path: Mapped[str] = mapped_column(String(500))
+    methods: Mapped[list[str]] = mapped_column(JSON)
+    service: Mapped[str] = mapped_column(String(200))
+    security_id: Mapped[int | None] = mapped_column(ForeignKey("security_definitions.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Token(Base):
+    """Admin API tokens; only their sha256 is stored."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

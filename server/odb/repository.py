@@ -1,0 +1,321 @@
+"""The ODB repository: every read and write Splice makes, in one cluster's scope."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..deploy import ModuleRecord, ModuleSource
+from ..errors import Conflict, NotFound
+from .models import (
+    Channel,
+    Cluster,
+    DeployedModule,
+    Deployment,
+    ModuleVersion,
+    SecurityDefinition,
+    Server,
+    ServiceRow,
+    Token,
+)
+
+
+class OdbDeployTransaction:
+    """Writes of one deployment, inside one database transaction."""
+
+    def __init__(self, connection: AsyncConnection, cluster_id: int) -> None:
+        self.connection = connection
+        self.cluster_id = cluster_id
+
+    async def _new_sequence(self, action: str, by: str) -> int:
+        result = await self.connection.execute(
+            insert(Deployment).values(cluster_id=self.cluster_id, action=action, deployed_by=by)
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def _next_version(self, path: str) -> int:
+        query = select(func.max(ModuleVersion.version)).where(
+            ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path
+        )
+        current = (await self.connection.execute(query)).scalar()
+        return int(current or 0) + 1
+
+    async def record_deploy(
+        self, modules: Sequence[tuple[ModuleSource, str, str]], services: dict[str, list[dict[str, Any]]], by: str
+    ) -> tuple[int, dict[str, int]]:
+        sequence = await self._new_sequence("deploy", by)
+        versions: dict[str, int] = {}
+        for src, module, digest in modules:
+            version = await self._next_version(src.path)
+            result = await self.connection.execute(
+                insert(ModuleVersion).values(
+                    cluster_id=self.cluster_id,
+                    path=src.path,
+                    module=module,
+                    version=version,
+                    deployment_id=sequence,
+                    action="deploy",
+                    source=src.source,
+                    sha256=digest,
+                    deployed_by=by,
+                )
+            )
+            version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            await self._set_current(src.path, module, version_id)
+            await self._set_services(src.path, services.get(src.path, []))
+            versions[src.path] = version
+        return sequence, versions
+
+    async def _set_current(self, path: str, module: str, version_id: int) -> None:
+        where = (DeployedModule.cluster_id == self.cluster_id, DeployedModule.path == path)
+        await self.connection.execute(delete(DeployedModule).where(*where))
+        await self.connection.execute(
+            insert(DeployedModule).values(cluster_id=self.cluster_id, path=path, module=module, version_id=version_id)
+        )
+
+    async def _set_services(self, path: str, services: list[dict[str, Any]]) -> None:
+        await self.connection.execute(
+            delete(ServiceRow).where(ServiceRow.cluster_id == self.cluster_id, ServiceRow.path == path)
+        )
+        for svc in services:
+            await self.connection.execute(
+                insert(ServiceRow).values(
+                    cluster_id=self.cluster_id, name=svc["name"], path=path, class_name=svc["class"], details=svc
+                )
+            )
+
+    async def record_undeploy(self, paths: Sequence[str], by: str) -> int:
+        sequence = await self._new_sequence("undeploy", by)
+        for path in paths:
+            current = await self.connection.execute(
+                select(ModuleVersion.module, ModuleVersion.source)
+                .join(DeployedModule, DeployedModule.version_id == ModuleVersion.id)
+                .where(DeployedModule.cluster_id == self.cluster_id, DeployedModule.path == path)
+            )
+            row = current.first()
+            if row is None:
+                raise NotFound(f"not deployed: {path}")
+            await self.connection.execute(
+                insert(ModuleVersion).values(
+                    cluster_id=self.cluster_id,
+                    path=path,
+                    module=row.module,
+                    version=await self._next_version(path),
+                    deployment_id=sequence,
+                    action="undeploy",
+                    source="",
+                    sha256="",
+                    deployed_by=by,
+                )
+            )
+            await self.connection.execute(
+                delete(DeployedModule).where(DeployedModule.cluster_id == self.cluster_id, DeployedModule.path == path)
+            )
+            await self._set_services(path, [])
+        return sequence
+
+
+class OdbRepository:
+    """All ODB access of one cluster."""
+
+    def __init__(self, engine: AsyncEngine, cluster_name: str) -> None:
+        self.engine = engine
+        self.cluster_name = cluster_name
+        self._cluster_id: int | None = None
+
+    @property
+    def cluster_id(self) -> int:
+        if self._cluster_id is None:
+            raise RuntimeError("call ensure_cluster() first")
+        return self._cluster_id
+
+    async def ensure_cluster(self) -> int:
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(select(Cluster.id).where(Cluster.name == self.cluster_name))).scalar()
+            if found is None:
+                result = await conn.execute(insert(Cluster).values(name=self.cluster_name))
+                found = int(result.inserted_primary_key[0])  # type: ignore[index]
+        self._cluster_id = int(found)
+        return self._cluster_id
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[OdbDeployTransaction]:
+        async with self.engine.begin() as conn:
+            yield OdbDeployTransaction(conn, self.cluster_id)
+
+    async def current_modules(self) -> list[ModuleRecord]:
+        query = (
+            select(ModuleVersion)
+            .join(DeployedModule, DeployedModule.version_id == ModuleVersion.id)
+            .where(DeployedModule.cluster_id == self.cluster_id)
+            .order_by(ModuleVersion.path)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ModuleRecord(
+                r.path, r.module, r.version, r.source, r.sha256, r.deployment_id, r.deployed_by, _iso(r.created_at)
+            )
+            for r in rows
+        ]
+
+    async def history(self, path: str) -> list[dict[str, Any]]:
+        query = (
+            select(ModuleVersion)
+            .where(ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path)
+            .order_by(ModuleVersion.version)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "version": r.version,
+                "action": r.action,
+                "sequence": r.deployment_id,
+                "sha256": r.sha256,
+                "deployed_by": r.deployed_by,
+                "deployed_at": _iso(r.created_at),
+            }
+            for r in rows
+        ]
+
+    async def last_sequence(self) -> int:
+        query = select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+    # -- servers ---------------------------------------------------------------------------------
+
+    async def register_server(self, name: str, url: str, pid: int, sequence: int) -> None:
+        values = {"url": url, "pid": pid, "last_sequence": sequence, "started_at": datetime.now(UTC)}
+        async with self.engine.begin() as conn:
+            where = (Server.cluster_id == self.cluster_id, Server.name == name)
+            result = await conn.execute(update(Server).where(*where).values(**values))
+            if result.rowcount == 0:
+                await conn.execute(insert(Server).values(cluster_id=self.cluster_id, name=name, **values))
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    async def add_token(self, name: str, token_sha256: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(Token).where(Token.cluster_id == self.cluster_id, Token.name == name))
+            await conn.execute(insert(Token).values(cluster_id=self.cluster_id, name=name, token_sha256=token_sha256))
+
+    async def token_hashes(self) -> set[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(Token.token_sha256).where(Token.cluster_id == self.cluster_id))
+            return {r[0] for r in rows}
+
+    # -- security definitions --------------------------------------------------------------------
+
+    async def create_security(
+        self, name: str, kind: str, username: str | None, header: str | None, secret_hash: str
+    ) -> None:
+        values = {"name": name, "kind": kind, "username": username, "header": header, "secret_hash": secret_hash}
+        await self._insert_unique(SecurityDefinition, values, f"security definition '{name}' already exists")
+
+    async def list_security(self) -> list[dict[str, Any]]:
+        query = select(SecurityDefinition).where(SecurityDefinition.cluster_id == self.cluster_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(SecurityDefinition.name))).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "kind": r.kind,
+                "username": r.username,
+                "header": r.header,
+                "secret_hash": r.secret_hash,
+            }
+            for r in rows
+        ]
+
+    async def delete_security(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    select(SecurityDefinition.id).where(
+                        SecurityDefinition.cluster_id == self.cluster_id, SecurityDefinition.name == name
+                    )
+                )
+            ).scalar()
+            if found is None:
+                raise NotFound(f"no security definition named '{name}'")
+            users = (await conn.execute(select(Channel.name).where(Channel.security_id == found))).scalars().all()
+            if users:
+                raise Conflict(f"security definition '{name}' is used by channels: {', '.join(sorted(users))}")
+            await conn.execute(delete(SecurityDefinition).where(SecurityDefinition.id == found))
+
+    # -- channels --------------------------------------------------------------------------------
+
+    async def create_channel(
+        self, name: str, path: str, methods: list[str], service: str, security: str | None
+    ) -> None:
+        security_id = None
+        if security is not None:
+            async with self.engine.connect() as conn:
+                security_id = (
+                    await conn.execute(
+                        select(SecurityDefinition.id).where(
+                            SecurityDefinition.cluster_id == self.cluster_id, SecurityDefinition.name == security
+                        )
+                    )
+                ).scalar()
+            if security_id is None:
+                raise NotFound(f"no security definition named '{security}'")
+        values = {"name": name, "path": path, "methods": methods, "service": service, "security_id": security_id}
+        await self._insert_unique(Channel, values, f"channel '{name}' already exists")
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        query = (
+            select(Channel, SecurityDefinition.name.label("security"))
+            .outerjoin(SecurityDefinition, SecurityDefinition.id == Channel.security_id)
+            .where(Channel.cluster_id == self.cluster_id)
+            .order_by(Channel.name)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "path": r.path,
+                "methods": r.methods,
+                "service": r.service,
+                "security": r.security,
+            }
+            for r in rows
+        ]
+
+    async def delete_channel(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(Channel).where(Channel.cluster_id == self.cluster_id, Channel.name == name)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no channel named '{name}'")
+
+    async def _insert_unique(
+        self, model: type[Channel] | type[SecurityDefinition], values: dict[str, Any], taken: str
+    ) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(model).values(cluster_id=self.cluster_id, **values))
+        except IntegrityError as exc:
+            raise Conflict(taken) from exc
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()

@@ -1,0 +1,115 @@
+"""Matching REST channel paths: pure functions and a small immutable router.
+
+Patterns are paths with parameters: ``/orders/{id}`` (one segment), ``/orders/{id:int}`` (digits
+only) and ``/files/{rest:path}`` (the rest of the path, slashes included). When several channels
+match, the one with more literal text wins, so ``/orders/new`` beats ``/orders/{id}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|path))?\}")
+_CONVERTERS = {"str": "[^/]+", "int": "[0-9]+", "path": ".+"}
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+RESERVED_PREFIX = "/splice/"
+
+
+def check_pattern(pattern: str) -> str | None:
+    """What is wrong with a channel path pattern, or ``None``."""
+    if not pattern.startswith("/"):
+        return f"a channel path must start with '/': {pattern!r}"
+    if pattern.startswith(RESERVED_PREFIX) or pattern == "/splice":
+        return f"paths under {RESERVED_PREFIX} are Splice's own: {pattern!r}"
+    rest = _PARAM.sub("", pattern)
+    if "{" in rest or "}" in rest:
+        return f"bad parameter in {pattern!r}: use {{name}}, {{name:int}} or {{name:path}}"
+    names = [m.group(1) for m in _PARAM.finditer(pattern)]
+    if len(names) != len(set(names)):
+        return f"a parameter appears twice in {pattern!r}"
+    return None
+
+
+def compile_pattern(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A regular expression for ``pattern`` and its parameter names; raises ``ValueError`` if it is bad."""
+    problem = check_pattern(pattern)
+    if problem:
+        raise ValueError(problem)
+    regex, names, last = "^", [], 0
+    for match in _PARAM.finditer(pattern):
+        regex += re.escape(pattern[last : match.start()])
+        regex += f"(?P<{match.group(1)}>{_CONVERTERS[match.group(2) or 'str']})"
+        names.append(match.group(1))
+        last = match.end()
+    regex += re.escape(pattern[last:]) + "$"
+    return re.compile(regex), tuple(names)
+
+
+def check_methods(methods: Iterable[str]) -> list[str]:
+    """Upper-cased methods; raises ``ValueError`` on an unknown one."""
+    out = sorted({m.upper() for m in methods})
+    unknown = [m for m in out if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown HTTP method {', '.join(unknown)} (use {', '.join(sorted(METHODS))})")
+    return out
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: str
+    methods: frozenset[str]
+    service: str
+    security: str | None = None
+    regex: re.Pattern[str] = field(init=False, compare=False)
+    params: tuple[str, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex, params = compile_pattern(self.pattern)
+        object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "params", params)
+
+    @property
+    def literal_length(self) -> int:
+        return len(_PARAM.sub("", self.pattern))
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NotAllowed:
+    allowed: frozenset[str]
+
+
+class Router:
+    """Immutable: build a new one when channels change."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        ordered = sorted(routes, key=lambda r: (-r.literal_length, len(r.params), r.name))
+        self.routes = tuple(ordered)
+        self._static: dict[str, list[Route]] = {}
+        for route in ordered:
+            if not route.params:
+                self._static.setdefault(route.pattern, []).append(route)
+        self._dynamic = tuple(r for r in ordered if r.params)
+
+    def match(self, method: str, path: str) -> Match | NotAllowed | None:
+        allowed: set[str] = set()
+        for route in self._static.get(path, ()):
+            if method in route.methods or (method == "HEAD" and "GET" in route.methods):
+                return Match(route, {})
+            allowed |= route.methods
+        for route in self._dynamic:
+            found = route.regex.match(path)
+            if found is None:
+                continue
+            if method in route.methods or (method == "HEAD" and "GET" in route.methods):
+                return Match(route, found.groupdict())
+            allowed |= route.methods
+        return NotAllowed(frozenset(allowed)) if allowed else None

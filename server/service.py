@@ -1,0 +1,134 @@
+"""The service model: what users subclass, and the request and response a service sees.
+
+A service is a class with a ``handle()`` method, plain or ``async def``. Splice makes a new instance
+for every call, so nothing is shared between calls through ``self``::
+
+    from splice.server import Service
+
+    class GetOrder(Service):
+        name = "orders.get"                 # optional; else derived from module and class
+
+        class Input:
+            id: int
+
+        async def handle(self) -> None:
+            order_id = self.request.input["id"]
+            customer = await self.ainvoke("crm.get-customer", {"order": order_id})
+            self.response.payload = {"id": order_id, "customer": customer}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .context import current_cid
+
+if TYPE_CHECKING:
+    from .invoker import Invoker
+
+
+class Request:
+    """What the caller sent. HTTP details are set when the call came over a channel."""
+
+    __slots__ = ("channel", "headers", "input", "method", "path", "path_params", "payload", "query", "scheduler")
+
+    def __init__(
+        self,
+        payload: Any = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self.payload = payload
+        """The body: parsed JSON, else ``str`` for text and ``bytes`` for anything else; ``None`` if empty."""
+        self.input: dict[str, Any] = {}
+        """The declared input fields, checked and converted, gathered from payload, path and query."""
+        self.method = method
+        self.path = path
+        self.path_params: Mapping[str, str] = path_params or {}
+        self.query: Mapping[str, str] = query or {}
+        self.headers: Mapping[str, str] = headers or {}
+        """HTTP headers, with lower-case names."""
+        self.channel = channel
+        """The name of the channel the call came through, or ``None`` for an invoke."""
+        self.scheduler: Mapping[str, Any] | None = None
+
+
+class Response:
+    """What the service answers. ``payload`` of ``dict`` or ``list`` becomes JSON, ``str`` text, ``bytes`` binary."""
+
+    __slots__ = ("content_type", "headers", "payload", "status")
+
+    def __init__(self) -> None:
+        self.payload: Any = None
+        self.status: int | None = None
+        """The HTTP status; when left ``None`` it is 200, or 204 if there is no payload."""
+        self.headers: dict[str, str] = {}
+        self.content_type: str | None = None
+
+
+class Service:
+    """Base class of every service. Subclass it and define ``handle()``."""
+
+    name: ClassVar[str | None] = None
+    """The service's name; when not set, derived from module and class (see ``splice.server.naming``)."""
+    abstract: ClassVar[bool] = False
+    """Set ``abstract = True`` on a base class that is not itself a service."""
+    Input: ClassVar[type | None] = None
+    Output: ClassVar[type | None] = None
+
+    request: Request
+    response: Response
+    cid: str
+    """The correlation id of this call; every log line of the call carries it."""
+    service_name: str
+    _invoker: Invoker
+    _chain: tuple[str, ...]
+    _logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    def handle(self) -> Awaitable[None] | None:
+        """Do the work: read ``self.request``, set ``self.response``. May be ``async def``."""
+        raise NotImplementedError
+
+    def before_handle(self) -> Awaitable[None] | None:
+        """Called before ``handle()``, after input was checked."""
+
+    def after_handle(self) -> Awaitable[None] | None:
+        """Called after ``handle()`` returned without raising."""
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose lines carry this call's cid."""
+        if self._logger is None:
+            base = logging.getLogger(f"splice.service.{self.service_name}")
+            self._logger = logging.LoggerAdapter(base, {"cid": self.cid})
+        return self._logger
+
+    def invoke(self, name: str, payload: Any = None) -> Any:
+        """Call another service and return its response payload. For ``def handle``; raises ``ServiceFailed``.
+
+        Inside ``async def handle`` use ``await self.ainvoke(...)`` instead: this call blocks.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._invoker.invoke_blocking(name, payload, parent=self)
+        raise RuntimeError(f"self.invoke({name!r}) blocks: inside 'async def handle' use 'await self.ainvoke(...)'")
+
+    async def ainvoke(self, name: str, payload: Any = None) -> Any:
+        """Call another service and return its response payload. For ``async def handle``; raises ``ServiceFailed``."""
+        return await self._invoker.invoke_nested(name, payload, parent=self)
+
+    def invoke_async(self, name: str, payload: Any = None) -> str:
+        """Start another service in the background and return its cid at once."""
+        return self._invoker.spawn(name, payload, parent=self)
+
+
+__all__ = ["Request", "Response", "Service", "current_cid"]

@@ -1,0 +1,1 @@
+"""Unit-testing services without a running server: see ``splice.testing.plugin``."""

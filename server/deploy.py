@@ -136,6 +136,11 @@ class DeploymentEngine:
             self.store.swap(set(self.finder.files), infos)
         return len(records)
 
+    def close(self) -> None:
+        """Stop answering for deployed module names in this process (servers that stop, tests)."""
+        self.finder.uninstall()
+        forget([*self.finder.files, *self.finder.packages()])
+
     def _load_tolerant(self, order: list[str]) -> list[ServiceInfo]:
         infos: list[ServiceInfo] = []
         by_module = {r.module: r for r in self.records.values()}

@@ -1,0 +1,138 @@
+"""Shared fixtures: real ODBs (SQLite in tmp_path, the local PostgreSQL and MariaDB), real servers.
+
+``odb_url`` is parametrized over every backend: a test that takes it runs three times. PostgreSQL and
+MariaDB use the ``test`` database; the fixture drops every table before and after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import MetaData
+
+from splice.server.odb import connect
+
+POSTGRES_URL = os.environ.get("SPLICE_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("SPLICE_TEST_MARIADB", "mysql+aiomysql://root@127.0.0.1:3306/test")
+
+
+async def drop_everything(url: str) -> None:
+    engine = connect(url)
+    try:
+        async with engine.begin() as conn:
+
+            def drop(sync_conn: object) -> None:
+                meta = MetaData()
+                meta.reflect(bind=sync_conn)  # type: ignore[arg-type]
+                meta.drop_all(bind=sync_conn)  # type: ignore[arg-type]
+
+            await conn.run_sync(drop)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def odb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
+        return
+    url = POSTGRES_URL if request.param == "postgresql" else MARIADB_URL
+    asyncio.run(drop_everything(url))
+    yield url
+    asyncio.run(drop_everything(url))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def splice(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real ``splice`` command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "splice.server.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"splice {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    url: str
+    token: str
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+
+    def splice(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return splice(*args, cwd=cwd, check=check)
+
+
+def make_cluster(directory: Path, odb: str | None = None) -> Cluster:
+    port = free_port()
+    args = ["quickstart", "create", str(directory), "--port", str(port)]
+    if odb:
+        args += ["--odb", odb]
+    splice(*args)
+    token = (directory / "admin-token").read_text().strip()
+    return Cluster(directory, f"http://127.0.0.1:{port}", token)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A started one-server cluster on SQLite, stopped at the end."""
+    made = make_cluster(tmp_path / "cluster")
+    splice("start", str(made.directory))
+    try:
+        yield made
+    finally:
+        splice("stop", str(made.directory), check=False)
+
+
+@dataclass
+class InProcess:
+    """A server's runtime and ASGI app in this process, with an admin client."""
+
+    runtime: object
+    client: httpx.AsyncClient
+    admin: httpx.AsyncClient
+
+
+@pytest.fixture
+async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
+    """A real server (runtime + ASGI app) in-process on every ODB backend."""
+    from splice.server.bootstrap import build_runtime
+    from splice.server.cli.cluster import quickstart_create
+    from splice.server.config import load_settings
+    from splice.server.http.app import build_app
+
+    directory = tmp_path / "cluster"
+    await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None)
+    settings = load_settings(directory)
+    runtime = await build_runtime(settings, "server1")
+    app = build_app(runtime)
+    token = (directory / "admin-token").read_text().strip()
+    transport = httpx.ASGITransport(app=app)
+    base = runtime.server.url
+    async with (
+        httpx.AsyncClient(transport=transport, base_url=base) as client,
+        httpx.AsyncClient(transport=transport, base_url=base, headers={"Authorization": f"Bearer {token}"}) as admin,
+    ):
+        try:
+            yield InProcess(runtime, client, admin)
+        finally:
+            runtime.engine.close()
+            await runtime.engine.isolation.close()
+            await runtime.repository.engine.dispose()

@@ -21,6 +21,8 @@ from sqlalchemy import MetaData
 
 from splice.server.odb import connect
 
+pytest_plugins = ["pytester"]
+
 POSTGRES_URL = os.environ.get("SPLICE_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("SPLICE_TEST_MARIADB", "mysql+aiomysql://root@127.0.0.1:3306/test")
 

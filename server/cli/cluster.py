@@ -42,6 +42,8 @@ async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
 
 def quickstart_create(directory: Path, port: int, odb: str | None, name: str | None) -> dict[str, Any]:
     directory = directory.resolve()
+    if (directory / CONFIG_FILE).exists():
+        raise CliError(f"{directory} is already a cluster: start it with 'splice start {directory}'")
     if directory.exists() and any(directory.iterdir()):
         raise CliError(f"{directory} exists and is not empty; pick a new directory")
     directory.mkdir(parents=True, exist_ok=True)

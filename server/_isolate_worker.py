@@ -118,6 +118,8 @@ def _collect(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
 
 
 def serve() -> None:
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     for line in iter(stdin.readline, b""):
         job = json.loads(line)

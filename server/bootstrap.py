@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -75,9 +76,17 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
         await runtime.repository.engine.dispose()
 
 
+def drop_working_directory_from_path() -> None:
+    """``python -m`` puts the working directory first on ``sys.path``: a folder there must not pass for an
+    installed package (it would make deployed modules of that name look like they shadow one)."""
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
+
+
 def run_server(directory: Path, server_name: str) -> None:
     """Run one server in the foreground until SIGTERM or SIGINT (what ``splice start`` launches)."""
     started = time.perf_counter()
+    drop_working_directory_from_path()
     settings = load_settings(directory, os.environ)
     configure_server_logging(settings.server_dir(server_name) / "logs" / "server.log", settings.log_level)
 

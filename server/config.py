@@ -97,6 +97,35 @@ def _get(table: Mapping[str, Any], key: str, kind: type, file: str, where: str, 
     return value
 
 
+def _table(data: Mapping[str, Any], key: str, file: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(file, f"must be a table ([{key}]), got {value!r}", key)
+    return value
+
+
+def _servers(data: Mapping[str, Any], file: str) -> tuple[ServerSettings, ...]:
+    raw_servers = data.get("servers", [])
+    if not isinstance(raw_servers, list):
+        raise ConfigError(file, f"must be an array of tables ([[servers]]), got {raw_servers!r}", "servers")
+    servers: list[ServerSettings] = []
+    for index, raw in enumerate(raw_servers):
+        where = f"servers[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(file, f"must be a table, got {raw!r}", where)
+        port = _get(raw, "port", int, file, where)
+        if not 0 < port < 65536:
+            raise ConfigError(file, f"must be between 1 and 65535, got {port}", f"{where}.port")
+        name = _get(raw, "name", str, file, where)
+        if any(s.name == name for s in servers):
+            # Each server has its own directory and is looked up by name: two with one name would share both.
+            raise ConfigError(file, f"server name '{name}' is used twice", f"{where}.name")
+        servers.append(ServerSettings(name, _get(raw, "host", str, file, where, "127.0.0.1"), port, index))
+    if not servers:
+        raise ConfigError(file, "a cluster needs at least one [[servers]] entry", "servers")
+    return tuple(servers)
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the cluster's settings; raises ``ConfigError`` naming the file and the field."""
     directory = directory.resolve()
@@ -111,21 +140,9 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, f"not valid TOML: {exc}") from None
     env = environ or {}
-    cluster = data.get("cluster", {})
-    deploy = data.get("deploy", {})
-    servers = []
-    for index, raw in enumerate(data.get("servers", [])):
-        where = f"servers[{index}]"
-        port = _get(raw, "port", int, file, where)
-        if not 0 < port < 65536:
-            raise ConfigError(file, f"must be between 1 and 65535, got {port}", f"{where}.port")
-        servers.append(
-            ServerSettings(
-                _get(raw, "name", str, file, where), _get(raw, "host", str, file, where, "127.0.0.1"), port, index
-            )
-        )
-    if not servers:
-        raise ConfigError(file, "a cluster needs at least one [[servers]] entry", "servers")
+    cluster = _table(data, "cluster", file)
+    deploy = _table(data, "deploy", file)
+    servers = _servers(data, file)
     odb = env.get("SPLICE_ODB") or _get(cluster, "odb", str, file, "cluster", "sqlite+aiosqlite:///odb.sqlite")
     try:
         timeout = float(env.get("SPLICE_IMPORT_TIMEOUT") or _get(deploy, "import_timeout", float, file, "deploy", 5.0))
@@ -138,7 +155,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         directory=directory,
         cluster_name=_get(cluster, "name", str, file, "cluster", directory.name),
         odb_url=resolve_odb_url(odb, directory),
-        servers=tuple(servers),
+        servers=servers,
         max_module_bytes=max_bytes,
         import_timeout=timeout,
         log_level=env.get("SPLICE_LOG_LEVEL") or _get(cluster, "log_level", str, file, "cluster", "INFO"),

@@ -110,11 +110,13 @@ def _dict_of(item: Checker | None, label: str) -> Checker:
             return value, f"expected {label}, got {_describe(value)}"
         if item is None:
             return value, None
+        out: dict[object, object] = {}
         for key, element in value.items():
-            _, problem = item(element, False)
+            converted, problem = item(element, False)
             if problem:
                 return value, f"key {key!r}: {problem}"
-        return value, None
+            out[key] = converted
+        return out, None
 
     return check
 

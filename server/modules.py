@@ -42,7 +42,7 @@ def _resolve(name: str | None, level: int, package: str) -> str | None:
     if level == 0:
         return name or None
     parts = package.split(".") if package else []
-    if level - 1 > len(parts):
+    if level > len(parts):  # beyond the top-level package: Python refuses it, so it imports nothing
         return None
     base = parts[: len(parts) - (level - 1)]
     if name:
@@ -77,11 +77,12 @@ def load_order(graph: Mapping[str, set[str]], names: Iterable[str]) -> list[str]
         if state.get(name):
             return
         state[name] = 1
+        # Walk through modules that are not wanted too: a -> x -> b still puts b before a.
         for dep in sorted(graph.get(name, ())):
-            if dep in wanted:
-                visit(dep)
+            visit(dep)
         state[name] = 2
-        order.append(name)
+        if name in wanted:
+            order.append(name)
 
     for name in sorted(wanted):
         visit(name)

@@ -15,7 +15,7 @@ import keyword
 import re
 
 MAX_SERVICE_NAME = 200
-_SERVICE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$")
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]*")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -69,7 +69,7 @@ def check_service_name(name: object) -> str | None:
         return "a service name must not be empty"
     if len(name) > MAX_SERVICE_NAME:
         return f"a service name must be at most {MAX_SERVICE_NAME} characters long"
-    if not _SERVICE_NAME.match(name):
+    if not _SERVICE_NAME.fullmatch(name):
         return (
             f"service name {name!r} may only hold letters, digits and '_ . : / -', and must start with a letter,"
             " digit or '_'"

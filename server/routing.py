@@ -2,7 +2,8 @@
 
 Patterns are paths with parameters: ``/orders/{id}`` (one segment), ``/orders/{id:int}`` (digits
 only) and ``/files/{rest:path}`` (the rest of the path, slashes included). When several channels
-match, the one with more literal text wins, so ``/orders/new`` beats ``/orders/{id}``.
+match, the one with more literal text wins, so ``/orders/new`` beats ``/orders/{id}``; at equal literal
+text ``{id:int}`` beats ``{id}``, which beats ``{rest:path}``. ``HEAD`` is allowed wherever ``GET`` is.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def compile_pattern(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         regex += f"(?P<{match.group(1)}>{_CONVERTERS[match.group(2) or 'str']})"
         names.append(match.group(1))
         last = match.end()
-    regex += re.escape(pattern[last:]) + "$"
+    # \Z, not $: "$" also matches before a trailing newline, so "/orders/5\n" would match "{id:int}".
+    regex += re.escape(pattern[last:]) + r"\Z"
     return re.compile(regex), tuple(names)
 
 
@@ -75,6 +77,12 @@ class Route:
     def literal_length(self) -> int:
         return len(_PARAM.sub("", self.pattern))
 
+    @property
+    def rank(self) -> tuple[int, int, int, int]:
+        """Sorts the most specific route first: most literal text, then fewest ``path`` and ``str`` parameters."""
+        kinds = [m.group(2) or "str" for m in _PARAM.finditer(self.pattern)]
+        return (-self.literal_length, kinds.count("path"), kinds.count("str"), len(kinds))
+
 
 @dataclass(frozen=True)
 class Match:
@@ -91,7 +99,7 @@ class Router:
     """Immutable: build a new one when channels change."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
-        ordered = sorted(routes, key=lambda r: (-r.literal_length, len(r.params), r.name))
+        ordered = sorted(routes, key=lambda r: (*r.rank, r.name))
         self.routes = tuple(ordered)
         self._static: dict[str, list[Route]] = {}
         for route in ordered:
@@ -112,4 +120,6 @@ class Router:
             if method in route.methods or (method == "HEAD" and "GET" in route.methods):
                 return Match(route, found.groupdict())
             allowed |= route.methods
+        if "GET" in allowed:
+            allowed.add("HEAD")
         return NotAllowed(frozenset(allowed)) if allowed else None

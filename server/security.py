@@ -29,8 +29,12 @@ def verify_secret(secret: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    candidate = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=_N, r=_R, p=_P, dklen=32)
-    return hmac.compare_digest(candidate.hex(), digest)
+    try:
+        salt_bytes = bytes.fromhex(salt)
+    except ValueError:
+        return False
+    candidate = hashlib.scrypt(secret.encode(), salt=salt_bytes, n=_N, r=_R, p=_P, dklen=32)
+    return hmac.compare_digest(candidate.hex().encode(), digest.encode())
 
 
 def new_token() -> str:
@@ -58,8 +62,11 @@ class Verifier:
 
     def check(self, definition: SecurityDefinition, headers: Mapping[str, str]) -> bool:
         if definition.kind == "basic":
+            # Bytes: compare_digest refuses str with non-ASCII characters, and a user name may have them.
             presented = _basic(headers.get("authorization", ""))
-            if presented is None or not hmac.compare_digest(presented[0], definition.username or ""):
+            if presented is None or not hmac.compare_digest(
+                presented[0].encode(), (definition.username or "").encode()
+            ):
                 return False
             secret = presented[1]
         else:

@@ -119,6 +119,7 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
+                cwd=settings.server_dir(server.name),
                 start_new_session=True,
             )
         _pid_file(settings, server.name).write_text(f"{process.pid}\n")

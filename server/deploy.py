@@ -360,6 +360,7 @@ class DeploymentEngine:
             raise
         for path in removed:
             (self.deployed_dir / path).unlink(missing_ok=True)
+        forget(_packages(old_files) - self.finder.packages() - set(self.finder.files))
         self.store.swap(set(order) | removed_names, infos)
         self.graph = {k: v for k, v in graph.items() if k not in removed_names}
         self.records = {p: r for p, r in merged.items() if p not in removed}
@@ -391,6 +392,10 @@ class DeploymentEngine:
             "services": services,
             "total_ms": _ms(started, time.perf_counter()),
         }
+
+
+def _packages(files: dict[str, str]) -> set[str]:
+    return UserModules(Path(), files).packages()
 
 
 def _ms(start: float, end: float) -> float:

@@ -51,11 +51,12 @@ class UserModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             if spec is not None:
                 spec.has_location = True
                 if is_package:
-                    spec.submodule_search_locations = [str((self.root / relative).parent)]
+                    spec.submodule_search_locations = []
             return spec
         if fullname in self.packages():
+            # An empty search path: only this finder resolves submodules, never a file left on disk.
             spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-            spec.submodule_search_locations = [str(self.root.joinpath(*fullname.split(".")))]
+            spec.submodule_search_locations = []
             return spec
         return None
 
@@ -87,7 +88,8 @@ class UserModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def is_foreign(top: str, finder: UserModules) -> bool:
     """Whether ``top`` is importable from somewhere other than the deployed modules."""
     if top in sys.modules and not finder.owns(top):
-        return True
+        spec = getattr(sys.modules[top], "__spec__", None)
+        return not isinstance(getattr(spec, "loader", None), UserModules)
     for entry in sys.meta_path:
         if entry is finder or isinstance(entry, UserModules):
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 
 from splice.server.odb import connect
 
@@ -42,12 +43,40 @@ async def drop_everything(url: str) -> None:
         await engine.dispose()
 
 
+async def _create_database(url: str, name: str, drop: bool = False) -> None:
+    engine = connect(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            if drop:
+                force = " WITH (FORCE)" if url.startswith("postgresql") else ""
+                await conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+            else:
+                await conn.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_databases() -> Iterator[dict[str, str]]:
+    """A database of this run's own in PostgreSQL and MariaDB (made in the ``test`` database's server), so that
+    concurrent test runs on one machine never drop each other's tables."""
+    name = f"splice_test_{os.getpid()}_{secrets.token_hex(3)}"
+    urls = {"postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
+    for url in urls.values():
+        asyncio.run(_create_database(url, name))
+    try:
+        yield {kind: url.rsplit("/", 1)[0] + "/" + name for kind, url in urls.items()}
+    finally:
+        for url in urls.values():
+            asyncio.run(_create_database(url, name, drop=True))
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def odb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
         return
-    url = POSTGRES_URL if request.param == "postgresql" else MARIADB_URL
+    url = request.getfixturevalue("server_databases")[request.param]
     asyncio.run(drop_everything(url))
     yield url
     asyncio.run(drop_everything(url))

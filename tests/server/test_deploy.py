@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,73 @@ async def test_broken_deploy_is_refused_and_old_version_keeps_serving(
     assert (await invoke(server, "echo", {"still": "here"}))[1]["payload"] == {"still": "here"}
     modules = (await server.admin.get("/splice/admin/modules")).json()["modules"]
     assert [(m["path"], m["version"]) for m in modules] == [("billing/common.py", 1)]
+
+
+SLOW = textwrap.dedent(
+    """
+    import asyncio
+    from pathlib import Path
+    from splice.server import Service
+
+    class Slow(Service):
+        name = "slow"
+
+        async def handle(self):
+            marker = Path(self.request.payload["dir"])
+            (marker / "started").touch()
+            while not (marker / "release").exists():
+                await asyncio.sleep(0.01)
+            self.response.payload = "{version}"
+    """
+)
+
+
+async def test_calls_in_flight_finish_on_the_old_code(server: InProcess, tmp_path: Path) -> None:
+    assert (await deploy(server, ("slow.py", SLOW.format(version="v1"))))[0] == 200
+    in_flight = asyncio.create_task(invoke(server, "slow", {"dir": str(tmp_path)}))
+    for _ in range(1000):
+        if (tmp_path / "started").exists():
+            break
+        await asyncio.sleep(0.01)
+    assert (await deploy(server, ("slow.py", SLOW.format(version="v2"))))[0] == 200
+    (tmp_path / "release").touch()
+    assert (await invoke(server, "slow", {"dir": str(tmp_path)}))[1]["payload"] == "v2"
+    assert (await in_flight)[1]["payload"] == "v1"
+
+
+async def test_a_restarted_server_loads_every_module_from_the_odb(server: InProcess) -> None:
+    from splice.server.bootstrap import build_runtime
+
+    await deploy(server, ("billing/common.py", COMMON.format(tax=0.5)), ("billing/orders.py", ORDERS))
+    runtime = server.runtime
+    runtime.engine.close()  # type: ignore[attr-defined]
+    fresh = await build_runtime(runtime.settings, "server1")  # type: ignore[attr-defined]
+    try:
+        assert fresh.store.names() == ["billing.orders.get-order", "echo"]
+        answer = await fresh.invoker.call("billing.orders.get-order", {"id": 1})
+        assert answer.payload == {"id": 1, "tax": 0.5}
+        deployed = fresh.engine.deployed_dir / "billing" / "orders.py"
+        assert deployed.read_text() == ORDERS
+        assert fresh.store.get("echo").cls.handle.__code__.co_filename == str(
+            fresh.engine.deployed_dir / "billing/common.py"
+        )  # type: ignore[union-attr]
+    finally:
+        fresh.engine.close()
+        await fresh.repository.engine.dispose()
+
+
+async def test_undeploy_is_refused_while_another_module_imports_it(server: InProcess) -> None:
+    deployed = await deploy(server, ("billing/common.py", COMMON.format(tax=0.5)), ("billing/orders.py", ORDERS))
+    assert deployed[0] == 200, deployed
+    answer = await server.admin.post("/splice/admin/undeploy", json={"paths": ["billing/common.py"]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["problems"][0]["path"] == "billing/orders.py"
+    assert (await invoke(server, "echo", 1))[1]["payload"] == 1
+    answer = await server.admin.post(
+        "/splice/admin/undeploy", json={"paths": ["billing/common.py", "billing/orders.py"]}
+    )
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.json()["services"]) == ["billing.orders.get-order", "echo"]
+    assert (await invoke(server, "echo", 1))[0] == 404
+    history = (await server.admin.get("/splice/admin/modules/billing/common.py/history")).json()["versions"]
+    assert [(v["version"], v["action"]) for v in history] == [(1, "deploy"), (2, "undeploy")]

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("deploy", "deploy Python files to the cluster"), ("undeploy", "remove deployed files")):
         command = sub.add_parser(name, help=text)
-        command.add_argument("files", nargs="+", metavar="FILE")
+        command.add_argument("files", nargs="+", metavar="FILE", help="a .py file, or a directory of them")
         _cluster_arg(command)
         command.add_argument("--root", type=Path, default=Path("."), help="the project root (default: .)")
 

@@ -24,11 +24,26 @@ def client_for(directory: Path) -> AdminClient:
     raise CliError(f"no server of {settings.directory} answers ({urls}); start it with 'splice start {directory}'")
 
 
+def expand(files: Sequence[str]) -> list[str]:
+    """Files as given, with each directory replaced by the ``.py`` files below it (hidden ones and caches left out)."""
+    out: list[str] = []
+    for file in files:
+        path = Path(file)
+        if not path.is_dir():
+            out.append(file)
+            continue
+        for found in sorted(path.rglob("*.py")):
+            parts = found.relative_to(path).parts
+            if not any(p.startswith(".") or p == "__pycache__" for p in parts):
+                out.append(str(found))
+    return out
+
+
 def module_paths(files: Sequence[str], root: Path) -> list[tuple[str, str]]:
     """(file as given, module path relative to ``root``) for each file; refuses files outside the root."""
     root = root.resolve()
     out = []
-    for file in files:
+    for file in expand(files):
         resolved = Path(file).resolve()
         try:
             relative = resolved.relative_to(root)

@@ -180,4 +180,12 @@ def render_config(name: str, odb: str, servers: list[tuple[str, str, int]]) -> s
 
 
 def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif (char < " " and char != "\t") or char == "\x7f":  # TOML refuses these unescaped
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -53,7 +53,7 @@ def find_services(module_name: str, namespace: Mapping[str, object]) -> tuple[li
     for value in namespace.values():
         if not (isinstance(value, type) and issubclass(value, Service) and value is not Service):
             continue
-        if value.__module__ != module_name or value.__dict__.get("abstract", False):
+        if value.__module__ != module_name or value.__dict__.get("abstract", False) or value in classes:
             continue
         classes.append(value)
         if value.handle is Service.handle:

@@ -104,7 +104,6 @@ def test_find_services_reports_every_class() -> None:
     assert [p.split(":")[0].split()[1] for p in problems] == ["A", "B"]
 
 
-@pytest.mark.xfail(strict=True, reason="store.py find_services: a class bound to two names is listed twice")
 def test_find_services_lists_an_aliased_class_once() -> None:
     assert found("class GetOrder(Service):\n    def handle(self): pass\nAlias = GetOrder") == (["GetOrder"], [])
 

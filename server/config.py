@@ -151,6 +151,10 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         )
     except ValueError as exc:
         raise ConfigError("environment", f"SPLICE_IMPORT_TIMEOUT or SPLICE_MAX_MODULE_BYTES: {exc}") from None
+    if not timeout > 0:
+        raise ConfigError(file, f"must be more than 0 seconds, got {timeout}", "deploy.import_timeout")
+    if max_bytes < 1:
+        raise ConfigError(file, f"must be at least 1, got {max_bytes}", "deploy.max_module_bytes")
     return Settings(
         directory=directory,
         cluster_name=_get(cluster, "name", str, file, "cluster", directory.name),

@@ -168,3 +168,15 @@ def test_render_config_round_trips(tmp_path: Path, name: str, odb: str, servers:
     assert settings.odb_url == resolve_odb_url(odb, tmp_path)
     assert [(s.name, s.host, s.port) for s in settings.servers] == servers
     assert (settings.max_module_bytes, settings.import_timeout) == (1 << 20, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("deploy", "field"),
+    [("import_timeout = 0", "deploy.import_timeout"), ("max_module_bytes = -1", "deploy.max_module_bytes")],
+)
+def test_deploy_limits_must_be_positive(tmp_path: Path, deploy: str, field: str) -> None:
+    text = f'[deploy]\n{deploy}\n\n[[servers]]\nname = "server1"\nport = 17010\n'
+    (tmp_path / CONFIG_FILE).write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tmp_path)
+    assert raised.value.field == field

@@ -1,0 +1,278 @@
+"""REST channel throughput: a Splice channel calling a trivial service vs a bare Starlette route.
+
+Both servers are subprocesses running Hypercorn the same way (one worker, asyncio loop, access log off):
+the Splice server as ``splice start`` launches it, the baseline from ``bench/_bare_app.py``. Four cases,
+each run in every round after a warm-up, rounds alternating the order:
+
+  bare async    Starlette ``async def`` route returning JSON
+  splice async  channel -> service with ``async def handle`` (runs on the event loop)
+  bare sync     Starlette plain ``def`` route (Starlette runs it in its thread pool)
+  splice sync   channel -> service with plain ``def handle`` (Splice runs it in a worker thread)
+
+Load comes from ``wrk`` (``-t2 -c32`` by default); without wrk, a small keep-alive load generator in
+Python (one process per wrk thread, raw sockets) stands in and says so. Figures are the median over the
+rounds. Benchmarks are not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import (
+    Processes,
+    bare_app_args,
+    create_cluster,
+    free_port,
+    machine,
+    median,
+    percentile,
+    ratio,
+    run,
+    splice,
+    table,
+    wait_for,
+    workdir,
+)
+
+TARGET = 0.85
+SERVICES = {
+    "hello_async.py": """
+        from splice.server import Service
+
+        class HelloAsync(Service):
+            name = "bench.hello-async"
+
+            async def handle(self):
+                self.response.payload = {"hello": "world"}
+    """,
+    "hello_sync.py": """
+        from splice.server import Service
+
+        class HelloSync(Service):
+            name = "bench.hello-sync"
+
+            def handle(self):
+                self.response.payload = {"hello": "world"}
+    """,
+}
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
+class Case:
+    name: str
+    url: str
+    runs: list[Run] = field(default_factory=list)
+
+    def rps(self) -> float:
+        return median([r.rps for r in self.runs])
+
+
+# -- wrk ---------------------------------------------------------------------------------------------------
+
+
+def _grab(pattern: str, text: str) -> str | None:
+    found = re.search(pattern, text, re.MULTILINE)
+    return found.group(1) if found else None
+
+
+def _wrk_ms(text: str | None) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text or "")
+    if found is None:
+        return float("nan")
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[found.group(2)]
+
+
+def run_wrk(url: str, threads: int, connections: int, seconds: float) -> Run:
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = _grab(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout):? (\d+)", out))
+    return Run(float(rps), _wrk_ms(_grab(r"^\s+50%\s+(\S+)", out)), _wrk_ms(_grab(r"^\s+99%\s+(\S+)", out)), errors)
+
+
+# -- the fallback load generator -----------------------------------------------------------------------------
+
+
+async def _connection(host: str, port: int, path: str, until: float, latencies: list[float]) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    errors = 0
+    try:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            latencies.append(time.perf_counter() - began)
+            errors += not 200 <= status < 400
+    finally:
+        writer.close()
+    return errors
+
+
+def _loadgen_process(job: tuple[str, int, str, int, float]) -> tuple[list[float], int, float]:
+    host, port, path, connections, seconds = job
+
+    async def main() -> tuple[list[float], int, float]:
+        latencies: list[float] = []
+        began = time.perf_counter()
+        until = began + seconds
+        errors = await asyncio.gather(*(_connection(host, port, path, until, latencies) for _ in range(connections)))
+        return latencies, sum(errors), time.perf_counter() - began
+
+    return asyncio.run(main())
+
+
+def run_python(url: str, threads: int, connections: int, seconds: float) -> Run:
+    match = re.fullmatch(r"http://([^:/]+):(\d+)(/.*)", url)
+    if match is None:
+        raise ValueError(f"cannot load {url}: expected http://HOST:PORT/PATH")
+    host, port, path = match.group(1), int(match.group(2)), match.group(3)
+    share = [connections // threads + (i < connections % threads) for i in range(threads)]
+    with multiprocessing.get_context("fork").Pool(threads) as pool:
+        parts = pool.map(_loadgen_process, [(host, port, path, n, seconds) for n in share if n])
+    latencies = [x for part in parts for x in part[0]]
+    elapsed = max(part[2] for part in parts)
+    return Run(
+        len(latencies) / elapsed,
+        percentile(latencies, 50) * 1000,
+        percentile(latencies, 99) * 1000,
+        sum(part[1] for part in parts),
+    )
+
+
+# -- setting up ----------------------------------------------------------------------------------------------
+
+
+def check_answer(url: str) -> None:
+    import httpx
+
+    answer = httpx.get(url, timeout=10)
+    if answer.status_code != 200 or answer.json() != {"hello": "world"}:
+        raise RuntimeError(f"{url} answered {answer.status_code} {answer.text[:200]!r}")
+
+
+def start_splice(work: Path, procs: Processes) -> str:
+    cluster = create_cluster(work, "cluster", procs)
+    splice("start", str(cluster.directory))
+    root = work / "project"
+    package = root / "bench_rest"
+    package.mkdir(parents=True)
+    for file, source in SERVICES.items():
+        (package / file).write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+        splice("deploy", str(package / file), "--cluster", str(cluster.directory), "--root", str(root))
+    for kind in ("async", "sync"):
+        splice(
+            "channel",
+            "create",
+            "--cluster",
+            str(cluster.directory),
+            "--name",
+            f"hello-{kind}",
+            "--path",
+            f"/hello-{kind}",
+            "--service",
+            f"bench.hello-{kind}",
+        )
+    return cluster.url
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="Prints req/s and Splice/bare ratios.")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured runs per case; the median counts (default 3)")
+    parser.add_argument("--threads", "-t", type=int, default=2, help="load generator threads (default 2)")
+    parser.add_argument("--connections", "-c", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument(
+        "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed, else python"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if shutil.which("wrk") else "python"
+        if loadgen == "python":
+            print("wrk is not installed (apt-get install -y wrk): using the Python load generator instead,")
+            print("which is much slower than wrk; the ratios still compare like with like.\n")
+    elif loadgen == "wrk" and not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install -y wrk, or use --loadgen python", file=sys.stderr)
+        return 2
+    load = run_wrk if loadgen == "wrk" else run_python
+
+    with workdir(args.keep, "splice-bench-rest-") as work, Processes() as procs:
+        bare_port = free_port()
+        bare = procs.start(bare_app_args(bare_port))
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        wait_for(bare_url + "/ping", proc=bare)
+        splice_url = start_splice(work, procs)
+        cases = [
+            Case("bare async", bare_url + "/hello-async"),
+            Case("splice async", splice_url + "/hello-async"),
+            Case("bare sync", bare_url + "/hello-sync"),
+            Case("splice sync", splice_url + "/hello-sync"),
+        ]
+        for case in cases:
+            check_answer(case.url)
+        print(f"REST: {loadgen} -t{args.threads} -c{args.connections}, {args.duration:g} s runs after")
+        print(f"{args.warmup:g} s warm-up, {args.rounds} rounds; {machine()}")
+        for index in range(args.rounds):
+            for case in cases if index % 2 == 0 else cases[::-1]:
+                if args.warmup > 0:
+                    load(case.url, args.threads, args.connections, args.warmup)
+                run = load(case.url, args.threads, args.connections, args.duration)
+                case.runs.append(run)
+                print(f"  round {index + 1}  {case.name:13} {run.rps:9,.0f} req/s", flush=True)
+
+    rows = []
+    for case in cases:
+        rows.append(
+            [
+                case.name,
+                case.rps(),
+                min(r.rps for r in case.runs),
+                max(r.rps for r in case.runs),
+                median([r.p50_ms for r in case.runs]),
+                median([r.p99_ms for r in case.runs]),
+                sum(r.errors for r in case.runs),
+            ]
+        )
+    print()
+    print(table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors"], rows))
+    by = {c.name: c.rps() for c in cases}
+    print()
+    ratios = [
+        ["splice async / bare async", ratio(by["splice async"], by["bare async"])],
+        ["splice sync / bare sync", ratio(by["splice sync"], by["bare sync"])],
+        ["splice sync / bare async", ratio(by["splice sync"], by["bare async"])],
+    ]
+    print(table(["ratio (req/s)", "value"], [[name, f"{value:.2f}"] for name, value in ratios]))
+    print(f"\ntarget: Splice at least {TARGET:.2f} of bare")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

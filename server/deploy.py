@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import anyio.to_thread
 
 from .errors import DeployError, NotFound, SourceProblem
-from .isolate import Isolation
+from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
 from .modules import dependents, imports_of, load_order, shadowed
 from .naming import check_module_path, module_name
@@ -284,8 +284,12 @@ class DeploymentEngine:
             "describe": describe_names,
             "timeout": self.limits.import_timeout,
         }
-        result = await self.isolation.check(job)
-        paths = [files[n] for n in describe_names]
+        paths = [files[n] for n in describe_names] or [files[n] for n in order]
+        try:
+            result = await self.isolation.check(job)
+        except IsolationUnavailable:
+            message = "importing killed the isolation process twice (does the module kill its parent process?)"
+            raise DeployError([SourceProblem(p, message, kind="import") for p in paths]) from None
         if result.get("timeout"):
             message = f"importing did not finish within {self.limits.import_timeout:g} s (a loop at module level?)"
             raise DeployError([SourceProblem(p, message, kind="timeout") for p in paths])

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 class IsolationUnavailable(Exception):
-    pass
+    """The worker died or hung on the same job twice."""
 
 
 class Isolation:

@@ -63,7 +63,7 @@ def endpoint(runtime: Runtime, handler: Handler, status: int = 200) -> Callable[
                 if raw:
                     try:
                         parsed = json.loads(raw)
-                    except ValueError as exc:
+                    except (ValueError, RecursionError) as exc:
                         raise BadRequest(f"the body is not valid JSON: {exc}") from None
                     if not isinstance(parsed, dict):
                         raise BadRequest("the body must be a JSON object")

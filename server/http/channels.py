@@ -81,10 +81,13 @@ class ChannelApp:
             return await _send(send, exc.status, dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
         body, content_type = encode_payload(response.payload, response.content_type)
         status = response.status or (200 if body or response.payload is not None else 204)
-        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        await _send(
-            send, status, b"" if method == "HEAD" else body, content_type.encode() if content_type else None, cid, extra
-        )
+        try:
+            extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+            kind = content_type.encode("latin-1") if content_type else None
+        except UnicodeEncodeError as exc:
+            message = f"service '{route.service}' set a response header that HTTP cannot carry ({exc.object!r})"
+            return await _send(send, 500, error_body(500, "bad_response", message, cid), b"application/json", cid)
+        await _send(send, status, body, kind, cid, extra, head=method == "HEAD")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -109,7 +112,7 @@ def _parse(body: bytes, content_type: str) -> Any:
     if kind == "application/json" or kind.endswith("+json") or (not kind and body[:1] in (b"{", b"[")):
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadBody(f"the body is not valid JSON: {exc}") from None
     if kind.startswith("text/") or kind in ("application/x-www-form-urlencoded", "application/xml"):
         try:
@@ -126,11 +129,13 @@ async def _send(
     content_type: bytes | None,
     cid: str,
     extra: list[tuple[bytes, bytes]] | None = None,
+    head: bool = False,
 ) -> None:
+    """Answer; for HEAD, the headers (content-length included) are those of GET, without the body."""
     headers = [(b"content-length", str(len(body)).encode()), (CID_HEADER.encode(), cid.encode())]
     if content_type:
         headers.append((b"content-type", content_type))
     if extra:
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})

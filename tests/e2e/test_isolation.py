@@ -197,12 +197,6 @@ def test_import_that_ends_the_process_is_refused(running: Running, source: str, 
     assert running.invoke("exit-module").json()["payload"] == "exit-module works"
 
 
-@pytest.mark.xfail(
-    reason="BUG: isolate.IsolationUnavailable is not a SpliceError, so when an import kills the isolation worker "
-    "the deploy endpoint answers a bare 500 'Internal Server Error' (no cid, no file named) instead of 422",
-    strict=True,
-    raises=AssertionError,
-)
 def test_import_that_kills_the_isolation_worker_is_refused_naming_the_file(running: Running) -> None:
     result = running.deploy("killer.py", "import os\nimport signal\n\nos.kill(os.getppid(), signal.SIGKILL)\n")
     running.assert_unharmed()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -96,6 +97,10 @@ def run_server(directory: Path, server_name: str) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown.set)
         runtime = await build_runtime(settings, server_name)
+        # What start-up made lives as long as the server: keep it out of every later full collection,
+        # which otherwise walks it all and shows as 40-50 ms pauses under load.
+        gc.collect()
+        gc.freeze()
         logger.info(
             "server %s listening on %s after %.0f ms",
             server_name,

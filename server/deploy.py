@@ -129,7 +129,7 @@ class DeploymentEngine:
             self.records = {r.path: r for r in records}
             for record in records:
                 _write(self.deployed_dir / record.path, record.source)
-                self.finder.files[record.module] = record.path
+                self.finder.add(record.module, record.path)
                 self.graph[record.module] = _imports(record.source, record.module, record.path)
             order = load_order(self.graph, self.finder.files)
             infos = await anyio.to_thread.run_sync(self._load_tolerant, order)
@@ -340,9 +340,9 @@ class DeploymentEngine:
         removed_names = {self.records[p].module for p in removed}
         for path, record in records.items():
             _write(self.deployed_dir / path, record.source)
-            self.finder.files[record.module] = path
+            self.finder.add(record.module, path)
         for name in removed_names:
-            self.finder.files.pop(name, None)
+            self.finder.discard(name)
         saved = forget([*order, *removed_names])
         merged = {**self.records, **records}
         try:
@@ -398,7 +398,7 @@ class DeploymentEngine:
         }
 
 
-def _packages(files: dict[str, str]) -> set[str]:
+def _packages(files: dict[str, str]) -> frozenset[str]:
     return UserModules(Path(), files).packages()
 
 

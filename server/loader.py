@@ -26,16 +26,37 @@ class UserModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def __init__(self, root: Path, files: Mapping[str, str] | None = None) -> None:
         self.root = root
-        self.files: dict[str, str] = dict(files or {})
-        """Module name -> path relative to ``root``."""
+        self._files: dict[str, str] = dict(files or {})
+        self._packages: frozenset[str] | None = None
         self.overlay: dict[str, str] = {}
 
-    def packages(self) -> set[str]:
-        found: set[str] = set()
-        for name in self.files:
-            parts = name.split(".")
-            found.update(".".join(parts[:i]) for i in range(1, len(parts)))
-        return found
+    @property
+    def files(self) -> Mapping[str, str]:
+        """Module name -> path relative to ``root``; change it with ``add``, ``discard`` or by assigning."""
+        return self._files
+
+    @files.setter
+    def files(self, files: Mapping[str, str]) -> None:
+        self._files = dict(files)
+        self._packages = None
+
+    def add(self, name: str, relative: str) -> None:
+        self._files[name] = relative
+        self._packages = None
+
+    def discard(self, name: str) -> None:
+        self._files.pop(name, None)
+        self._packages = None
+
+    def packages(self) -> frozenset[str]:
+        """Every package that holds a deployed module (computed once per change, it is asked on every import)."""
+        if self._packages is None:
+            found: set[str] = set()
+            for name in self._files:
+                parts = name.split(".")
+                found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+            self._packages = frozenset(found)
+        return self._packages
 
     def owns(self, name: str) -> bool:
         return name in self.files or name in self.packages()

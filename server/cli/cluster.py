@@ -73,13 +73,18 @@ def _pid_file(settings: Settings, name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not yet reaped by init) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def running_pid(settings: Settings, name: str) -> int | None:
@@ -92,7 +97,6 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     settings = load_settings(directory, os.environ)
-    asyncio.run(_prepare_odb(settings))
     launched: dict[str, subprocess.Popen[bytes] | None] = {}
     began = time.monotonic()
     for server in settings.servers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,7 +79,7 @@ class ServiceRow(Base):
     """The catalog of deployed services (name, module, declared fields), for clients such as the editor."""
 
     __tablename__ = "services"
-    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    __table_args__ = (UniqueConstraint("cluster_id", "name"), Index("ix_services_cluster_path", "cluster_id", "path"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
     name: Mapped[str] = mapped_column(String(200))

@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("cluster_id", "name"),
     )
+    op.create_index("ix_services_cluster_path", "services", ["cluster_id", "path"])
     op.create_table(
         "tokens",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -179,6 +180,7 @@ def downgrade() -> None:
     op.drop_table("module_versions")
     op.drop_table("channels")
     op.drop_table("tokens")
+    op.drop_index("ix_services_cluster_path", table_name="services")
     op.drop_table("services")
     op.drop_table("servers")
     op.drop_table("security_definitions")

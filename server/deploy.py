@@ -261,11 +261,29 @@ class DeploymentEngine:
                 return SourceProblem(
                     path, f"module {name} is given twice in this call (also as {other_path})", kind="path"
                 )
+        clash = self._layout_clash(path, name)
+        if clash:
+            return SourceProblem(path, clash, kind="path")
         taken = shadowed(name, lambda top: is_foreign(top, self.finder))
         if taken:
             return SourceProblem(
                 path, f"module {name} would shadow the installed module '{taken}'; rename it", kind="path"
             )
+        return None
+
+    def _layout_clash(self, path: str, name: str) -> str | None:
+        """Why ``path`` cannot sit beside the deployed modules (one name from two files, a module used as a package)."""
+        current = self.finder.files.get(name)
+        if current is not None and current != path:
+            return f"module {name} is already deployed from {current}; undeploy that file first"
+        if name in self.finder.packages() and not path.endswith("__init__.py"):
+            return f"{name} is a package of deployed modules, so it cannot also be the module {path}"
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            owner = self.finder.files.get(parent)
+            if owner is not None and not owner.endswith("__init__.py"):
+                return f"{parent} is the deployed module {owner}, so it cannot also be a package holding {path}"
         return None
 
     async def _isolated(

@@ -162,3 +162,21 @@ async def test_undeploy_is_refused_while_another_module_imports_it(server: InPro
     assert (await invoke(server, "echo", 1))[0] == 404
     history = (await server.admin.get("/splice/admin/modules/billing/common.py/history")).json()["versions"]
     assert [(v["version"], v["action"]) for v in history] == [(1, "deploy"), (2, "undeploy")]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "fragment"),
+    [
+        ("billing.py", "billing/__init__.py", "already deployed from billing.py"),
+        ("billing/common.py", "billing.py", "is a package of deployed modules"),
+        ("billing.py", "billing/common.py", "is the deployed module billing.py"),
+    ],
+)
+async def test_one_module_name_from_two_layouts_is_refused(
+    server: InProcess, first: str, second: str, fragment: str
+) -> None:
+    assert (await deploy(server, (first, COMMON.format(tax=1))))[0] == 200
+    status, answer = await deploy(server, (second, COMMON.format(tax=2).replace('"echo"', '"echo2"')))
+    assert status == 422, answer
+    assert fragment in answer["error"]["problems"][0]["message"]
+    assert (await invoke(server, "echo", 5))[1]["payload"] == 5

@@ -180,3 +180,16 @@ async def test_one_module_name_from_two_layouts_is_refused(
     assert status == 422, answer
     assert fragment in answer["error"]["problems"][0]["message"]
     assert (await invoke(server, "echo", 5))[1]["payload"] == 5
+
+
+async def test_a_large_module_is_kept_whole_and_one_over_the_limit_is_refused(server: InProcess) -> None:
+    padding = "# " + "x" * 98 + "\n"
+    large = COMMON.format(tax=1) + padding * 2000  # 200 KB: more than MySQL's TEXT holds
+    assert (await deploy(server, ("billing/common.py", large)))[0] == 200
+    records = await server.runtime.repository.current_modules()  # type: ignore[attr-defined]
+    assert records[0].source == large
+    limit = server.runtime.settings.max_module_bytes  # type: ignore[attr-defined]
+    status, answer = await deploy(server, ("billing/common.py", padding * (limit // len(padding) + 1)))
+    assert status == 422
+    assert answer["error"]["problems"][0]["kind"] == "size"
+    assert f"the limit is {limit}" in answer["error"]["problems"][0]["message"]

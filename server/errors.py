@@ -74,17 +74,14 @@ class FieldProblem:
         return {"field": self.field, "message": self.message, "where": self.where}
 
 
-class InvalidInput(SpliceError):
-    """A service's declared input was not met; ``handle()`` was not called."""
-
-    status = 400
-    code = "invalid_input"
+class _FieldsError(SpliceError):
+    template = "{service}: {listed}"
 
     def __init__(self, service: str, problems: Sequence[FieldProblem]) -> None:
         self.service = service
         self.problems = list(problems)
         listed = ", ".join(f"{p.field}: {p.message}" for p in self.problems)
-        super().__init__(f"invalid input for service '{service}': {listed}")
+        super().__init__(self.template.format(service=service, listed=listed))
 
     def as_dict(self) -> dict[str, object]:
         out = super().as_dict()
@@ -92,16 +89,19 @@ class InvalidInput(SpliceError):
         return out
 
 
-class InvalidOutput(SpliceError):
+class InvalidInput(_FieldsError):
+    """A service's declared input was not met; ``handle()`` was not called."""
+
+    status = 400
+    code = "invalid_input"
+    template = "invalid input for service '{service}': {listed}"
+
+
+class InvalidOutput(_FieldsError):
     """A service returned output that does not match its declaration."""
 
     code = "invalid_output"
-
-    def __init__(self, service: str, problems: Sequence[FieldProblem]) -> None:
-        self.service = service
-        self.problems = list(problems)
-        listed = ", ".join(f"{p.field}: {p.message}" for p in self.problems)
-        super().__init__(f"service '{service}' returned invalid output: {listed}")
+    template = "service '{service}' returned invalid output: {listed}"
 
 
 class ServiceNotFound(SpliceError):
@@ -158,6 +158,11 @@ class Conflict(SpliceError):
 class BadRequest(SpliceError):
     status = 400
     code = "bad_request"
+
+
+class TooLarge(SpliceError):
+    status = 413
+    code = "too_large"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Message, Receive, Scope, Send
 
 from ..context import current_cid, new_cid
-from ..errors import SpliceError
+from ..errors import BadRequest, SpliceError, TooLarge
 from ..routing import NotAllowed
 from ..service import Request
 from .responses import CID_HEADER, dumps, encode_payload, error_body
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 _JSON = b"application/json"
-
-
-class BadBody(SpliceError):
-    status = 400
-    code = "bad_request"
-
-
-class TooLarge(SpliceError):
-    status = 413
-    code = "too_large"
 
 
 class ChannelApp:
@@ -113,12 +103,12 @@ def _parse(body: bytes, content_type: str) -> Any:
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
-            raise BadBody(f"the body is not valid JSON: {exc}") from None
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if kind.startswith("text/") or kind in ("application/x-www-form-urlencoded", "application/xml"):
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadBody("the text body is not valid UTF-8") from None
+            raise BadRequest("the text body is not valid UTF-8") from None
     return body
 
 

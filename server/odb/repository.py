@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -135,6 +135,10 @@ class OdbRepository:
             raise RuntimeError("call ensure_cluster() first")
         return self._cluster_id
 
+    async def _all(self, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
     async def ensure_cluster(self) -> int:
         async with self.engine.begin() as conn:
             found = (await conn.execute(select(Cluster.id).where(Cluster.name == self.cluster_name))).scalar()
@@ -158,8 +162,7 @@ class OdbRepository:
             .where(DeployedModule.cluster_id == self.cluster_id)
             .order_by(ModuleVersion.path)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._all(query)
         return [
             ModuleRecord(
                 r.path, r.module, r.version, r.source, r.sha256, r.deployment_id, r.deployed_by, _iso(r.created_at)
@@ -173,8 +176,7 @@ class OdbRepository:
             .where(ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path)
             .order_by(ModuleVersion.version)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._all(query)
         return [
             {
                 "version": r.version,
@@ -224,8 +226,7 @@ class OdbRepository:
 
     async def list_security(self) -> list[dict[str, Any]]:
         query = select(SecurityDefinition).where(SecurityDefinition.cluster_id == self.cluster_id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(SecurityDefinition.name))).all()
+        rows = await self._all(query.order_by(SecurityDefinition.name))
         return [
             {
                 "id": r.id,
@@ -281,8 +282,7 @@ class OdbRepository:
             .where(Channel.cluster_id == self.cluster_id)
             .order_by(Channel.name)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._all(query)
         return [
             {
                 "name": r.name,

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from .bus import Bus, HttpBus, RedisBus
+from .cluster import ClusterMember
 from .config import Settings, load_settings
 from .deploy import DeploymentEngine
 from .errors import ConfigError
@@ -51,7 +53,11 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     loaded = await deployment.load_all()
     await runtime.reload_channels()
     await runtime.reload_tokens()
-    await repository.register_server(server.name, server.url, os.getpid(), await repository.last_sequence())
+    await repository.register_server(server.name, server.url, os.getpid(), deployment.applied)
+    http = HttpBus(server.name, repository.internal_token)
+    bus: Bus = RedisBus(settings.redis_url, settings.cluster_name, server.name, http) if settings.redis_url else http
+    runtime.cluster = ClusterMember(settings, server, repository, deployment, bus, runtime.reload_config)
+    await runtime.cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime
 
@@ -72,9 +78,7 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
     finally:
         warm.cancel()
-        await runtime.invoker.drain()
-        await runtime.engine.isolation.close()
-        await runtime.repository.engine.dispose()
+        await runtime.close()
 
 
 def drop_working_directory_from_path() -> None:

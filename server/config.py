@@ -47,6 +47,16 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class LoadBalancerSettings:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class Settings:
     directory: Path
     cluster_name: str
@@ -55,6 +65,14 @@ class Settings:
     max_module_bytes: int = 1024 * 1024
     import_timeout: float = 5.0
     log_level: str = "INFO"
+    redis_url: str | None = None
+    """The cluster bus: Redis pub/sub when set, else servers call each other over HTTP."""
+    cluster_timeout: float = 10.0
+    """How long a deploy waits for the other servers to confirm."""
+    sync_interval: float = 1.0
+    """How often a server checks the ODB for deployments it missed, and says it is alive."""
+    pickup_dirs: tuple[Path, ...] = ()
+    load_balancer: LoadBalancerSettings | None = None
 
     @property
     def token_file(self) -> Path:
@@ -155,6 +173,19 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(file, f"must be more than 0 seconds, got {timeout}", "deploy.import_timeout")
     if max_bytes < 1:
         raise ConfigError(file, f"must be at least 1, got {max_bytes}", "deploy.max_module_bytes")
+    cluster_timeout = _get(deploy, "cluster_timeout", float, file, "deploy", 10.0)
+    sync_interval = _get(cluster, "sync_interval", float, file, "cluster", 1.0)
+    if not cluster_timeout > 0 or not sync_interval > 0:
+        raise ConfigError(file, "must be more than 0 seconds", "deploy.cluster_timeout or cluster.sync_interval")
+    pickup = _table(data, "pickup", file)
+    dirs = pickup.get("dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise ConfigError(file, f"must be a list of directories, got {dirs!r}", "pickup.dirs")
+    balancer = None
+    if "load_balancer" in data:
+        table = _table(data, "load_balancer", file)
+        port = _get(table, "port", int, file, "load_balancer")
+        balancer = LoadBalancerSettings(_get(table, "host", str, file, "load_balancer", "127.0.0.1"), port)
     return Settings(
         directory=directory,
         cluster_name=_get(cluster, "name", str, file, "cluster", directory.name),
@@ -163,21 +194,41 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         max_module_bytes=max_bytes,
         import_timeout=timeout,
         log_level=env.get("SPLICE_LOG_LEVEL") or _get(cluster, "log_level", str, file, "cluster", "INFO"),
+        redis_url=env.get("SPLICE_REDIS") or _get(cluster, "redis", str, file, "cluster", "") or None,
+        cluster_timeout=cluster_timeout,
+        sync_interval=sync_interval,
+        pickup_dirs=tuple((directory / d).resolve() for d in dirs),
+        load_balancer=balancer,
     )
 
 
-def render_config(name: str, odb: str, servers: list[tuple[str, str, int]]) -> str:
+def render_config(
+    name: str,
+    odb: str,
+    servers: list[tuple[str, str, int]],
+    *,
+    redis: str | None = None,
+    pickup: list[str] | None = None,
+    load_balancer: tuple[str, int] | None = None,
+) -> str:
     """The text of a new ``cluster.toml``."""
     lines = [
         "# Splice cluster configuration; see 'splice --help'.",
         "[cluster]",
         f"name = {_toml_str(name)}",
         f"odb = {_toml_str(odb)}",
+        f"redis = {_toml_str(redis or '')}  # the cluster bus; empty: servers call each other over HTTP",
         "",
         "[deploy]",
         "max_module_bytes = 1048576",
         "import_timeout = 5.0",
+        "cluster_timeout = 10.0",
+        "",
+        "[pickup]",
+        f"dirs = [{', '.join(_toml_str(d) for d in pickup or [])}]",
     ]
+    if load_balancer is not None:
+        lines += ["", "[load_balancer]", f"host = {_toml_str(load_balancer[0])}", f"port = {load_balancer[1]}"]
     for server_name, host, port in servers:
         lines += ["", "[[servers]]", f"name = {_toml_str(server_name)}", f"host = {_toml_str(host)}", f"port = {port}"]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from .errors import DeployError, NotFound, SourceProblem
+from .errors import Conflict, DeployError, NotFound, SourceProblem
 from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
 from .modules import dependents, imports_of, load_order, shadowed
@@ -29,12 +29,15 @@ from .naming import check_module_path, module_name
 from .store import ServiceInfo, ServiceStore, describe, find_services
 
 logger = logging.getLogger(__name__)
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
 class ModuleSource:
     path: str
     source: str
+    origin: str | None = None
+    """Set when Splice deployed the file on its own (``pickup:<directory>``); ``None`` for deploy calls."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ModuleRecord:
     sequence: int
     deployed_by: str = ""
     deployed_at: str = ""
+    origin: str | None = None
 
 
 class DeployTransaction(Protocol):
@@ -64,6 +68,18 @@ class DeploymentRepository(Protocol):
     def transaction(self) -> contextlib.AbstractAsyncContextManager[DeployTransaction]: ...
 
     async def current_modules(self) -> list[ModuleRecord]: ...
+
+    async def state(self) -> tuple[int, list[ModuleRecord]]: ...
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync with the ODB did: the sequence now applied, modules (re)loaded and removed, any error."""
+
+    sequence: int
+    loaded: dict[str, int]
+    removed: list[str]
+    error: str | None
 
 
 @dataclass
@@ -116,6 +132,8 @@ class DeploymentEngine:
         self.graph: dict[str, set[str]] = {}
         self.records: dict[str, ModuleRecord] = {}
         self.load_failures: list[SourceProblem] = []
+        self.applied = 0
+        """The newest deployment sequence this server has applied; everything up to it is loaded."""
         self._lock = asyncio.Lock()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -123,8 +141,9 @@ class DeploymentEngine:
     async def load_all(self) -> int:
         """Load every module the ODB holds (the ODB is the truth); returns how many loaded."""
         self.finder.install()
-        records = await self.repository.current_modules()
+        sequence, records = await self.repository.state()
         async with self._lock:
+            self.applied = sequence
             _clear_dir(self.deployed_dir)
             self.records = {r.path: r for r in records}
             for record in records:
@@ -135,6 +154,54 @@ class DeploymentEngine:
             infos = await anyio.to_thread.run_sync(self._load_tolerant, order)
             self.store.swap(set(self.finder.files), infos)
         return len(records)
+
+    async def sync(self) -> SyncResult:
+        """Bring this server to what the ODB holds: load changed modules, drop removed ones.
+
+        State-based rather than event-based, so it does not matter which notices were missed: a server
+        that was down, partitioned or slow converges on the ODB's truth whenever it syncs.
+        """
+        async with self._lock:
+            return await self._sync_locked()
+
+    async def _sync_locked(self, force: bool = False) -> SyncResult:
+        sequence, records = await self.repository.state()
+        if sequence <= self.applied and not force:
+            return SyncResult(self.applied, {}, [], None)
+        wanted = {r.path: r for r in records}
+        changed = {
+            p: r
+            for p, r in wanted.items()
+            if (mine := self.records.get(p)) is None or (mine.version, mine.sha256) != (r.version, r.sha256)
+        }
+        removed = set(self.records) - set(wanted)
+        error = None
+        if changed or removed:
+            error = await self._apply_state(changed, removed)
+        self.applied = max(self.applied, sequence)
+        return SyncResult(sequence, {p: r.version for p, r in changed.items()}, sorted(removed), error)
+
+    async def _apply_state(self, changed: dict[str, ModuleRecord], removed: set[str]) -> str | None:
+        removed_names = {self.records[p].module for p in removed}
+        graph = {k: v for k, v in self.graph.items() if k not in removed_names}
+        for record in changed.values():
+            graph[record.module] = _imports(record.source, record.module, record.path)
+        names = {r.module for r in changed.values()}
+        known = set(self.finder.files) | names
+        reload = (dependents(self.graph, removed_names) | dependents(graph, names)) & known - removed_names
+        order = load_order(graph, names | reload)
+        try:
+            await self._apply(changed, removed=removed, order=order, graph=graph)
+        except DeployError as exc:
+            logger.error("cannot apply the cluster's deployments here: %s", exc)
+            self.load_failures.append(SourceProblem(next(iter(changed), ""), str(exc), kind="sync"))
+            return str(exc)
+        return None
+
+    def _advance(self, sequence: int) -> None:
+        """After a deployment made here: move ``applied`` on only if nothing from elsewhere came in between."""
+        if self.applied == sequence - 1:
+            self.applied = sequence
 
     def close(self) -> None:
         """Stop answering for deployed module names in this process (servers that stop, tests)."""
@@ -178,19 +245,35 @@ class DeploymentEngine:
             isolated = time.perf_counter()
             self._check_conflicts(found, batch, names)
             unchanged = [s for s in sources if (r := self.records.get(s.path)) and r.sha256 == sha256(s.source)]
-            persisted: dict[str, int] = {}
-            async with self.repository.transaction() as tx:
-                rows = [(s, names[s.path], sha256(s.source)) for s in sources]
-                services = {s.path: found[names[s.path]] for s in sources}
-                sequence, persisted = await tx.record_deploy(rows, services, by)
-                recorded = time.perf_counter()
-                new_records = {
-                    s.path: ModuleRecord(
-                        s.path, names[s.path], persisted[s.path], s.source, sha256(s.source), sequence, by
-                    )
-                    for s in sources
-                }
-                await self._apply(new_records, removed=set(), order=order, graph=graph)
+            rows = [(s, names[s.path], sha256(s.source)) for s in sources]
+            services = {s.path: found[names[s.path]] for s in sources}
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    async with self.repository.transaction() as tx:
+                        sequence, persisted = await tx.record_deploy(rows, services, by)
+                        recorded = time.perf_counter()
+                        new_records = {
+                            s.path: ModuleRecord(
+                                s.path,
+                                names[s.path],
+                                persisted[s.path],
+                                s.source,
+                                rows[i][2],
+                                sequence,
+                                by,
+                                "",
+                                s.origin,
+                            )
+                            for i, s in enumerate(sources)
+                        }
+                        await self._apply(new_records, removed=set(), order=order, graph=graph)
+                    break
+                except Conflict as exc:
+                    # Another server committed the same modules first: back to the ODB's truth, then try again.
+                    await self._sync_locked(force=True)
+                    if attempt == _ATTEMPTS:
+                        raise DeployError([SourceProblem(s.path, str(exc), kind="conflict") for s in sources]) from exc
+            self._advance(sequence)
             done = time.perf_counter()
         timings = {
             "validate_ms": _ms(started, checked),
@@ -407,6 +490,7 @@ class DeploymentEngine:
             async with self.repository.transaction() as tx:
                 sequence = await tx.record_undeploy(list(paths), by)
                 await self._apply({}, removed=set(paths), order=order, graph=graph)
+            self._advance(sequence)
         logger.info("undeployed %s as sequence %s", ", ".join(paths), sequence)
         return {
             "sequence": sequence,

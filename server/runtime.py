@@ -18,6 +18,7 @@ from .security import SecurityDefinition, Verifier
 from .store import ServiceStore
 
 if TYPE_CHECKING:
+    from .cluster import ClusterMember
     from .odb import OdbRepository
 
 
@@ -33,6 +34,7 @@ class Runtime:
     securities: dict[str, SecurityDefinition] = field(default_factory=dict)
     verifier: Verifier = field(default_factory=Verifier)
     token_hashes: frozenset[str] = frozenset()
+    cluster: ClusterMember | None = None
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -52,3 +54,30 @@ class Runtime:
 
     async def reload_tokens(self) -> None:
         self.token_hashes = frozenset(await self.repository.token_hashes())
+
+    async def reload_config(self) -> None:
+        await self.reload_channels()
+        await self.reload_tokens()
+
+    async def propagate(self, sequence: int) -> list[dict[str, object]]:
+        """Every server's outcome of deployment ``sequence`` (just this one's when it runs alone)."""
+        if self.cluster is None:
+            return [{"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}]
+        return await self.cluster.propagate(sequence)
+
+    async def config_changed(self, what: str) -> list[dict[str, object]]:
+        """After a change of channels or security here: record it, reload here, tell the others."""
+        sequence = await self.repository.record_config_change(what, "admin-api")
+        if self.cluster is not None:
+            await self.cluster.catch_up()
+        else:
+            await self.reload_config()
+        return await self.propagate(sequence)
+
+    async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
+        await self.invoker.drain()
+        self.engine.close()
+        await self.engine.isolation.close()
+        await self.repository.engine.dispose()

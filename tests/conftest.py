@@ -164,6 +164,4 @@ async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
         try:
             yield InProcess(runtime, client, admin)
         finally:
-            runtime.engine.close()
-            await runtime.engine.isolation.close()
-            await runtime.repository.engine.dispose()
+            await runtime.close()

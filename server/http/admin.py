@@ -103,7 +103,13 @@ async def deploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> An
         sources.append(ModuleSource(item["path"], item["source"]))
     by = _require(body, "deployed_by", str, required=False) or "admin-api"
     result = await runtime.engine.deploy(sources, by=by)
-    return {"server": runtime.server.name, "status": "deployed", **result.as_dict()}
+    return _cluster_answer(runtime, result.as_dict(), await runtime.propagate(result.sequence), "deployed")
+
+
+def _cluster_answer(runtime: Runtime, result: dict[str, Any], servers: list[dict[str, Any]], done: str) -> Any:
+    """A cluster-wide answer: ``status`` is ``done`` only if every server confirmed it."""
+    ok = all(s.get("status") == "deployed" for s in servers)
+    return {"server": runtime.server.name, "status": done if ok else "partial", **result, "servers": servers}
 
 
 async def undeploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -111,7 +117,27 @@ async def undeploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> 
     if not paths or not all(isinstance(p, str) for p in paths):
         raise BadRequest("field 'paths' must be a non-empty list of module paths")
     result = await runtime.engine.undeploy(paths, by=_require(body, "deployed_by", str, required=False) or "admin-api")
-    return {"server": runtime.server.name, "status": "undeployed", **result}
+    return _cluster_answer(runtime, result, await runtime.propagate(int(str(result["sequence"]))), "undeployed")
+
+
+async def cluster_sync(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    """A peer's notice (the HTTP bus): sync with the ODB now and answer this server's outcome."""
+    sequence = _require(body, "sequence", int)
+    if runtime.cluster is None:
+        raise BadRequest("this server is not a cluster member")
+    return await runtime.cluster.on_notice(sequence, _require(body, "origin", str, required=False) or "")
+
+
+async def cluster_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    servers = await runtime.repository.servers()
+    liveness = runtime.cluster.liveness if runtime.cluster is not None else 3.0
+    live = {s["name"] for s in await runtime.repository.live_servers(liveness)}
+    for server in servers:
+        server["live"] = server["name"] in live
+        server["last_seen"] = server["last_seen"].isoformat() if server["last_seen"] else None
+    newest = await runtime.repository.last_sequence()
+    bus = "redis" if runtime.settings.redis_url else "http"
+    return {"cluster": runtime.settings.cluster_name, "bus": bus, "sequence": newest, "servers": servers}
 
 
 async def list_modules(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -178,7 +204,7 @@ async def create_channel(runtime: Runtime, request: Request, body: dict[str, Any
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     await runtime.repository.create_channel(name, path, methods, service, security)
-    await runtime.reload_channels()
+    servers = await runtime.config_changed("channel")
     warning = None if runtime.store.get(service) else f"no service named '{service}' is deployed yet"
     return {
         "name": name,
@@ -187,13 +213,13 @@ async def create_channel(runtime: Runtime, request: Request, body: dict[str, Any
         "service": service,
         "security": security,
         "warning": warning,
+        "servers": servers,
     }
 
 
 async def delete_channel(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     await runtime.repository.delete_channel(request.path_params["name"])
-    await runtime.reload_channels()
-    return {"deleted": request.path_params["name"]}
+    return {"deleted": request.path_params["name"], "servers": await runtime.config_changed("channel")}
 
 
 async def list_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -210,14 +236,13 @@ async def create_security(runtime: Runtime, request: Request, body: dict[str, An
     username = _require(body, "username", str) if kind == "basic" else None
     header = (_require(body, "header", str, required=False) or "X-API-Key") if kind == "apikey" else None
     await runtime.repository.create_security(name, kind, username, header, hash_secret(secret))
-    await runtime.reload_channels()
-    return {"name": name, "kind": kind, "username": username, "header": header}
+    servers = await runtime.config_changed("security")
+    return {"name": name, "kind": kind, "username": username, "header": header, "servers": servers}
 
 
 async def delete_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     await runtime.repository.delete_security(request.path_params["name"])
-    await runtime.reload_channels()
-    return {"deleted": request.path_params["name"]}
+    return {"deleted": request.path_params["name"], "servers": await runtime.config_changed("security")}
 
 
 async def openapi(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -242,6 +267,8 @@ def routes(runtime: Runtime) -> list[Route]:
         ("POST", "/security", create_security),
         ("DELETE", "/security/{name}", delete_security),
         ("GET", "/openapi.json", openapi),
+        ("GET", "/cluster", cluster_info),
+        ("POST", "/cluster/sync", cluster_sync),
     ]
     created = {create_channel, create_security}
     return [

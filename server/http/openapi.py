@@ -87,6 +87,14 @@ def document(server_url: str) -> dict[str, Any]:
                 "delete": {**_op("Delete a security definition", errors=(404, 409)), "parameters": _NAME_PARAM}
             },
             f"{a}/openapi.json": {"get": _op("This document")},
+            f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
+            f"{a}/cluster/sync": {
+                "post": _op(
+                    "Sync this server with the ODB now (how servers notify each other without Redis)",
+                    _obj(["sequence"], sequence={"type": "integer"}, origin=_STR),
+                    errors=(400,),
+                )
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-HEAD = "0001"
+HEAD = "0002"
 """The newest migration; a test checks that it is Alembic's head."""
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -17,6 +17,8 @@ class Cluster(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    internal_token: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The token servers use to call each other's admin API (its sha256 is also in ``tokens``)."""
 
 
 class Server(Base):
@@ -29,6 +31,20 @@ class Server(Base):
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_sequence: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Renewed by the server every few seconds; ``None`` once it stopped cleanly."""
+
+
+class Lease(Base):
+    """A named role held by one server until ``expires_at`` (the pickup directory's watcher, for one)."""
+
+    __tablename__ = "leases"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Deployment(Base):
@@ -60,6 +76,8 @@ class ModuleVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     deployed_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    origin: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    """Where the source came from when Splice itself deployed it: ``pickup:<directory>``, ``rollback``."""
 
 
 class DeployedModule(Base):

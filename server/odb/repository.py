@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..deploy import ModuleRecord, ModuleSource
 from ..errors import Conflict, NotFound
+from ..security import new_token, token_digest
 from .models import (
     Channel,
     Cluster,
     DeployedModule,
     Deployment,
+    Lease,
     ModuleVersion,
     SecurityDefinition,
     Server,
@@ -64,6 +66,7 @@ class OdbDeployTransaction:
                     source=src.source,
                     sha256=digest,
                     deployed_by=by,
+                    origin=src.origin,
                 )
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -128,6 +131,8 @@ class OdbRepository:
         self.engine = engine
         self.cluster_name = cluster_name
         self._cluster_id: int | None = None
+        self.internal_token = ""
+        """The token this cluster's servers use to call each other (set by ``ensure_cluster``)."""
 
     @property
     def cluster_id(self) -> int:
@@ -140,35 +145,75 @@ class OdbRepository:
             return (await conn.execute(query)).all()
 
     async def ensure_cluster(self) -> int:
+        """Create the cluster's row (and its internal token) if missing; idempotent."""
         async with self.engine.begin() as conn:
-            found = (await conn.execute(select(Cluster.id).where(Cluster.name == self.cluster_name))).scalar()
-            if found is None:
+            query = select(Cluster.id, Cluster.internal_token).where(Cluster.name == self.cluster_name)
+            row = (await conn.execute(query)).first()
+            if row is None:
                 result = await conn.execute(insert(Cluster).values(name=self.cluster_name))
-                found = int(result.inserted_primary_key[0])  # type: ignore[index]
-        self._cluster_id = int(found)
+                found, internal = int(result.inserted_primary_key[0]), None  # type: ignore[index]
+            else:
+                found, internal = int(row[0]), row[1]
+            if internal is None:
+                internal = new_token()
+                await conn.execute(update(Cluster).where(Cluster.id == found).values(internal_token=internal))
+                await conn.execute(delete(Token).where(Token.cluster_id == found, Token.name == "internal"))
+                digest = token_digest(internal)
+                await conn.execute(insert(Token).values(cluster_id=found, name="internal", token_sha256=digest))
+        self._cluster_id = found
+        self.internal_token = str(internal)
         return self._cluster_id
 
     # -- deployments ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[OdbDeployTransaction]:
-        async with self.engine.begin() as conn:
-            yield OdbDeployTransaction(conn, self.cluster_id)
+        """One deployment's writes; a clash with a concurrent deployment becomes ``Conflict``."""
+        try:
+            async with self.engine.begin() as conn:
+                yield OdbDeployTransaction(conn, self.cluster_id)
+        except IntegrityError as exc:
+            raise Conflict("another deployment of the same modules was recorded at the same time") from exc
+        except OperationalError as exc:
+            text = str(exc.orig).lower()
+            if any(word in text for word in ("locked", "deadlock", "busy", "serializ")):
+                raise Conflict("the ODB was busy with another deployment at the same time") from exc
+            raise
 
-    async def current_modules(self) -> list[ModuleRecord]:
-        query = (
+    def _current_query(self) -> Select[*tuple[ModuleVersion]]:
+        return (
             select(ModuleVersion)
             .join(DeployedModule, DeployedModule.version_id == ModuleVersion.id)
             .where(DeployedModule.cluster_id == self.cluster_id)
             .order_by(ModuleVersion.path)
         )
+
+    async def current_modules(self) -> list[ModuleRecord]:
+        return [_record(r) for r in await self._all(self._current_query())]
+
+    async def state(self) -> tuple[int, list[ModuleRecord]]:
+        """The newest sequence and the modules deployed as of it, read in one transaction."""
+        async with self.engine.begin() as conn:
+            sequence = (
+                await conn.execute(select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id))
+            ).scalar()
+            rows = (await conn.execute(self._current_query())).all()
+        return int(sequence or 0), [_record(r) for r in rows]
+
+    async def version(self, path: str, version: int) -> ModuleRecord | None:
+        query = select(ModuleVersion).where(
+            ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path, ModuleVersion.version == version
+        )
         rows = await self._all(query)
-        return [
-            ModuleRecord(
-                r.path, r.module, r.version, r.source, r.sha256, r.deployment_id, r.deployed_by, _iso(r.created_at)
+        return _record(rows[0]) if rows else None
+
+    async def record_config_change(self, what: str, by: str) -> int:
+        """A new sequence number for a change of channels or security, so that every server reloads them."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(Deployment).values(cluster_id=self.cluster_id, action=what[:20], deployed_by=by)
             )
-            for r in rows
-        ]
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     async def history(self, path: str) -> list[dict[str, Any]]:
         query = (
@@ -196,8 +241,76 @@ class OdbRepository:
 
     # -- servers ---------------------------------------------------------------------------------
 
+    async def heartbeat(self, name: str, sequence: int) -> int:
+        """Say ``name`` is alive and has applied ``sequence``; returns the newest sequence of the cluster."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(Server)
+                .where(Server.cluster_id == self.cluster_id, Server.name == name)
+                .values(last_seen=now, last_sequence=sequence)
+            )
+            newest = await conn.execute(select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id))
+            return int(newest.scalar() or 0)
+
+    async def mark_stopped(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(Server).where(Server.cluster_id == self.cluster_id, Server.name == name).values(last_seen=None)
+            )
+
+    async def servers(self) -> list[dict[str, Any]]:
+        """Every server that ever registered, with when it was last seen alive."""
+        rows = await self._all(select(Server).where(Server.cluster_id == self.cluster_id).order_by(Server.name))
+        return [
+            {
+                "name": r.name,
+                "url": r.url,
+                "pid": r.pid,
+                "last_sequence": r.last_sequence,
+                "last_seen": _aware(r.last_seen),
+            }
+            for r in rows
+        ]
+
+    async def live_servers(self, within: float) -> list[dict[str, Any]]:
+        """Servers seen alive in the last ``within`` seconds."""
+        horizon = datetime.now(UTC) - timedelta(seconds=within)
+        return [s for s in await self.servers() if s["last_seen"] is not None and s["last_seen"] >= horizon]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew lease ``name`` for ``ttl`` seconds; ``False`` if another holder has it."""
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        where = (Lease.cluster_id == self.cluster_id, Lease.name == name)
+        try:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(select(Lease.holder, Lease.expires_at).where(*where))).first()
+                if row is None:
+                    await conn.execute(
+                        insert(Lease).values(cluster_id=self.cluster_id, name=name, holder=holder, expires_at=expires)
+                    )
+                    return True
+                if row.holder != holder and _aware(row.expires_at) > now:  # type: ignore[operator]
+                    return False
+                result = await conn.execute(
+                    update(Lease)
+                    .where(*where, Lease.holder == row.holder, Lease.expires_at == row.expires_at)
+                    .values(holder=holder, expires_at=expires)
+                )
+                return bool(result.rowcount)
+        except IntegrityError:
+            return False
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(Lease).where(Lease.cluster_id == self.cluster_id, Lease.name == name, Lease.holder == holder)
+            )
+
     async def register_server(self, name: str, url: str, pid: int, sequence: int) -> None:
-        values = {"url": url, "pid": pid, "last_sequence": sequence, "started_at": datetime.now(UTC)}
+        now = datetime.now(UTC)
+        values = {"url": url, "pid": pid, "last_sequence": sequence, "started_at": now, "last_seen": now}
         async with self.engine.begin() as conn:
             where = (Server.cluster_id == self.cluster_id, Server.name == name)
             result = await conn.execute(update(Server).where(*where).values(**values))
@@ -311,6 +424,19 @@ class OdbRepository:
                 await conn.execute(insert(model).values(cluster_id=self.cluster_id, **values))
         except IntegrityError as exc:
             raise Conflict(taken) from exc
+
+
+def _record(r: Any) -> ModuleRecord:
+    return ModuleRecord(
+        r.path, r.module, r.version, r.source, r.sha256, r.deployment_id, r.deployed_by, _iso(r.created_at), r.origin
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite and MariaDB hand back naive datetimes; they were stored as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _iso(value: datetime | None) -> str:

@@ -210,6 +210,7 @@ async def test_channel_create_list_delete(server: InProcess) -> None:
         "service": "shop.get-item",
         "security": None,
         "warning": None,
+        "servers": [{"server": "server1", "status": "deployed", "sequence": created.json()["servers"][0]["sequence"]}],
     }
     listed = (await server.admin.get("/splice/admin/channels")).json()["channels"]
     assert [(c["name"], c["path"], c["methods"], c["service"], c["security"]) for c in listed] == [
@@ -303,12 +304,25 @@ async def test_security_definitions_never_echo_their_secret(server: InProcess) -
         json={"name": "partners", "kind": "basic", "username": "acme", "password": "s3cret-Pa55"},
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"name": "partners", "kind": "basic", "username": "acme", "header": None}
+    assert created.json() | {"servers": None} == {
+        "name": "partners",
+        "kind": "basic",
+        "username": "acme",
+        "header": None,
+        "servers": None,
+    }
+    assert "s3cret-Pa55" not in created.text
     created = await server.admin.post(
         "/splice/admin/security", json={"name": "robots", "kind": "apikey", "key": "k3y-0f-r0b0ts"}
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"name": "robots", "kind": "apikey", "username": None, "header": "X-API-Key"}
+    assert created.json() | {"servers": None} == {
+        "name": "robots",
+        "kind": "apikey",
+        "username": None,
+        "header": "X-API-Key",
+        "servers": None,
+    }
 
     listed = await server.admin.get("/splice/admin/security")
     assert listed.json() == {

@@ -1,0 +1,187 @@
+"""The cluster bus: how a server tells the others "deployment N is in the ODB" and hears back.
+
+Two adapters with one shape. ``HttpBus`` calls each live peer's ``POST /splice/admin/cluster/sync``
+(one host, no Redis) and the answer is the peer's acknowledgement. ``RedisBus`` publishes a notice on
+one pub/sub channel and collects the peers' acknowledgements from it (required across hosts); when
+Redis is down it falls back to HTTP, and when it comes back the server catches up from the ODB. The bus
+is only a doorbell: the ODB holds the deployments, and every server also checks it periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+OnNotice = Callable[[int, str], Awaitable[Ack]]
+"""Called with (sequence, origin server) on a peer; returns its acknowledgement."""
+
+
+class Bus(Protocol):
+    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None: ...
+
+    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
+        """Tell ``peers`` about ``sequence``; their acknowledgements by server name (missing ones: timed out)."""
+
+    async def close(self) -> None: ...
+
+
+def timed_out(name: str, timeout: float) -> Ack:
+    return {"server": name, "status": "timed_out", "error": f"no answer within {timeout:g} s"}
+
+
+class HttpBus:
+    def __init__(self, me: str, token: str) -> None:
+        self.me = me
+        self._client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=None)
+
+    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None:
+        """Nothing to listen to: notices arrive as calls of the admin API."""
+
+    async def _one(self, sequence: int, peer: dict[str, Any], timeout: float) -> Ack:
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.wait_for(
+                self._client.post(
+                    f"{peer['url']}/splice/admin/cluster/sync", json={"sequence": sequence, "origin": self.me}
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            return timed_out(peer["name"], timeout)
+        except httpx.HTTPError as exc:
+            return {"server": peer["name"], "status": "unreachable", "error": f"{type(exc).__name__}: {exc}"}
+        if answer.status_code != 200:
+            return {
+                "server": peer["name"],
+                "status": "failed",
+                "error": f"HTTP {answer.status_code}: {answer.text[:300]}",
+            }
+        ack: Ack = answer.json()
+        ack["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return ack
+
+    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
+        acks = await asyncio.gather(*(self._one(sequence, peer, timeout) for peer in peers))
+        return {peer["name"]: ack for peer, ack in zip(peers, acks, strict=True)}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class RedisBus:
+    """Notices and acknowledgements on the pub/sub channel ``splice:<cluster>:bus``."""
+
+    def __init__(self, url: str, cluster: str, me: str, fallback: HttpBus) -> None:
+        self.url = url
+        self.channel = f"splice:{cluster}:bus"
+        self.me = me
+        self.fallback = fallback
+        self.connected = False
+        self._waiters: dict[int, tuple[set[str], dict[str, Ack], asyncio.Event, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._publisher: Any = None
+        self._answering: set[asyncio.Task[None]] = set()
+
+    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None:
+        import redis.asyncio as redis
+
+        self._publisher = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._listen(on_notice, on_reconnect, ready))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), 3)
+
+    async def _listen(
+        self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]], ready: asyncio.Event
+    ) -> None:
+        import redis.asyncio as redis
+        from redis.exceptions import RedisError
+
+        first = True
+        while True:
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=2)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self.connected = True
+                    ready.set()
+                    if not first:
+                        logger.info("cluster bus: Redis is back; catching up from the ODB")
+                        await on_reconnect()
+                    first = False
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._handle(json.loads(message["data"]), on_notice)
+            except (RedisError, OSError) as exc:
+                if self.connected or first:
+                    logger.warning("cluster bus: Redis unreachable (%s); using HTTP and the ODB until it is back", exc)
+                self.connected = False
+                ready.set()
+                first = False
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _handle(self, message: dict[str, Any], on_notice: OnNotice) -> None:
+        if message.get("kind") == "notice" and message.get("origin") != self.me:
+            task = asyncio.create_task(self._answer(int(message["sequence"]), str(message["origin"]), on_notice))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+        elif message.get("kind") == "ack" and message.get("to") == self.me:
+            waiter = self._waiters.get(int(message["sequence"]))
+            if waiter is not None:
+                names, acks, done, started = waiter
+                acks[message["server"]] = {**message["ack"], "ms": round((time.perf_counter() - started) * 1000, 3)}
+                if names <= set(acks):
+                    done.set()
+
+    async def _answer(self, sequence: int, origin: str, on_notice: OnNotice) -> None:
+        ack = await on_notice(sequence, origin)
+        await self._publish({"kind": "ack", "sequence": sequence, "to": origin, "server": self.me, "ack": ack})
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        await self._publisher.publish(self.channel, json.dumps(message))
+
+    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
+        from redis.exceptions import RedisError
+
+        if not peers:
+            return {}
+        names = {peer["name"] for peer in peers}
+        acks: dict[str, Ack] = {}
+        done = asyncio.Event()
+        self._waiters[sequence] = (names, acks, done, time.perf_counter())
+        try:
+            if not self.connected:
+                raise ConnectionError("not subscribed")
+            await self._publish({"kind": "notice", "sequence": sequence, "origin": self.me})
+        except (RedisError, OSError) as exc:
+            logger.warning("cluster bus: cannot publish on Redis (%s); telling the servers over HTTP", exc)
+            self._waiters.pop(sequence, None)
+            return await self.fallback.notify(sequence, peers, timeout)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout)
+        finally:
+            self._waiters.pop(sequence, None)
+        return {name: acks[name] if name in acks else timed_out(name, timeout) for name in names}
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._publisher is not None:
+            await self._publisher.aclose()
+        await self.fallback.close()

@@ -1,0 +1,107 @@
+"""This server as a member of its cluster: liveness, catching up, and telling the others about changes.
+
+Every ``sync_interval`` a server says it is alive (``servers.last_seen``) and compares the newest
+deployment sequence in the ODB with the one it applied; if it is behind, it syncs. Notices on the bus
+make that immediate; the periodic check makes a missed notice cost a delay, never a divergence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .bus import Ack, Bus
+
+if TYPE_CHECKING:
+    from .config import ServerSettings, Settings
+    from .deploy import DeploymentEngine
+    from .odb import OdbRepository
+
+logger = logging.getLogger(__name__)
+
+LIVENESS_FACTOR = 4
+"""A server not seen for this many sync intervals (at least 3 s) is taken as down."""
+
+
+class ClusterMember:
+    def __init__(
+        self,
+        settings: Settings,
+        server: ServerSettings,
+        repository: OdbRepository,
+        engine: DeploymentEngine,
+        bus: Bus,
+        reload_config: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.server = server
+        self.repository = repository
+        self.engine = engine
+        self.bus = bus
+        self.reload_config = reload_config
+        self.config_sequence = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def liveness(self) -> float:
+        return max(3.0, self.settings.sync_interval * LIVENESS_FACTOR)
+
+    async def start(self) -> None:
+        self.config_sequence = self.engine.applied
+        await self.bus.start(self.on_notice, self.catch_up)
+        self._task = asyncio.create_task(self._beat())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.repository.mark_stopped(self.server.name)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync_interval)
+            try:
+                newest = await self.repository.heartbeat(self.server.name, self.engine.applied)
+                if newest > self.engine.applied:
+                    logger.info("behind the ODB (%s < %s): catching up", self.engine.applied, newest)
+                    await self.catch_up()
+            except Exception:
+                logger.exception("heartbeat or catch-up failed; trying again in %s s", self.settings.sync_interval)
+
+    async def catch_up(self) -> Ack:
+        """Sync with the ODB; reload channels and security if anything changed."""
+        started = time.perf_counter()
+        before = self.engine.applied
+        result = await self.engine.sync()
+        if result.sequence > before or result.sequence > self.config_sequence:
+            await self.reload_config()
+            self.config_sequence = result.sequence
+        return {
+            "server": self.server.name,
+            "status": "failed" if result.error else "deployed",
+            "sequence": self.engine.applied,
+            "loaded": result.loaded,
+            "removed": result.removed,
+            "error": result.error,
+            "sync_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    async def on_notice(self, sequence: int, origin: str) -> Ack:
+        ack = await self.catch_up()
+        if ack["status"] == "deployed" and self.engine.applied < sequence:
+            ack.update(status="failed", error=f"the ODB does not show sequence {sequence} yet")
+        return ack
+
+    async def propagate(self, sequence: int) -> list[dict[str, Any]]:
+        """Tell every other live server about ``sequence``; each one's outcome, this server first."""
+        me = {"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}
+        peers = [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.name]
+        acks = await self.bus.notify(sequence, peers, self.settings.cluster_timeout)
+        return [me, *(acks[peer["name"]] for peer in peers)]

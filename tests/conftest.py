@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,8 @@ class Cluster:
     directory: Path
     url: str
     token: str
+    urls: list[str] = field(default_factory=list)
+    load_balancer: str | None = None
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
@@ -111,14 +114,45 @@ class Cluster:
         return splice(*args, cwd=cwd, check=check)
 
 
-def make_cluster(directory: Path, odb: str | None = None) -> Cluster:
-    port = free_port()
-    args = ["quickstart", "create", str(directory), "--port", str(port)]
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def make_cluster(
+    directory: Path,
+    odb: str | None = None,
+    servers: int = 1,
+    redis: str | None = None,
+    load_balancer: bool = False,
+) -> Cluster:
+    """``splice quickstart create`` on free ports; ``url`` is server1's, ``urls`` every server's."""
+    port = free_ports(servers + 1)
+    args = ["quickstart", "create", str(directory), "--port", str(port), "--servers", str(servers)]
+    args.append("--load-balancer" if load_balancer else "--no-load-balancer")
     if odb:
         args += ["--odb", odb]
+    if redis:
+        args += ["--redis", redis]
     splice(*args)
     token = (directory / "admin-token").read_text().strip()
-    return Cluster(directory, f"http://127.0.0.1:{port}", token)
+    urls = [f"http://127.0.0.1:{port + i}" for i in range(1, servers + 1)]
+    balancer = f"http://127.0.0.1:{port}" if load_balancer else None
+    return Cluster(directory, urls[0], token, urls, balancer)
 
 
 @pytest.fixture
@@ -150,7 +184,7 @@ async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
     from splice.server.http.app import build_app
 
     directory = tmp_path / "cluster"
-    await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None)
+    await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None, 1, None, False)
     settings = load_settings(directory)
     runtime = await build_runtime(settings, "server1")
     app = build_app(runtime)

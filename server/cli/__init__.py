@@ -8,13 +8,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import SpliceError
 from . import cluster, commands
 from .cluster import CliError
 
+EXTENSIONS: tuple[Extension, ...] = ()
+"""Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
+
 __all__ = ["main"]
+
+
+class Extension(Protocol):
+    def register(self, sub: Any, cluster_arg: Any) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int | None: ...
 
 
 def _cluster_arg(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     quick = sub.add_parser("quickstart", help="create a local cluster").add_subparsers(dest="action", required=True)
     create = quick.add_parser("create", help="a new cluster directory: config, SQLite ODB, admin token, one server")
     create.add_argument("directory", type=Path)
-    create.add_argument("--port", type=int, default=17010, help="port of the first server (default 17010)")
+    create.add_argument(
+        "--port", type=int, default=17010, help="the load balancer's port; servers take the next ones (default 17010)"
+    )
+    create.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
+    create.add_argument("--redis", help="Redis URL for the cluster bus (default: servers call each other over HTTP)")
+    create.add_argument(
+        "--load-balancer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="an HAProxy in front of the servers (default: when haproxy is installed)",
+    )
     create.add_argument("--odb", help="database URL (default: SQLite in the directory)")
     create.add_argument("--name", help="cluster name (default: the directory's name)")
     create.add_argument("--start", action="store_true", help="start the cluster right away")
@@ -95,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     sec_delete = security.add_parser("delete")
     sec_delete.add_argument("name")
     _cluster_arg(sec_delete)
+    for extension in EXTENSIONS:
+        extension.register(sub, _cluster_arg)
     return parser
 
 
@@ -105,9 +126,16 @@ def _print_json(value: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     command = args.command
     if command == "quickstart":
-        created = cluster.quickstart_create(args.directory, args.port, args.odb, args.name)
+        created = cluster.quickstart_create(
+            args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer
+        )
         print(f"created cluster '{created['cluster']}' in {created['directory']}")
         print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
+        if created["load_balancer"]:
+            print(f"load balancer (HAProxy): {created['load_balancer']}")
+        else:
+            print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
+        print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
         if args.start:
             return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
         print(f"start it with: splice start {args.directory}")
@@ -165,6 +193,10 @@ def _run_client(args: argparse.Namespace) -> int:
         return _channel(args, directory)
     if command == "security":
         return _security(args, directory)
+    for extension in EXTENSIONS:
+        code = extension.run(args)
+        if code is not None:
+            return code
     raise CliError(f"unknown command {command}", 2)
 
 

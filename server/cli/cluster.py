@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +41,19 @@ async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
         await engine.dispose()
 
 
-def quickstart_create(directory: Path, port: int, odb: str | None, name: str | None) -> dict[str, Any]:
+def quickstart_create(
+    directory: Path,
+    port: int,
+    odb: str | None,
+    name: str | None,
+    servers: int = 2,
+    redis: str | None = None,
+    load_balancer: bool | None = None,
+) -> dict[str, Any]:
+    """A whole local cluster in ``directory``: the load balancer on ``port`` (when HAProxy is installed, or
+    ``load_balancer`` says so), servers on the ports after it, the ODB, the admin token, ``pickup/``."""
+    if servers < 1:
+        raise CliError("--servers must be at least 1")
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists():
         raise CliError(f"{directory} is already a cluster: start it with 'splice start {directory}'")
@@ -48,10 +61,19 @@ def quickstart_create(directory: Path, port: int, odb: str | None, name: str | N
         raise CliError(f"{directory} exists and is not empty; pick a new directory")
     directory.mkdir(parents=True, exist_ok=True)
     cluster_name = name or directory.name
-    (directory / CONFIG_FILE).write_text(
-        render_config(cluster_name, odb or "sqlite+aiosqlite:///odb.sqlite", [("server1", "127.0.0.1", port)]),
-        encoding="utf-8",
+    if load_balancer is None:
+        load_balancer = shutil.which("haproxy") is not None
+    members = [(f"server{i}", "127.0.0.1", port + i) for i in range(1, servers + 1)]
+    text = render_config(
+        cluster_name,
+        odb or "sqlite+aiosqlite:///odb.sqlite",
+        members,
+        redis=redis,
+        pickup=["pickup"],
+        load_balancer=("127.0.0.1", port) if load_balancer else None,
     )
+    (directory / CONFIG_FILE).write_text(text, encoding="utf-8")
+    (directory / "pickup").mkdir()
     settings = load_settings(directory)
     for server in settings.servers:
         settings.deployed_dir(server.name).mkdir(parents=True)
@@ -61,7 +83,13 @@ def quickstart_create(directory: Path, port: int, odb: str | None, name: str | N
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     asyncio.run(_prepare_odb(settings, token))
-    return {"directory": str(directory), "cluster": cluster_name, "servers": [s.url for s in settings.servers]}
+    return {
+        "directory": str(directory),
+        "cluster": cluster_name,
+        "servers": [s.url for s in settings.servers],
+        "load_balancer": settings.load_balancer.url if settings.load_balancer else None,
+        "pickup": [str(p) for p in settings.pickup_dirs],
+    }
 
 
 def migrate(directory: Path) -> None:

@@ -87,14 +87,20 @@ def test_quickstart_create_with_the_installed_command(tmp_path: Path) -> None:
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     token = token_file.read_text().strip()
     assert len(token) >= 32
-    assert f"port = {port}" in (directory / "cluster.toml").read_text()
+    config = (directory / "cluster.toml").read_text()
+    assert f"port = {port + 1}" in config
+    assert f"port = {port + 2}" in config  # two servers by default
+    assert (directory / "pickup").is_dir()
     assert (directory / "server1" / "work" / "deployed").is_dir()
 
     # A second create into the same directory is refused and changes nothing.
     again = splice("quickstart", "create", str(directory), "--port", str(free_port()), check=False)
     assert "is already a cluster" in one_line_error(again)
     assert token_file.read_text().strip() == token
-    assert f"port = {port}" in (directory / "cluster.toml").read_text()
+    config = (directory / "cluster.toml").read_text()
+    assert f"port = {port + 1}" in config
+    assert f"port = {port + 2}" in config  # two servers by default
+    assert (directory / "pickup").is_dir()
 
     other = tmp_path / "notes"
     write(other / "todo.txt", "buy milk\n")

@@ -27,6 +27,10 @@ OnNotice = Callable[[int, str], Awaitable[Ack]]
 
 
 class Bus(Protocol):
+    @property
+    def connected(self) -> bool:
+        """Whether notices can go out on this bus now (HTTP: always)."""
+
     async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None: ...
 
     async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
@@ -40,6 +44,8 @@ def timed_out(name: str, timeout: float) -> Ack:
 
 
 class HttpBus:
+    connected = True
+
     def __init__(self, me: str, token: str) -> None:
         self.me = me
         self._client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=None)
@@ -67,7 +73,7 @@ class HttpBus:
                 "error": f"HTTP {answer.status_code}: {answer.text[:300]}",
             }
         ack: Ack = answer.json()
-        ack["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        ack.update(ms=round((time.perf_counter() - started) * 1000, 3), via="http")
         return ack
 
     async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
@@ -142,7 +148,8 @@ class RedisBus:
             waiter = self._waiters.get(int(message["sequence"]))
             if waiter is not None:
                 names, acks, done, started = waiter
-                acks[message["server"]] = {**message["ack"], "ms": round((time.perf_counter() - started) * 1000, 3)}
+                elapsed = round((time.perf_counter() - started) * 1000, 3)
+                acks[message["server"]] = {**message["ack"], "ms": elapsed, "via": "redis"}
                 if names <= set(acks):
                     done.set()
 
@@ -151,7 +158,15 @@ class RedisBus:
         await self._publish({"kind": "ack", "sequence": sequence, "to": origin, "server": self.me, "ack": ack})
 
     async def _publish(self, message: dict[str, Any]) -> None:
-        await self._publisher.publish(self.channel, json.dumps(message))
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        data = json.dumps(message)
+        try:
+            await self._publisher.publish(self.channel, data)
+        except (RedisConnectionError, OSError):
+            # A connection left over from before Redis went away: drop the pool's connections, try once more.
+            await self._publisher.connection_pool.disconnect()
+            await self._publisher.publish(self.channel, data)
 
     async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
         from redis.exceptions import RedisError

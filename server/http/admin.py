@@ -136,7 +136,10 @@ async def cluster_info(runtime: Runtime, request: Request, body: dict[str, Any])
         server["live"] = server["name"] in live
         server["last_seen"] = server["last_seen"].isoformat() if server["last_seen"] else None
     newest = await runtime.repository.last_sequence()
-    bus = "redis" if runtime.settings.redis_url else "http"
+    bus = {
+        "kind": "redis" if runtime.settings.redis_url else "http",
+        "connected": runtime.cluster.bus.connected if runtime.cluster is not None else False,
+    }
     return {"cluster": runtime.settings.cluster_name, "bus": bus, "sequence": newest, "servers": servers}
 
 

@@ -43,7 +43,6 @@ class ClusterMember:
         self.engine = engine
         self.bus = bus
         self.reload_config = reload_config
-        self.config_sequence = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -51,7 +50,6 @@ class ClusterMember:
         return max(3.0, self.settings.sync_interval * LIVENESS_FACTOR)
 
     async def start(self) -> None:
-        self.config_sequence = self.engine.applied
         await self.bus.start(self.on_notice, self.catch_up)
         self._task = asyncio.create_task(self._beat())
 
@@ -78,11 +76,9 @@ class ClusterMember:
     async def catch_up(self) -> Ack:
         """Sync with the ODB; reload channels and security if anything changed."""
         started = time.perf_counter()
-        before = self.engine.applied
         result = await self.engine.sync()
-        if result.sequence > before or result.sequence > self.config_sequence:
+        if result.config_changed:
             await self.reload_config()
-            self.config_sequence = result.sequence
         return {
             "server": self.server.name,
             "status": "failed" if result.error else "deployed",

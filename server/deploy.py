@@ -71,6 +71,10 @@ class DeploymentRepository(Protocol):
 
     async def state(self) -> tuple[int, list[ModuleRecord]]: ...
 
+    async def heads(self, since: int) -> tuple[int, dict[str, tuple[int, str]], bool]: ...
+
+    async def modules(self, paths: Sequence[str]) -> list[ModuleRecord]: ...
+
 
 @dataclass(frozen=True)
 class SyncResult:
@@ -80,6 +84,7 @@ class SyncResult:
     loaded: dict[str, int]
     removed: list[str]
     error: str | None
+    config_changed: bool = False
 
 
 @dataclass
@@ -165,21 +170,21 @@ class DeploymentEngine:
             return await self._sync_locked()
 
     async def _sync_locked(self, force: bool = False) -> SyncResult:
-        sequence, records = await self.repository.state()
+        sequence, heads, config = await self.repository.heads(-1 if force else self.applied)
         if sequence <= self.applied and not force:
             return SyncResult(self.applied, {}, [], None)
-        wanted = {r.path: r for r in records}
-        changed = {
-            p: r
-            for p, r in wanted.items()
-            if (mine := self.records.get(p)) is None or (mine.version, mine.sha256) != (r.version, r.sha256)
-        }
-        removed = set(self.records) - set(wanted)
+        stale = [
+            p
+            for p, head in heads.items()
+            if (mine := self.records.get(p)) is None or (mine.version, mine.sha256) != head
+        ]
+        changed = {r.path: r for r in await self.repository.modules(stale)}
+        removed = set(self.records) - set(heads)
         error = None
         if changed or removed:
             error = await self._apply_state(changed, removed)
         self.applied = max(self.applied, sequence)
-        return SyncResult(sequence, {p: r.version for p, r in changed.items()}, sorted(removed), error)
+        return SyncResult(sequence, {p: r.version for p, r in changed.items()}, sorted(removed), error, config)
 
     async def _apply_state(self, changed: dict[str, ModuleRecord], removed: set[str]) -> str | None:
         removed_names = {self.records[p].module for p in removed}

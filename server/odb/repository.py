@@ -200,6 +200,35 @@ class OdbRepository:
             rows = (await conn.execute(self._current_query())).all()
         return int(sequence or 0), [_record(r) for r in rows]
 
+    async def heads(self, since: int) -> tuple[int, dict[str, tuple[int, str]], bool]:
+        """The newest sequence, each deployed module's (version, sha256), and whether channels or security
+        changed after ``since``: what a server needs to see if it is behind, without reading any source."""
+        async with self.engine.begin() as conn:
+            sequence = (
+                await conn.execute(select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id))
+            ).scalar()
+            if not sequence or sequence <= since:
+                return int(sequence or 0), {}, False
+            query = (
+                select(ModuleVersion.path, ModuleVersion.version, ModuleVersion.sha256)
+                .join(DeployedModule, DeployedModule.version_id == ModuleVersion.id)
+                .where(DeployedModule.cluster_id == self.cluster_id)
+            )
+            heads = {r.path: (r.version, r.sha256) for r in (await conn.execute(query)).all()}
+            actions = select(Deployment.id).where(
+                Deployment.cluster_id == self.cluster_id,
+                Deployment.id > since,
+                Deployment.action.not_in(("deploy", "undeploy")),
+            )
+            config = (await conn.execute(actions.limit(1))).first() is not None
+        return int(sequence), heads, config
+
+    async def modules(self, paths: Sequence[str]) -> list[ModuleRecord]:
+        """The deployed versions of ``paths`` (those still deployed), sources included."""
+        if not paths:
+            return []
+        return [_record(r) for r in await self._all(self._current_query().where(ModuleVersion.path.in_(list(paths))))]
+
     async def version(self, path: str, version: int) -> ModuleRecord | None:
         query = select(ModuleVersion).where(
             ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path, ModuleVersion.version == version
@@ -307,6 +336,11 @@ class OdbRepository:
             await conn.execute(
                 delete(Lease).where(Lease.cluster_id == self.cluster_id, Lease.name == name, Lease.holder == holder)
             )
+
+    async def leases(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Leases whose name starts with ``prefix``: name → holder and ``expires_at`` (expired ones too)."""
+        query = select(Lease).where(Lease.cluster_id == self.cluster_id, Lease.name.startswith(prefix, autoescape=True))
+        return {r.name: {"holder": r.holder, "expires_at": _aware(r.expires_at)} for r in await self._all(query)}
 
     async def register_server(self, name: str, url: str, pid: int, sequence: int) -> None:
         now = datetime.now(UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -189,12 +190,42 @@ class Cluster:
         return int(self.pid_file.read_text().strip())
 
 
-def create_cluster(parent: Path, name: str, procs: Processes) -> Cluster:
-    port = free_port()
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def create_cluster(parent: Path, name: str, procs: Processes, servers: int = 1, *extra: str) -> Cluster:
+    """A cluster without a load balancer; ``Cluster.port`` is server1's (the others follow it)."""
+    base = free_ports(servers + 1)
     directory = parent / name
-    splice("quickstart", "create", str(directory), "--port", str(port))
+    splice(
+        "quickstart",
+        "create",
+        str(directory),
+        "--port",
+        str(base),
+        "--servers",
+        str(servers),
+        "--no-load-balancer",
+        *extra,
+    )
     procs.watch_cluster(directory)
-    return Cluster(directory, port)
+    return Cluster(directory, base + 1)
 
 
 def ping(url: str, timeout: float = 0.5) -> dict[str, Any] | None:

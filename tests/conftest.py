@@ -10,10 +10,12 @@ import asyncio
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,3 +201,51 @@ async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
             yield InProcess(runtime, client, admin)
         finally:
             await runtime.close()
+
+
+def eventually(check: Callable[[], object], seconds: float = 20.0) -> object:
+    """Poll ``check`` until it returns something true (or stops raising); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {seconds} s: {check}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[[bool], None]]:
+    """A redis-server of this test's own; call the yielded function with False to stop it, True to start it."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    process: list[subprocess.Popen[bytes]] = []
+
+    def switch(on: bool) -> None:
+        if on:
+            process.append(
+                subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                    stdout=subprocess.DEVNULL,
+                    cwd=tmp_path,
+                )
+            )
+            eventually(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout)
+        else:
+            process[-1].kill()
+            process[-1].wait()
+
+    switch(True)
+    switch.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    try:
+        yield switch
+    finally:
+        for p in process:
+            p.kill()
+            p.wait()

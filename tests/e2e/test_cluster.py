@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import shutil
 import signal
-import subprocess
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Cluster, free_port, make_cluster, splice
+from tests.conftest import Cluster, eventually, make_cluster, splice
 
 VERSIONED = textwrap.dedent(
     """
@@ -33,21 +30,6 @@ VERSIONED = textwrap.dedent(
             self.response.payload = {{"version": {version}, "pid": os.getpid()}}
     """
 )
-
-
-def eventually(check: Callable[[], object], seconds: float = 20.0) -> object:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, AssertionError, KeyError):
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {check}")
-        time.sleep(0.1)
 
 
 def invoke(url: str, token: str, name: str) -> dict:
@@ -151,38 +133,6 @@ def test_concurrent_deploys_of_one_module_end_with_one_winner_everywhere(three: 
     ).json()["versions"]
     assert [m["version"] for m in modules] == [history[-1]["version"]]
     assert len(history) == 4
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[[bool], None]]:
-    """A redis-server of this test's own; call the yielded function with False to stop it, True to start it."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
-    process: list[subprocess.Popen[bytes]] = []
-
-    def switch(on: bool) -> None:
-        if on:
-            process.append(
-                subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                    stdout=subprocess.DEVNULL,
-                    cwd=tmp_path,
-                )
-            )
-            eventually(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout)
-        else:
-            process[-1].kill()
-            process[-1].wait()
-
-    switch(True)
-    switch.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
-    try:
-        yield switch
-    finally:
-        for p in process:
-            p.kill()
-            p.wait()
 
 
 def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(

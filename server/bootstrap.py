@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .invoker import Invoker
 from .isolate import Isolation
 from .logs import configure_server_logging
+from .pickup import Pickup
 from .runtime import Runtime
 from .store import ServiceStore
 
@@ -74,6 +75,9 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     warm = asyncio.create_task(runtime.engine.isolation.start())
+    if runtime.settings.pickup_dirs:
+        runtime.pickup = Pickup(runtime)
+        runtime.pickup.start()
     try:
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
     finally:

@@ -20,6 +20,7 @@ from .store import ServiceStore
 if TYPE_CHECKING:
     from .cluster import ClusterMember
     from .odb import OdbRepository
+    from .pickup import Pickup
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Runtime:
     verifier: Verifier = field(default_factory=Verifier)
     token_hashes: frozenset[str] = frozenset()
     cluster: ClusterMember | None = None
+    pickup: Pickup | None = None
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -75,6 +77,8 @@ class Runtime:
         return await self.propagate(sequence)
 
     async def close(self) -> None:
+        if self.pickup is not None:
+            await self.pickup.stop()
         if self.cluster is not None:
             await self.cluster.stop()
         await self.invoker.drain()

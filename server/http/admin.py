@@ -24,6 +24,7 @@ from ..errors import BadRequest, NotFound, SpliceError
 from ..naming import check_service_name
 from ..security import KINDS, hash_secret, token_digest
 from .openapi import document
+from .pickup import pickup_status
 from .responses import error_response, json_response
 
 if TYPE_CHECKING:
@@ -272,6 +273,7 @@ def routes(runtime: Runtime) -> list[Route]:
         ("GET", "/openapi.json", openapi),
         ("GET", "/cluster", cluster_info),
         ("POST", "/cluster/sync", cluster_sync),
+        ("GET", "/pickup", pickup_status),
     ]
     created = {create_channel, create_security}
     return [

@@ -88,6 +88,7 @@ def document(server_url: str) -> dict[str, Any]:
             },
             f"{a}/openapi.json": {"get": _op("This document")},
             f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
+            f"{a}/pickup": {"get": _op("Pickup directories: which server acts on each, and its last batch")},
             f"{a}/cluster/sync": {
                 "post": _op(
                     "Sync this server with the ODB now (how servers notify each other without Redis)",

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .apply import apply_file
 from .config import ServerSettings, Settings
 from .deploy import DeploymentEngine
 from .invoker import Invoker
@@ -18,6 +19,9 @@ from .security import SecurityDefinition, Verifier
 from .store import ServiceStore
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     from .cluster import ClusterMember
     from .odb import OdbRepository
     from .pickup import Pickup
@@ -39,6 +43,8 @@ class Runtime:
     pickup: Pickup | None = None
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    """The environment this server started with: where a declaration file applied here finds its secrets."""
 
     async def reload_channels(self) -> None:
         securities = {
@@ -67,14 +73,24 @@ class Runtime:
             return [{"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}]
         return await self.cluster.propagate(sequence)
 
-    async def config_changed(self, what: str) -> list[dict[str, object]]:
+    async def config_changed(self, what: str, by: str = "admin-api") -> list[dict[str, object]]:
         """After a change of channels or security here: record it, reload here, tell the others."""
-        sequence = await self.repository.record_config_change(what, "admin-api")
+        sequence = await self.repository.record_config_change(what, by)
         if self.cluster is not None:
             await self.cluster.catch_up()
         else:
             await self.reload_config()
         return await self.propagate(sequence)
+
+    async def apply_config(self, path: Path, prune: bool = False) -> dict[str, object]:
+        """Apply the declaration file ``path`` (``splice.toml``, ``*.splice.toml``) to the whole cluster.
+
+        Its secrets (``password_env``, ``key_env``) come from this server's environment. Objects the file
+        does not declare stay unless ``prune``. Raises ``DeclarationError`` (file, line, field) if the file is
+        wrong; answers the plan carried out, with ``changed`` false when the cluster already held it.
+        """
+        where = f"the environment of server {self.server.name}"
+        return await apply_file(self, path, self.environ, where, by=f"file:{path}", prune=prune)
 
     async def close(self) -> None:
         if self.pickup is not None:

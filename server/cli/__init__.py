@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands
+from . import cluster, commands, history
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = ()
+EXTENSIONS: tuple[Extension, ...] = (history,)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]

@@ -23,6 +23,8 @@ from ..deploy import ModuleSource
 from ..errors import BadRequest, NotFound, SpliceError
 from ..naming import check_service_name
 from ..security import KINDS, hash_secret, token_digest
+from .admin_apply import apply
+from .admin_history import rollback
 from .openapi import document
 from .pickup import pickup_status
 from .responses import error_response, json_response
@@ -165,7 +167,8 @@ async def module_history(runtime: Runtime, request: Request, body: dict[str, Any
     history = await runtime.repository.history(path)
     if not history:
         raise NotFound(f"no module was ever deployed at {path}")
-    return {"path": path, "versions": history}
+    current = runtime.engine.records.get(path)
+    return {"path": path, "current": current.version if current else None, "versions": history}
 
 
 async def list_services(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -273,6 +276,8 @@ def routes(runtime: Runtime) -> list[Route]:
         ("GET", "/openapi.json", openapi),
         ("GET", "/cluster", cluster_info),
         ("POST", "/cluster/sync", cluster_sync),
+        ("POST", "/rollback", rollback),
+        ("POST", "/apply", apply),
         ("GET", "/pickup", pickup_status),
     ]
     created = {create_channel, create_security}

@@ -86,6 +86,28 @@ def document(server_url: str) -> dict[str, Any]:
             f"{a}/security/{{name}}": {
                 "delete": {**_op("Delete a security definition", errors=(404, 409)), "parameters": _NAME_PARAM}
             },
+            f"{a}/rollback": {
+                "post": _op(
+                    "Deploy a stored version of a module again, as a new version, on every server",
+                    _obj(["path", "version"], path=_STR, version={"type": "integer", "minimum": 1}, deployed_by=_STR),
+                    errors=(400, 404, 422),
+                )
+            },
+            f"{a}/apply": {
+                "post": _op(
+                    "Apply a declaration file (channels, security definitions); secrets by variable name",
+                    _obj(
+                        ["text"],
+                        text={**_STR, "description": "the TOML file's contents"},
+                        file={**_STR, "description": "its name, for messages"},
+                        secrets={"type": "object", "additionalProperties": _STR},
+                        prune={"type": "boolean"},
+                        dry_run={"type": "boolean"},
+                        applied_by=_STR,
+                    ),
+                    errors=(400, 409, 422),
+                )
+            },
             f"{a}/openapi.json": {"get": _op("This document")},
             f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
             f"{a}/pickup": {"get": _op("Pickup directories: which server acts on each, and its last batch")},

@@ -11,6 +11,7 @@ from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..declare import Declaration, Plan
 from ..deploy import ModuleRecord, ModuleSource
 from ..errors import Conflict, NotFound
 from ..security import new_token, token_digest
@@ -259,6 +260,7 @@ class OdbRepository:
                 "sha256": r.sha256,
                 "deployed_by": r.deployed_by,
                 "deployed_at": _iso(r.created_at),
+                "origin": r.origin,
             }
             for r in rows
         ]
@@ -458,6 +460,54 @@ class OdbRepository:
                 await conn.execute(insert(model).values(cluster_id=self.cluster_id, **values))
         except IntegrityError as exc:
             raise Conflict(taken) from exc
+
+    # -- declared configuration (splice apply) ---------------------------------------------------
+
+    async def apply_declared(self, declaration: Declaration, plan: Plan, secret_hashes: dict[str, str]) -> None:
+        """Carry out ``plan`` (made for ``declaration``) in one transaction: all of it or nothing.
+
+        ``secret_hashes`` holds the hashed secret of every security definition the plan creates or updates.
+        """
+        security = {s.name: s for s in declaration.security}
+        channels = {c.name: c for c in declaration.channels}
+        values: dict[str, Any]
+        try:
+            async with self.engine.begin() as conn:
+                for change in plan.of("security", "create", "update"):
+                    spec = security[change.name]
+                    values = {"kind": spec.kind, "username": spec.username, "header": spec.header}
+                    values["secret_hash"] = secret_hashes[spec.name]
+                    await self._put(conn, SecurityDefinition, change.name, change.action, values)
+                where = SecurityDefinition.cluster_id == self.cluster_id
+                rows = await conn.execute(select(SecurityDefinition.name, SecurityDefinition.id).where(where))
+                ids: dict[str, int] = {name: found for name, found in rows}
+                for change in plan.of("channel", "create", "update"):
+                    ch = channels[change.name]
+                    values = {"path": ch.path, "methods": list(ch.methods), "service": ch.service}
+                    values["security_id"] = ids.get(ch.security or "")
+                    await self._put(conn, Channel, ch.name, change.action, values)
+                for model, kind in ((Channel, "channel"), (SecurityDefinition, "security")):
+                    if names := [c.name for c in plan.of(kind, "delete")]:
+                        doomed = (model.cluster_id == self.cluster_id, model.name.in_(names))
+                        await conn.execute(delete(model).where(*doomed))
+        except IntegrityError as exc:
+            message = f"{declaration.file}: channels or security changed while it was applied; apply it again"
+            raise Conflict(message) from exc
+
+    async def _put(
+        self,
+        conn: AsyncConnection,
+        model: type[Channel] | type[SecurityDefinition],
+        name: str,
+        action: str,
+        values: dict[str, Any],
+    ) -> None:
+        if action == "create":
+            await conn.execute(insert(model).values(cluster_id=self.cluster_id, name=name, **values))
+            return
+        where = (model.cluster_id == self.cluster_id, model.name == name)
+        if (await conn.execute(update(model).where(*where).values(**values))).rowcount == 0:
+            raise Conflict(f"'{name}' was deleted while the declaration was applied; apply it again")
 
 
 def _record(r: Any) -> ModuleRecord:

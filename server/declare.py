@@ -1,0 +1,511 @@
+"""Configuration as code: read a declaration file (``splice.toml``) and plan what applying it changes.
+
+Pure, no I/O. ``parse`` turns the file's text into a ``Declaration``, naming every problem at once with
+the file, the line when it can be found, and the field (``splice.toml:12: channels[1].path: ...``).
+``resolve_secrets`` looks up ``password_env`` / ``key_env`` in an environment the caller hands in: the
+secret itself is never in the file. ``plan`` compares a declaration with the cluster's current objects
+and says what to create, update, leave alone, and (only when asked to ``prune``) delete.
+
+The format::
+
+    [[security]]
+    name = "partners"
+    kind = "basic"                       # or "apikey": header = "X-API-Key" (optional), key_env = "..."
+    username = "acme"
+    password_env = "PARTNERS_PASSWORD"   # the name of an environment variable, never the secret
+
+    [[channels]]
+    name = "get-order"
+    path = "/orders/{id}"
+    service = "orders.get"
+    methods = ["GET"]                    # optional, default ["GET"]
+    security = "partners"                # optional
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import routing
+from .errors import SpliceError
+from .naming import check_service_name, closest
+from .security import KINDS
+
+SECTIONS = ("security", "channels")
+DEFAULT_HEADER = "X-API-Key"
+SECRET_FIELD = {"basic": "password", "apikey": "key"}
+"""The name a kind gives its secret; the file names the variable holding it as ``<field>_env``."""
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_SYNTAX_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
+_TABLE_HEADER = re.compile(r"^\s*\[")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+@dataclass(frozen=True)
+class DeclarationProblem:
+    """One thing wrong with a declaration file, located as precisely as the file allows."""
+
+    file: str
+    message: str
+    field: str = ""
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+class DeclarationError(SpliceError):
+    """A declaration file was refused; nothing was changed."""
+
+    status = 422
+    code = "invalid_declaration"
+
+    def __init__(self, problems: Sequence[DeclarationProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": str(self), "problems": [p.as_dict() for p in self.problems]}
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    name: str
+    kind: str
+    username: str | None
+    header: str | None
+    secret_env: str
+    """The environment variable holding the password (``basic``) or key (``apikey``)."""
+    where: str = field(default="", compare=False)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def secret_field(self) -> str:
+        return SECRET_FIELD[self.kind]
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    path: str
+    methods: tuple[str, ...]
+    service: str
+    security: str | None
+    where: str = field(default="", compare=False)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a declaration file asks the cluster to hold."""
+
+    file: str
+    security: tuple[SecuritySpec, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
+
+    def secret_names(self) -> list[str]:
+        """The environment variables the file's secrets come from, each once."""
+        return sorted({s.secret_env for s in self.security})
+
+    def problem(self, spec: SecuritySpec | ChannelSpec, key: str, message: str) -> DeclarationProblem:
+        return DeclarationProblem(self.file, message, f"{spec.where}.{key}", spec.lines.get(key, spec.lines.get("")))
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    """``security`` or ``channel``."""
+    name: str
+    action: str
+    """``create``, ``update``, ``delete`` or ``unchanged``."""
+    fields: tuple[str, ...] = ()
+    """For an update, the fields that differ (a secret is named, never shown)."""
+
+    def __str__(self) -> str:
+        what = "security definition" if self.kind == "security" else self.kind
+        detail = f" ({', '.join(self.fields)})" if self.action == "update" else ""
+        return f"{self.action} {what} {self.name}{detail}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "action": self.action, "fields": list(self.fields)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes that make the cluster hold a declaration, in the order they are carried out."""
+
+    file: str
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(c.action != "unchanged" for c in self.changes)
+
+    def of(self, kind: str, *actions: str) -> list[Change]:
+        return [c for c in self.changes if c.kind == kind and c.action in actions]
+
+    def counts(self) -> dict[str, int]:
+        out = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
+        for change in self.changes:
+            out[change.action] += 1
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "changed": self.changed,
+            "counts": self.counts(),
+            "changes": [c.as_dict() for c in self.changes],
+            "warnings": list(self.warnings),
+        }
+
+
+# -- parsing -------------------------------------------------------------------------------------------------
+
+
+def parse(text: str, file: str) -> Declaration:
+    """The declaration in ``text`` (the contents of ``file``); raises ``DeclarationError`` naming every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DeclarationError([_syntax_problem(file, exc)]) from None
+    lines = _locate(text)
+    problems: list[DeclarationProblem] = []
+    for key in data:
+        if key not in SECTIONS:
+            hint = closest(key, list(SECTIONS))
+            message = f"unknown section; did you mean [[{hint}]]?" if hint else "unknown section"
+            problems.append(
+                DeclarationProblem(file, f"{message} (a file declares {_listed()})", key, _top_line(text, key))
+            )
+    readers = {section: _items(data, section, file, lines, text, problems) for section in SECTIONS}
+    security = tuple(s for r in readers["security"] if (s := _security(r)) is not None)
+    channels = tuple(c for r in readers["channels"] if (c := _channel(r)) is not None)
+    for reader in (*readers["security"], *readers["channels"]):
+        problems.extend(reader.problems)
+    problems.extend(_duplicates(file, security) + _duplicates(file, channels))
+    if problems:
+        raise DeclarationError(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
+    return Declaration(file, security, channels)
+
+
+def _listed() -> str:
+    return " and ".join(f"[[{s}]]" for s in SECTIONS)
+
+
+def _syntax_problem(file: str, exc: tomllib.TOMLDecodeError) -> DeclarationProblem:
+    message = str(exc)
+    place = _SYNTAX_PLACE.search(message)
+    if place is None:
+        return DeclarationProblem(file, f"not valid TOML: {message}")
+    line, column = int(place.group(1)), int(place.group(2))
+    return DeclarationProblem(file, f"not valid TOML: {message[: place.start()]}", line=line, column=column)
+
+
+def _locate(text: str) -> dict[tuple[str, int], dict[str, int]]:
+    """Best effort: the line of each ``[[section]]`` header (key ``""``) and of each key below it.
+
+    tomllib keeps no positions, so this reads the usual layout (one key per line); an item written as an
+    inline table is simply not found, and its problems come without a line.
+    """
+    found: dict[tuple[str, int], dict[str, int]] = {}
+    counts: dict[str, int] = {}
+    current: dict[str, int] | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _ARRAY_HEADER.match(line)
+        if header:
+            section = header.group(1)
+            index = counts.get(section, 0)
+            counts[section] = index + 1
+            current = found[(section, index)] = {"": number}
+        elif _TABLE_HEADER.match(line):
+            current = None
+        elif current is not None and (key := _KEY.match(line)):
+            current.setdefault(key.group(1), number)
+    return found
+
+
+def _top_line(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
+
+
+@dataclass
+class _Reader:
+    """Reads one ``[[section]]`` item, collecting its problems."""
+
+    file: str
+    where: str
+    table: Mapping[str, Any]
+    lines: dict[str, int]
+    problems: list[DeclarationProblem] = field(default_factory=list)
+
+    def problem(self, key: str, message: str) -> None:
+        line = self.lines.get(key, self.lines.get(""))
+        self.problems.append(DeclarationProblem(self.file, message, f"{self.where}.{key}" if key else self.where, line))
+
+    def text(self, key: str, required: bool = True) -> str | None:
+        value = self.table.get(key)
+        if value is None:
+            if required:
+                self.problem(key, "is required")
+            return None
+        if not isinstance(value, str):
+            self.problem(key, f"must be a string, got {_toml_type(value)}")
+            return None
+        return value
+
+    def name(self, key: str) -> str | None:
+        value = self.text(key)
+        problem = None if value is None else check_service_name(value)
+        if problem:
+            self.problem(key, problem.replace("a service name", "a name").replace("service name", "name"))
+            return None
+        return value
+
+    def env(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            self.problem(key, f"must name an environment variable (letters, digits, '_'), got {value!r}")
+            return None
+        return value
+
+    def only(self, allowed: Collection[str], kind: str) -> None:
+        for key in self.table:
+            if key in allowed:
+                continue
+            if self.where.startswith("security") and key in ("password", "key", "secret", "token"):
+                self.problem(key, f"secrets never come from the file: name an environment variable with {key}_env")
+                continue
+            hint = closest(key, list(allowed))
+            suffix = f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(sorted(allowed))})"
+            self.problem(key, f"unknown field for {kind}{suffix}")
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _items(
+    data: Mapping[str, Any],
+    section: str,
+    file: str,
+    lines: dict[tuple[str, int], dict[str, int]],
+    text: str,
+    problems: list[DeclarationProblem],
+) -> list[_Reader]:
+    value = data.get(section, [])
+    if not isinstance(value, list):
+        message = f"must be an array of tables: write each item under its own [[{section}]] header"
+        problems.append(DeclarationProblem(file, message, section, _top_line(text, section)))
+        return []
+    readers = []
+    for index, table in enumerate(value):
+        where, item_lines = f"{section}[{index}]", lines.get((section, index), {})
+        if isinstance(table, dict):
+            readers.append(_Reader(file, where, table, item_lines))
+            continue
+        line = item_lines.get("", _top_line(text, section))
+        problems.append(DeclarationProblem(file, f"must be a table, got {_toml_type(table)}", where, line))
+    return readers
+
+
+def _security(reader: _Reader) -> SecuritySpec | None:
+    before = len(reader.problems)
+    name = reader.name("name")
+    kind = reader.text("kind")
+    if kind is not None and kind not in KINDS:
+        reader.problem("kind", f"must be one of {', '.join(repr(k) for k in KINDS)}, got {kind!r}")
+        kind = None
+    if kind is None:
+        reader.only({"name", "kind", "username", "header", "password_env", "key_env"}, "security")
+        return None
+    username = header = None
+    if kind == "basic":
+        reader.only({"name", "kind", "username", "password_env"}, "kind 'basic'")
+        username = reader.text("username")
+        if username == "":
+            reader.problem("username", "must not be empty")
+        elif username is not None and ":" in username:
+            reader.problem("username", "must not contain ':' (HTTP Basic separates user and password with it)")
+    else:
+        reader.only({"name", "kind", "header", "key_env"}, "kind 'apikey'")
+        header = reader.text("header", required=False) or DEFAULT_HEADER
+        if not _HEADER_NAME.fullmatch(header):
+            reader.problem("header", f"is not a valid HTTP header name: {header!r}")
+    secret_env = reader.env(f"{SECRET_FIELD[kind]}_env")
+    if len(reader.problems) > before or name is None or secret_env is None:
+        return None
+    return SecuritySpec(name, kind, username, header, secret_env, reader.where, reader.lines)
+
+
+def _channel(reader: _Reader) -> ChannelSpec | None:
+    before = len(reader.problems)
+    reader.only({"name", "path", "service", "methods", "security"}, "channels")
+    name = reader.name("name")
+    path = reader.text("path")
+    problem = None if path is None else routing.check_pattern(path)
+    if problem:
+        reader.problem("path", problem)
+    service = reader.name("service")
+    security = reader.text("security", required=False)
+    methods = _methods(reader)
+    if len(reader.problems) > before or name is None or path is None or service is None or methods is None:
+        return None
+    return ChannelSpec(name, path, methods, service, security, reader.where, reader.lines)
+
+
+def _methods(reader: _Reader) -> tuple[str, ...] | None:
+    value = reader.table.get("methods", ["GET"])
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        reader.problem("methods", f'must be an array of strings such as ["GET", "POST"], got {value!r}')
+        return None
+    if not value:
+        reader.problem("methods", "must name at least one HTTP method")
+        return None
+    try:
+        return tuple(routing.check_methods(value))
+    except ValueError as exc:
+        reader.problem("methods", str(exc))
+        return None
+
+
+def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec]) -> list[DeclarationProblem]:
+    seen: dict[str, str] = {}
+    problems = []
+    for spec in specs:
+        if spec.name in seen:
+            line = spec.lines.get("name", spec.lines.get(""))
+            message = f"{spec.name!r} is declared twice (also at {seen[spec.name]})"
+            problems.append(DeclarationProblem(file, message, f"{spec.where}.name", line))
+        seen.setdefault(spec.name, spec.where)
+    return problems
+
+
+# -- secrets -------------------------------------------------------------------------------------------------
+
+
+def resolve_secrets(declaration: Declaration, environ: Mapping[str, str], where: str) -> dict[str, str]:
+    """Each security definition's secret, by definition name, from ``environ``.
+
+    ``where`` says whose environment it is, for the message (``"the environment of splice apply"``,
+    ``"server server1's environment"``). Raises ``DeclarationError`` for every variable that is unset or empty.
+    """
+    secrets: dict[str, str] = {}
+    problems = []
+    for spec in declaration.security:
+        value = environ.get(spec.secret_env)
+        key = f"{spec.secret_field}_env"
+        if value is None:
+            problems.append(declaration.problem(spec, key, f"{spec.secret_env} is not set in {where}"))
+        elif not value:
+            problems.append(declaration.problem(spec, key, f"{spec.secret_env} is empty in {where}"))
+        else:
+            secrets[spec.name] = value
+    if problems:
+        raise DeclarationError(problems)
+    return secrets
+
+
+# -- planning ------------------------------------------------------------------------------------------------
+
+
+def plan(
+    declaration: Declaration,
+    channels: Sequence[Mapping[str, Any]],
+    security: Sequence[Mapping[str, Any]],
+    secret_matches: Mapping[str, bool],
+    prune: bool = False,
+    services: Collection[str] | None = None,
+) -> Plan:
+    """What makes the cluster hold ``declaration``.
+
+    ``channels`` and ``security`` are the cluster's current objects (as the repository lists them);
+    ``secret_matches[name]`` says whether the declared secret of an existing definition matches its stored
+    hash (a missing entry counts as different). Objects the file does not declare are deleted only with
+    ``prune``. ``services``, when given, are the deployed services, for warnings about channels that name
+    none of them. Raises ``DeclarationError`` if a channel names a security definition that would not exist.
+    """
+    current_sec = {str(s["name"]): s for s in security}
+    current_ch = {str(c["name"]): c for c in channels}
+    declared_sec = {s.name for s in declaration.security}
+    declared_ch = {c.name for c in declaration.channels}
+    _check_references(declaration, set(current_sec), prune)
+    changes = [_security_change(spec, current_sec.get(spec.name), secret_matches) for spec in declaration.security]
+    changes += [_channel_change(spec, current_ch.get(spec.name)) for spec in declaration.channels]
+    if prune:
+        changes += [Change("channel", name, "delete") for name in sorted(set(current_ch) - declared_ch)]
+        changes += [Change("security", name, "delete") for name in sorted(set(current_sec) - declared_sec)]
+    warnings = []
+    if services is not None:
+        for spec in declaration.channels:
+            if spec.service not in services:
+                warnings.append(f"channel {spec.name}: no service named '{spec.service}' is deployed yet")
+    return Plan(declaration.file, tuple(changes), tuple(warnings))
+
+
+def _check_references(declaration: Declaration, existing: set[str], prune: bool) -> None:
+    declared = {s.name for s in declaration.security}
+    problems = []
+    for spec in declaration.channels:
+        if spec.security is None or spec.security in declared:
+            continue
+        if spec.security not in existing:
+            message = f"no security definition named '{spec.security}' is declared in the file or exists in the cluster"
+            problems.append(declaration.problem(spec, "security", message))
+        elif prune:
+            message = f"security definition '{spec.security}' is not declared in the file, so pruning would delete it"
+            problems.append(declaration.problem(spec, "security", message))
+    if problems:
+        raise DeclarationError(problems)
+
+
+def _security_change(
+    spec: SecuritySpec, current: Mapping[str, Any] | None, secret_matches: Mapping[str, bool]
+) -> Change:
+    if current is None:
+        return Change("security", spec.name, "create")
+    differs = [
+        key
+        for key, value in (("kind", spec.kind), ("username", spec.username), ("header", spec.header))
+        if current.get(key) != value
+    ]
+    if not secret_matches.get(spec.name, False):
+        differs.append(spec.secret_field)
+    return Change("security", spec.name, "update" if differs else "unchanged", tuple(differs))
+
+
+def _channel_change(spec: ChannelSpec, current: Mapping[str, Any] | None) -> Change:
+    if current is None:
+        return Change("channel", spec.name, "create")
+    wanted = {"path": spec.path, "methods": sorted(spec.methods), "service": spec.service, "security": spec.security}
+    have = {**current, "methods": sorted(current.get("methods") or [])}
+    differs = tuple(key for key, value in wanted.items() if have.get(key) != value)
+    return Change("channel", spec.name, "update" if differs else "unchanged", differs)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands, history
+from . import cluster, commands, history, lb
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history,)
+EXTENSIONS: tuple[Extension, ...] = (history, lb)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]
@@ -142,6 +142,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if command == "start":
         for server in cluster.start(args.directory, args.timeout):
+            if server.get("error"):  # a part that could not start (HAProxy not installed); the rest runs
+                print(f"splice: {server['error']}", file=sys.stderr)
+                continue
             state = "started" if server["started"] else "already running"
             print(f"{server['name']} {state}: {server['url']} (pid {server['pid']})")
         return 0
@@ -150,14 +153,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{server['name']} {'stopped' if server['stopped'] else 'was not running'}")
         return 0
     if command == "status":
-        result = cluster.status(args.directory)
-        if args.json:
-            _print_json(result)
-        else:
-            for server in result["servers"]:
-                health = "healthy" if server["healthy"] else "DOWN"
-                print(f"{server['name']}  {server['url']}  pid {server['pid'] or '-'}  {health}")
-        return 0 if all(s["healthy"] for s in result["servers"]) else 3
+        return _status(args)
     if command == "migrate":
         cluster.migrate(args.directory)
         print("the ODB schema is up to date")
@@ -168,6 +164,22 @@ def _run(args: argparse.Namespace) -> int:
         run_server(args.directory, args.server)
         return 0
     return _run_client(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    result = cluster.status(args.directory)
+    balancer = result.get("load_balancer")
+    if args.json:
+        _print_json(result)
+    else:
+        for server in result["servers"]:
+            health = "healthy" if server["healthy"] else "DOWN"
+            print(f"{server['name']}  {server['url']}  pid {server['pid'] or '-'}  {health}")
+        if balancer:
+            health = "healthy" if balancer["healthy"] else "DOWN"
+            print(f"load-balancer  {balancer['url']}  pid {balancer['pid'] or '-'}  {health}")
+    healthy = all(s["healthy"] for s in result["servers"]) and (not balancer or balancer["healthy"])
+    return 0 if healthy else 3
 
 
 def _run_client(args: argparse.Namespace) -> int:

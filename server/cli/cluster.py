@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import lb
 from ..client import ping
 from ..config import CONFIG_FILE, Settings, load_settings, render_config
 from ..errors import ConfigError
@@ -62,7 +62,7 @@ def quickstart_create(
     directory.mkdir(parents=True, exist_ok=True)
     cluster_name = name or directory.name
     if load_balancer is None:
-        load_balancer = shutil.which("haproxy") is not None
+        load_balancer = lb.find_haproxy() is not None
     members = [(f"server{i}", "127.0.0.1", port + i) for i in range(1, servers + 1)]
     text = render_config(
         cluster_name,
@@ -78,6 +78,8 @@ def quickstart_create(
     for server in settings.servers:
         settings.deployed_dir(server.name).mkdir(parents=True)
         (settings.server_dir(server.name) / "logs").mkdir()
+    if settings.load_balancer is not None:
+        lb.write_config(settings)
     token = new_token()
     fd = os.open(settings.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -180,7 +182,8 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
                 "started": waiting is not None,
             }
         )
-    return results
+    balancer = lb.start_if_configured(settings, max(timeout - (time.monotonic() - began), 5.0))
+    return results if balancer is None else [*results, balancer]
 
 
 def _tail(settings: Settings, name: str, lines: int = 15) -> str:
@@ -194,7 +197,8 @@ def _tail(settings: Settings, name: str, lines: int = 15) -> str:
 
 def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
     settings = load_settings(directory, os.environ)
-    results = []
+    balancer = lb.stop_if_configured(settings, timeout)  # first: no request reaches a stopping server
+    results = [] if balancer is None else [balancer]
     for server in settings.servers:
         pid = running_pid(settings, server.name)
         if pid is None:
@@ -231,7 +235,12 @@ def status(directory: Path) -> dict[str, Any]:
                 "healthy": answer is not None and answer.get("server") == server.name,
             }
         )
-    return {"cluster": settings.cluster_name, "directory": str(settings.directory), "servers": servers}
+    return {
+        "cluster": settings.cluster_name,
+        "directory": str(settings.directory),
+        "servers": servers,
+        "load_balancer": lb.status(settings),
+    }
 
 
 def read_token(settings: Settings) -> str:

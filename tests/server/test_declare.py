@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,12 @@ def test_a_channel_naming_no_security_definition_is_refused() -> None:
 def test_warnings_name_channels_whose_service_is_not_deployed() -> None:
     result = plan(parse(FULL, "splice.toml"), [], [], {}, services={"orders.get"})
     assert result.warnings == ("channel ping: no service named 'tools.ping' is deployed yet",)
+
+
+def test_the_readme_example_is_a_valid_declaration() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration as code", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    declaration = parse(example, "README.md")
+    assert [c.name for c in declaration.channels] == ["get-order"]
+    assert declaration.secret_names() == ["PARTNERS_PASSWORD"]

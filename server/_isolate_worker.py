@@ -50,6 +50,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     problems: list[dict[str, Any]] = []
     modules: dict[str, Any] = {}
     describe_names = set(job["describe"])
+    libraries = set(job.get("libraries", ()))
     for name in job["check"]:
         relative = finder.files[name]
         try:
@@ -69,7 +70,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 problems.append({"path": relative, "message": str(exc), "class": cls.__name__})
                 continue
             services.append({"class": cls.__name__, **info.as_dict()})
-        if not classes:
+        if not classes and name not in libraries:
             problems.append({"path": relative, "message": "defines no service (no subclass of splice.server.Service)"})
         modules[name] = {"services": services}
     return {"ok": not problems, "modules": modules, "problems": problems}

@@ -246,7 +246,10 @@ class DeploymentEngine:
             files = {**self.finder.files, **{names[s.path]: s.path for s in sources}}
             overlay = {names[s.path]: s.source for s in sources}
             checked = time.perf_counter()
-            found = await self._isolated(files, overlay, order, sorted(batch), trees)
+            # A module without services is a library when a package or another module needs it (helpers, __init__).
+            needed = {dep for deps in graph.values() for dep in deps}
+            libraries = [n for n in sorted(batch) if n in needed or files[n].endswith("__init__.py")]
+            found = await self._isolated(files, overlay, order, sorted(batch), trees, libraries)
             isolated = time.perf_counter()
             self._check_conflicts(found, batch, names)
             unchanged = [s for s in sources if (r := self.records.get(s.path)) and r.sha256 == sha256(s.source)]
@@ -381,6 +384,7 @@ class DeploymentEngine:
         order: list[str],
         describe_names: list[str],
         trees: dict[str, ast.Module],
+        libraries: Sequence[str] = (),
     ) -> dict[str, list[dict[str, Any]]]:
         job = {
             "root": str(self.deployed_dir),
@@ -388,6 +392,7 @@ class DeploymentEngine:
             "overlay": overlay,
             "check": order,
             "describe": describe_names,
+            "libraries": list(libraries),
             "timeout": self.limits.import_timeout,
         }
         paths = [files[n] for n in describe_names] or [files[n] for n in order]

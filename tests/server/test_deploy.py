@@ -193,3 +193,18 @@ async def test_a_large_module_is_kept_whole_and_one_over_the_limit_is_refused(se
     assert status == 422
     assert answer["error"]["problems"][0]["kind"] == "size"
     assert f"the limit is {limit}" in answer["error"]["problems"][0]["message"]
+
+
+async def test_a_module_without_services_deploys_when_a_package_or_another_module_needs_it(server: InProcess) -> None:
+    uses_rate = "from splice.server import Service\nfrom shop.helpers import RATE\n\n\nclass Price(Service):\n"
+    uses_rate += "    name = 'price'\n\n    def handle(self):\n        self.response.payload = {'rate': RATE}\n"
+    modules = (("shop/__init__.py", ""), ("shop/helpers.py", "RATE = 2\n"), ("shop/orders.py", uses_rate))
+    status, answer = await deploy(server, *modules)
+    assert status == 200, answer
+    # A helper alone, needed by a deployed module: still a library.
+    assert (await deploy(server, ("shop/helpers.py", "RATE = 3\n")))[0] == 200
+    assert (await invoke(server, "price"))[1]["payload"] == {"rate": 3}
+    # Needed by nobody and no package: most likely a mistake, refused.
+    status, answer = await deploy(server, ("loose.py", "X = 1\n"))
+    assert status == 422
+    assert "defines no service" in answer["error"]["problems"][0]["message"]

@@ -122,7 +122,12 @@ async def apply_batch(runtime: Runtime, root: Path, scope: Collection[str] | Non
     report = Report(str(root), trigger, len(scope) if scope is not None else 0)
     found = await anyio.to_thread.run_sync(read_files, root, scope)
     digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in found.modules.items()}
-    plan = rules.plan(digests, await runtime.repository.current_modules(), origin, scope)
+    # The engine's records mirror the ODB once caught up, without reading every module's source again.
+    if runtime.cluster is not None:
+        await runtime.cluster.catch_up()
+    else:
+        await runtime.engine.sync()
+    plan = rules.plan(digests, list(runtime.engine.records.values()), origin, scope)
     report.outcomes.extend(found.skipped)
     sources, undecodable = _sources(found.modules, plan.deploy, origin)
     report.outcomes.extend(undecodable)

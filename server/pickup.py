@@ -75,6 +75,8 @@ class PickupDirectory:
         self._watcher: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._odb_failing = False
+        self._refused: set[str] = set()
+        """Deleted files whose module could not be undeployed yet (still imported): tried with every batch."""
 
     async def run(self) -> None:
         """Hold the lease while possible, act while holding it; forever (cancel to stop)."""
@@ -185,6 +187,8 @@ class PickupDirectory:
 
     async def _apply(self, scope: set[str] | None, trigger: str) -> None:
         token = current_cid.set(new_cid())
+        if scope is not None:
+            scope |= self._refused
         try:
             report = await apply_batch(self.runtime, self.root, scope, trigger, by=f"pickup@{self.holder}")
         except Exception:  # the ODB went away mid-batch, say: the next batch or leader's reconcile catches up
@@ -192,6 +196,7 @@ class PickupDirectory:
             return
         finally:
             current_cid.reset(token)
+        self._refused = {o.path for o in report.outcomes if o.status == "refused"}
         if report.outcomes or trigger == "start":
             self.last_batch = report
 

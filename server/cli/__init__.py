@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands, history, lb
+from . import cluster, commands, distributed, history, lb
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history, lb)
+EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]
@@ -183,7 +183,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _run_client(args: argparse.Namespace) -> int:
-    command, directory = args.command, args.cluster
+    command = args.command
+    directory: Path = getattr(args, "cluster", Path("."))
     if command == "deploy":
         lines, ok = commands.deploy(args.files, directory, args.root)
         print("\n".join(lines), file=sys.stdout if ok else sys.stderr)

@@ -115,3 +115,30 @@ def create_server_directory(
     (settings.server_dir(name) / "logs").mkdir()
     _write_token(settings.token_file, token)
     return {"directory": str(directory), "cluster": cluster, "server": name, "url": url}
+
+
+def register(sub: Any, cluster_arg: Any) -> None:
+    from .lb import create_subparsers
+
+    odb = create_subparsers(sub).add_parser("odb", help="create or upgrade the Splice schema in a database")
+    odb.add_argument("url", help="e.g. postgresql+asyncpg://user@host/db or mysql+aiomysql://user@host/db")
+    cluster = create_subparsers(sub).add_parser("cluster", help="a cluster in an ODB, and an admin token for it")
+    cluster.add_argument("name")
+    cluster.add_argument("--odb", required=True, help="the ODB URL")
+    cluster.add_argument(
+        "--token-file", type=Path, help="write the admin token there (mode 0600) instead of printing it"
+    )
+
+
+def run(args: Any) -> int | None:
+    what = (args.command, getattr(args, "what", None))
+    if what == ("create", "odb"):
+        create_odb(args.url)
+        print(f"the Splice schema is up to date in {_safe(args.url)}")
+        return 0
+    if what == ("create", "cluster"):
+        token = create_cluster(args.odb, args.name, args.token_file)
+        print(f"cluster '{args.name}' is in {_safe(args.odb)}")
+        print(f"admin token written to {args.token_file}" if args.token_file else f"admin token: {token}")
+        return 0
+    return None

@@ -186,9 +186,9 @@ def _run_client(args: argparse.Namespace) -> int:
     command = args.command
     directory: Path = getattr(args, "cluster", Path("."))
     if command == "deploy":
-        lines, ok = commands.deploy(args.files, directory, args.root)
-        print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
-        return 0 if ok else 1
+        lines, code = commands.deploy(args.files, directory, args.root)
+        print("\n".join(lines), file=sys.stderr if code == 1 else sys.stdout)
+        return code
     if command == "undeploy":
         print("\n".join(commands.undeploy(args.files, directory, args.root)))
         return 0
@@ -207,9 +207,9 @@ def _run_client(args: argparse.Namespace) -> int:
     if command == "security":
         return _security(args, directory)
     for extension in EXTENSIONS:
-        code = extension.run(args)
-        if code is not None:
-            return code
+        answered = extension.run(args)
+        if answered is not None:
+            return answered
     raise CliError(f"unknown command {command}", 2)
 
 

@@ -53,8 +53,18 @@ def module_paths(files: Sequence[str], root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str], bool]:
-    """Lines to print, and whether the deploy succeeded."""
+def server_lines(answer: dict[str, Any]) -> list[str]:
+    """One line per server of a cluster-wide answer."""
+    lines = []
+    for server in answer.get("servers", []):
+        detail = server.get("error") or (f"sequence {server['sequence']}" if server.get("sequence") is not None else "")
+        ms = f", {server['ms']:.1f} ms" if isinstance(server.get("ms"), int | float) else ""
+        lines.append(f"  {server['server']}: {server['status']}" + (f" ({detail}{ms})" if detail else ""))
+    return lines
+
+
+def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str], int]:
+    """Lines to print, and the exit code: 0 deployed everywhere, 1 refused, 3 not confirmed by every server."""
     pairs = module_paths(files, root)
     modules = []
     for file, path in pairs:
@@ -71,13 +81,17 @@ def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str]
     except Unreachable:
         raise
     except ClientError as exc:
-        return _problems(exc, dict((p, f) for f, p in pairs)), False
+        return _problems(exc, dict((p, f) for f, p in pairs)), 1
     lines = []
     for module in answer["modules"]:
         services = ", ".join(module["services"])
         lines.append(f"deployed {module['path']} v{module['version']} (sequence {answer['sequence']}): {services}")
     lines.append(f"done in {answer['timings']['total_ms']:.1f} ms on {answer['server']}")
-    return lines, True
+    lines += server_lines(answer)
+    if answer.get("status") == "partial":
+        lines.append("splice: the deploy did not reach every server (those catch up from the ODB when they can)")
+        return lines, 3
+    return lines, 0
 
 
 def _who() -> str:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import re
 import signal
+import socket
 import time
 import weakref
 from pathlib import Path
@@ -149,6 +151,17 @@ def _next_name(settings: Settings) -> str:
     return f"server{max(numbers, default=len(settings.servers)) + 1}"
 
 
+def _free_now(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` now (``True`` when that cannot be told from this host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE
+    return True
+
+
 def _create_server(directory: Path, name: str | None, host: str, port: int | None) -> int:
     settings = load_settings(directory, os.environ)
     name = name or _next_name(settings)
@@ -160,7 +173,10 @@ def _create_server(directory: Path, name: str | None, host: str, port: int | Non
     if home.exists() and not (home / "work").is_dir():
         raise CliError(f"{home} exists and is not a server's directory: pick another --name", 2)
     used = _used_ports(settings)
-    port = port if port is not None else max(used) + 1
+    if port is None:
+        port = max(used) + 1
+        while not _free_now(host, port) and port < max(used) + 100:
+            port += 1
     _check_port(port, used)
     text = config_edit.add_server((settings.directory / CONFIG_FILE).read_text(encoding="utf-8"), name, host, port)
     added = ServerSettings(name, host, port, len(settings.servers))

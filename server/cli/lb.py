@@ -74,8 +74,6 @@ def register(sub: Any, cluster_arg: Any) -> None:
     remove.add_argument("directory", type=Path)
     remove.add_argument("--name", required=True)
     remove.add_argument("--timeout", type=float, default=15.0)
-    for parser in (balancer, server, remove):
-        parser.set_defaults(cluster=None)  # the CLI reads args.cluster before it asks the extensions
 
 
 def run(args: argparse.Namespace) -> int | None:

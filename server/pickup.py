@@ -83,7 +83,7 @@ class PickupDirectory:
         while True:
             held = await self._renew()
             if self.leading and (not held or self._ended()):
-                await self._step_down("the lease is lost" if not held else "the watcher ended")
+                await self._step_down("the lease is lost" if not held else "a batch failed or the watcher stopped")
             if held and not self.leading:
                 await self._lead()
             await asyncio.sleep(self.renew)
@@ -158,12 +158,14 @@ class PickupDirectory:
             logger.exception("pickup %s: watching failed; starting again", self.root)
 
     async def _work(self) -> None:
-        await self._apply(None, "start")
+        """Reconcile, then apply batches; a batch that fails ends this, and ``run`` starts over with a reconcile."""
+        if not await self._apply(None, "start"):
+            return
         while True:
             changed = await self._gather(await self._queue.get())
             scope = {rel for path in changed if (rel := rules.relative(str(self.root), path)) is not None}
-            if scope:
-                await self._apply(scope, "change")
+            if scope and not await self._apply(scope, "change"):
+                return
 
     async def _gather(self, changed: set[str]) -> set[str]:
         """More changes while git is busy in the directory's work tree (a pull, a checkout): one batch."""
@@ -185,20 +187,21 @@ class PickupDirectory:
                 continue
             return changed
 
-    async def _apply(self, scope: set[str] | None, trigger: str) -> None:
+    async def _apply(self, scope: set[str] | None, trigger: str) -> bool:
         token = current_cid.set(new_cid())
         if scope is not None:
             scope |= self._refused
         try:
             report = await apply_batch(self.runtime, self.root, scope, trigger, by=f"pickup@{self.holder}")
-        except Exception:  # the ODB went away mid-batch, say: the next batch or leader's reconcile catches up
-            logger.exception("pickup %s: the %s batch failed", self.root, trigger)
-            return
+        except Exception:  # the ODB went away mid-batch, say: a reconcile catches up once it is back
+            logger.exception("pickup %s: the %s batch failed; reconciling again", self.root, trigger)
+            return False
         finally:
             current_cid.reset(token)
         self._refused = {o.path for o in report.outcomes if o.status == "refused"}
         if report.outcomes or trigger == "start":
             self.last_batch = report
+        return True
 
     def status(self) -> dict[str, Any]:
         return {

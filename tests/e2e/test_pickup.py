@@ -83,8 +83,8 @@ def holder(cluster: Cluster, url: str | None = None) -> str:
     return str(found)
 
 
-def history(cluster: Cluster, path: str) -> list[dict[str, Any]]:
-    versions: list[dict[str, Any]] = admin_get(cluster, f"modules/{path}/history")["versions"]
+def history(cluster: Cluster, path: str, url: str | None = None) -> list[dict[str, Any]]:
+    versions: list[dict[str, Any]] = admin_get(cluster, f"modules/{path}/history", url)["versions"]
     return versions
 
 
@@ -319,5 +319,8 @@ def test_when_the_holder_is_killed_another_server_takes_over(three: Cluster) -> 
         return found if found not in (None, killed) else None
 
     successor = eventually(taken_over, WAIT)
-    assert history(three, "second.py")[-1]["deployed_by"] == f"pickup@{successor}"
-    assert "pickup: deployed" in log(three, str(successor))
+    assert history(three, "second.py", survivors[0])[-1]["deployed_by"] == f"pickup@{successor}"
+    # The successor watches too: a file saved now is deployed by it.
+    write(pickup / "third.py", service("third", 1))
+    answers_everywhere(three, "third", {"name": "third", "version": 1}, survivors)
+    assert history(three, "third.py", survivors[0])[-1]["deployed_by"] == f"pickup@{successor}"

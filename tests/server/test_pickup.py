@@ -75,7 +75,8 @@ async def test_reconcile_at_start_then_batches_and_the_admin_view(server: InProc
     )
     assert deployed.status_code == 200, deployed.text
     pickup.start()
-    await until(lambda: version(runtime, "before") == 1)
+    await until(lambda: pickup.dirs[0].last_batch is not None)
+    assert version(runtime, "before") == 1
     view = await admin_pickup(server)
     assert (view["path"], view["holder"], view["acting"]) == (str(root), "server1", True)
     assert view["last_batch"]["trigger"] == "start"

@@ -18,3 +18,5 @@ def configure_server_logging(log_file: Path, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # watchfiles says "N changes detected" at INFO on every batch; the pickup directory logs what it did.
+    logging.getLogger("watchfiles").setLevel(max(logging.WARNING, root.level))

@@ -330,7 +330,7 @@ class OdbRepository:
                     .values(holder=holder, expires_at=expires)
                 )
                 return bool(result.rowcount)
-        except IntegrityError:
+        except (IntegrityError, OperationalError):  # another server took it first, or held the write lock
             return False
 
     async def release_lease(self, name: str, holder: str) -> None:

@@ -99,6 +99,7 @@ def render(settings: Settings) -> str:
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    timeout queue 10s",
+        "    timeout check 2s",  # a slow answer to a check is not a failed one: checks come every 500 ms
         "    retries 3",
         "    option redispatch 1",
         *(

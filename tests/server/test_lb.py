@@ -59,6 +59,7 @@ def test_the_whole_configuration() -> None:
     ]
     defaults = section(text, "defaults")
     assert {"mode http", "retries 3", "option redispatch 1", "option idle-close-on-response"} <= set(defaults)
+    assert "timeout check 2s" in [line.split("#")[0].strip() for line in defaults]
     assert (
         "http-error status 503 content-type application/json string "
         """'{"error": {"code": "no_server", "message": "no server of the cluster is up"}}'"""

@@ -13,8 +13,11 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -375,4 +378,32 @@ def test_start_says_so_when_the_load_balancers_port_is_taken(tmp_path: Path) -> 
             assert status(made.directory)[1]["servers"][0]["healthy"] is True  # the servers run all the same
         finally:
             stop_everything(made)
+    assert haproxy_processes(made.directory) == []
+
+
+def test_start_without_haproxy_says_so_in_one_line_and_runs_the_servers(tmp_path: Path) -> None:
+    made = make_cluster(tmp_path / "cluster", servers=2, load_balancer=True)
+    haproxy = Path(shutil.which("haproxy") or "/usr/sbin/haproxy")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # A mount namespace of this command's own, where HAProxy's directory is empty: no uninstalling needed.
+    hide = f"mount --bind {empty} {haproxy.parent} && mount --bind {empty} /usr/sbin"
+    command = f'{hide} && PATH="{Path(sys.executable).parent}:/usr/bin:/bin" exec "$@"'
+    args = ["unshare", "-m", "sh", "-c", command, "sh", sys.executable, "-m", "splice.server.cli", "start"]
+    try:
+        result = subprocess.run([*args, str(made.directory)], capture_output=True, text=True, timeout=120)
+        if result.returncode != 0 and "splice" not in result.stderr:
+            pytest.skip(f"no mount namespace here: {result.stderr.strip()}")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip() == (
+            f"splice: haproxy is not installed (apt-get install haproxy): no load balancer on {made.load_balancer},"
+            " call the servers directly"
+        )
+        assert [line.split(" started")[0] for line in result.stdout.splitlines()] == ["server1", "server2"]
+        code, state = status(made.directory)
+        assert code == 3  # the load balancer the configuration asks for is down
+        assert [s["healthy"] for s in state["servers"]] == [True, True]
+        assert state["load_balancer"] == {"url": made.load_balancer, "pid": None, "healthy": False}
+    finally:
+        stop_everything(made)
     assert haproxy_processes(made.directory) == []

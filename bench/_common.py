@@ -193,7 +193,7 @@ class Cluster:
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive ports free now."""
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        base = random.randrange(10000, 32000)  # below Linux's ephemeral range (32768-60999)
         socks = []
         try:
             for port in range(base, base + count):

@@ -74,7 +74,7 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
-    warm = asyncio.create_task(runtime.engine.isolation.start())
+    warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
     if runtime.settings.pickup_dirs:
         runtime.pickup = Pickup(runtime)
         runtime.pickup.start()

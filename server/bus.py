@@ -15,9 +15,11 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
+
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
+def _is_http_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.HTTPError)
+
+
 def timed_out(name: str, timeout: float) -> Ack:
     return {"server": name, "status": "timed_out", "error": f"no answer within {timeout:g} s"}
 
@@ -48,7 +56,24 @@ class HttpBus:
 
     def __init__(self, me: str, token: str) -> None:
         self.me = me
-        self._client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=None)
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        # httpx is imported on first use (or by warm()), not at start: it is ~0.1 s of a server's start-up.
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(headers=self._headers, timeout=None)
+        return self._http
+
+    @staticmethod
+    async def warm() -> None:
+        """Import httpx in a worker thread once the server answers, so the first deploy does not pay for it."""
+        import importlib
+
+        await asyncio.sleep(0.5)  # after the server answers its first ping
+        await asyncio.to_thread(importlib.import_module, "httpx")
 
     async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None:
         """Nothing to listen to: notices arrive as calls of the admin API."""
@@ -57,14 +82,16 @@ class HttpBus:
         started = time.perf_counter()
         try:
             answer = await asyncio.wait_for(
-                self._client.post(
+                self._client().post(
                     f"{peer['url']}/splice/admin/cluster/sync", json={"sequence": sequence, "origin": self.me}
                 ),
                 timeout,
             )
         except TimeoutError:
             return timed_out(peer["name"], timeout)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # httpx.HTTPError, imported lazily
+            if not _is_http_error(exc):
+                raise
             return {"server": peer["name"], "status": "unreachable", "error": f"{type(exc).__name__}: {exc}"}
         if answer.status_code != 200:
             return {
@@ -81,7 +108,8 @@ class HttpBus:
         return {peer["name"]: ack for peer, ack in zip(peers, acks, strict=True)}
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
 
 class RedisBus:

@@ -95,9 +95,16 @@ class ClusterMember:
             ack.update(status="failed", error=f"the ODB does not show sequence {sequence} yet")
         return ack
 
-    async def propagate(self, sequence: int) -> list[dict[str, Any]]:
-        """Tell every other live server about ``sequence``; each one's outcome, this server first."""
+    async def live_peers(self) -> list[dict[str, Any]]:
+        """The other servers seen alive lately."""
+        return [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.name]
+
+    async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Tell every other live server about ``sequence``; each one's outcome, this server first.
+
+        ``peers`` may come from ``live_peers()`` started beside the deployment, to save its round trip."""
         me = {"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}
-        peers = [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.name]
+        if peers is None:
+            peers = await self.live_peers()
         acks = await self.bus.notify(sequence, peers, self.settings.cluster_timeout)
         return [me, *(acks[peer["name"]] for peer in peers)]

@@ -5,10 +5,11 @@ Built by ``bootstrap`` (the composition root) and handed to the HTTP edge.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .apply import apply_file
 from .config import ServerSettings, Settings
@@ -67,11 +68,17 @@ class Runtime:
         await self.reload_channels()
         await self.reload_tokens()
 
-    async def propagate(self, sequence: int) -> list[dict[str, object]]:
+    async def propagate(
+        self, sequence: int, peers: asyncio.Future[list[dict[str, Any]]] | None = None
+    ) -> list[dict[str, object]]:
         """Every server's outcome of deployment ``sequence`` (just this one's when it runs alone)."""
         if self.cluster is None:
             return [{"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}]
-        return await self.cluster.propagate(sequence)
+        return await self.cluster.propagate(sequence, await peers if peers is not None else None)
+
+    def look_up_peers(self) -> asyncio.Future[list[dict[str, Any]]] | None:
+        """Start finding the live servers now, to overlap that query with a deployment under way."""
+        return asyncio.ensure_future(self.cluster.live_peers()) if self.cluster is not None else None
 
     async def config_changed(self, what: str, by: str = "admin-api") -> list[dict[str, object]]:
         """After a change of channels or security here: record it, reload here, tell the others."""

@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
         if created["load_balancer"]:
             print(f"load balancer (HAProxy): {created['load_balancer']}")
-        else:
+        elif args.load_balancer is None:
             print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
         print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
         if args.start:

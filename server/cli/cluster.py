@@ -122,7 +122,16 @@ def running_pid(settings: Settings, name: str) -> int | None:
         pid = int(_pid_file(settings, name).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _alive(pid) and _is_server(pid, name) else None
+
+
+def _is_server(pid: int, name: str) -> bool:
+    """Whether ``pid`` is still a Splice server (not another process that got the number after a reboot)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc to ask: trust the pid file
+    return b"splice.server.cli" in argv and name.encode() in argv
 
 
 def start(directory: Path, timeout: float) -> list[dict[str, Any]]:

@@ -105,8 +105,14 @@ async def deploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> An
             raise BadRequest(f"modules[{index}] must be an object with string fields 'path' and 'source'")
         sources.append(ModuleSource(item["path"], item["source"]))
     by = _require(body, "deployed_by", str, required=False) or "admin-api"
-    result = await runtime.engine.deploy(sources, by=by)
-    return _cluster_answer(runtime, result.as_dict(), await runtime.propagate(result.sequence), "deployed")
+    peers = runtime.look_up_peers()
+    try:
+        result = await runtime.engine.deploy(sources, by=by)
+    except BaseException:
+        if peers is not None:
+            peers.cancel()
+        raise
+    return _cluster_answer(runtime, result.as_dict(), await runtime.propagate(result.sequence, peers), "deployed")
 
 
 def _cluster_answer(runtime: Runtime, result: dict[str, Any], servers: list[dict[str, Any]], done: str) -> Any:

@@ -10,7 +10,6 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from starlette.requests import Request
 
 from .. import _pickup_rules as rules
@@ -54,6 +53,8 @@ async def _ask_holders(runtime: Runtime, dirs: list[dict[str, Any]]) -> None:
     others = {d["holder"] for d in dirs if d["holder"] not in (None, runtime.server.name)}
     if not others:
         return
+    import httpx  # here, not at the top: it costs start-up time and only this rare path needs it
+
     urls = {s["name"]: s["url"] for s in await runtime.repository.servers()}
     headers = {"Authorization": f"Bearer {runtime.repository.internal_token}"}
     async with httpx.AsyncClient(headers=headers, timeout=_ASK_TIMEOUT) as client:

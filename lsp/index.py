@@ -1,0 +1,419 @@
+"""What the workspace's Python files say about services, read with ``ast`` (never imported or executed).
+
+``parse_module`` turns one file's source into a ``ModuleIndex``: its classes (with bases, docstring,
+explicit ``name``, ``Input``/``Output`` fields and ``handle`` problems), its ``invoke``/``ainvoke``/
+``invoke_async`` calls (the exact range of the service-name string and the payload literal's keys) and
+its syntax error. ``WorkspaceIndex`` keeps every file and resolves, across files, which classes are
+services (direct ``Service`` subclasses and subclasses of other workspace services) and their names,
+using ``splice.server.naming``. Every position is 0-based, with columns in UTF-16 code units (LSP's).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from splice.server.naming import check_module_path, module_name, service_name
+
+INVOKE_METHODS = ("invoke", "ainvoke", "invoke_async")
+HOOKS = ("handle", "before_handle", "after_handle")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A span of text: 0-based lines, columns in UTF-16 code units."""
+
+    line: int
+    start: int
+    end_line: int
+    end: int
+
+    def contains(self, line: int, character: int) -> bool:
+        after_start = (line, character) >= (self.line, self.start)
+        return after_start and (line, character) <= (self.end_line, self.end)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    required: bool
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class as written in one file; whether it is a service is decided by ``WorkspaceIndex``."""
+
+    name: str
+    range: Range
+    """The class name in ``class Name(...)``."""
+    bases: tuple[str, ...]
+    doc: str
+    explicit_name: str | None
+    explicit_name_range: Range | None
+    abstract: bool
+    input: tuple[Field, ...] | None
+    output: tuple[Field, ...] | None
+    hooks: frozenset[str]
+    """Which of ``handle``/``before_handle``/``after_handle`` the class itself defines."""
+    hook_problems: tuple[tuple[str, Range], ...]
+    is_async: bool
+
+
+@dataclass(frozen=True)
+class PayloadKey:
+    name: str
+    range: Range
+
+
+@dataclass(frozen=True)
+class InvokeCall:
+    method: str
+    service: str
+    range: Range
+    """The service name's text inside the quotes."""
+    keys: tuple[PayloadKey, ...] | None
+    """The payload dict literal's string keys, or ``None`` when the payload is not a plain dict literal."""
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    message: str
+    range: Range
+
+
+@dataclass(frozen=True)
+class ModuleIndex:
+    path: str
+    """Relative to the workspace root, with '/'."""
+    module: str | None
+    """The dotted module name, or ``None`` when the path cannot be a module."""
+    classes: tuple[ClassInfo, ...] = ()
+    invokes: tuple[InvokeCall, ...] = ()
+    syntax_error: SyntaxProblem | None = None
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """A workspace class that is a service, with everything resolved across files."""
+
+    name: str
+    path: str
+    module: str
+    cls: ClassInfo
+    input: tuple[Field, ...] | None
+    output: tuple[Field, ...] | None
+    has_handle: bool
+
+
+def utf16_column(line: str, index: int) -> int:
+    """The UTF-16 column of the character at ``index`` (a ``str`` index) of ``line``."""
+    prefix = line[:index]
+    return len(prefix) + sum(1 for ch in prefix if ord(ch) > 0xFFFF)
+
+
+def str_index(line: str, column: int) -> int:
+    """The ``str`` index of a UTF-16 ``column`` of ``line`` (the inverse of ``utf16_column``)."""
+    units = 0
+    for index, ch in enumerate(line):
+        if units >= column:
+            return index
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(line)
+
+
+class _Lines:
+    """Converts ``ast``'s (line, UTF-8 byte offset) positions to LSP's (line, UTF-16 column)."""
+
+    def __init__(self, source: str) -> None:
+        self.lines = source.splitlines()
+
+    def text(self, line: int) -> str:
+        return self.lines[line] if 0 <= line < len(self.lines) else ""
+
+    def column(self, lineno: int, byte_offset: int) -> int:
+        text = self.text(lineno - 1)
+        if text.isascii():
+            return byte_offset
+        return utf16_column(text, len(text.encode()[:byte_offset].decode(errors="replace")))
+
+    def range_of(self, node: ast.AST) -> Range:
+        lineno, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
+        end_lineno = getattr(node, "end_lineno", None) or lineno
+        end_col = getattr(node, "end_col_offset", None)
+        end_col = col if end_col is None else end_col
+        return Range(lineno - 1, self.column(lineno, col), end_lineno - 1, self.column(end_lineno, end_col))
+
+    def string_inside(self, node: ast.Constant) -> Range:
+        """The text between the quotes of a one-line string literal (prefixes and triple quotes allowed)."""
+        whole = self.range_of(node)
+        if whole.line != whole.end_line:
+            return whole
+        text = self.text(whole.line)
+        start, end = str_index(text, whole.start), str_index(text, whole.end)
+        literal = text[start:end]
+        body = literal.lstrip("rRbBuUfF")
+        quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
+        first = start + (len(literal) - len(body)) + len(quote)
+        return Range(whole.line, utf16_column(text, first), whole.line, utf16_column(text, end - len(quote)))
+
+
+def relative_module(path: str) -> str | None:
+    return None if check_module_path(path) else module_name(path)
+
+
+def parse_module(path: str, source: str) -> ModuleIndex:
+    """Everything the language server needs from one file; a syntax error yields an index holding only it."""
+    module = relative_module(path)
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        return ModuleIndex(path, module, syntax_error=_syntax_problem(exc, source))
+    except ValueError as exc:  # e.g. a NUL byte
+        return ModuleIndex(path, module, syntax_error=SyntaxProblem(str(exc), Range(0, 0, 0, 0)))
+    lines = _Lines(source)
+    classes = tuple(_class_info(node, lines) for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
+    invokes = tuple(call for node in ast.walk(tree) if (call := _invoke_call(node, lines)) is not None)
+    return ModuleIndex(path, module, classes, invokes)
+
+
+def _syntax_problem(exc: SyntaxError, source: str) -> SyntaxProblem:
+    lines = source.splitlines()
+    line = max((exc.lineno or 1) - 1, 0)
+    text = lines[line] if line < len(lines) else ""
+    # SyntaxError.offset is a 1-based str index of the line (CPython decodes the line before reporting)
+    start = utf16_column(text, max((exc.offset or 1) - 1, 0))
+    end = start + 1
+    if exc.end_lineno == exc.lineno and exc.end_offset and exc.end_offset > (exc.offset or 0):
+        end = utf16_column(text, exc.end_offset - 1)
+    return SyntaxProblem(exc.msg or "invalid syntax", Range(line, start, line, max(end, start)))
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    if isinstance(node, ast.Subscript):
+        return _dotted(node.value)
+    return ""
+
+
+def _class_info(node: ast.ClassDef, lines: _Lines) -> ClassInfo:
+    explicit: str | None = None
+    explicit_range: Range | None = None
+    abstract = False
+    nested: dict[str, tuple[Field, ...]] = {}
+    hooks: set[str] = set()
+    problems: list[tuple[str, Range]] = []
+    is_async = False
+    for item in node.body:
+        target, value = _assignment(item)
+        if target == "name" and isinstance(value, ast.Constant) and isinstance(value.value, str):
+            explicit, explicit_range = value.value, lines.string_inside(value)
+        elif target == "abstract" and isinstance(value, ast.Constant):
+            abstract = bool(value.value)
+        elif isinstance(item, ast.ClassDef) and item.name in ("Input", "Output"):
+            nested[item.name] = _fields(item)
+        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name in HOOKS:
+            hooks.add(item.name)
+            is_async = is_async or (item.name == "handle" and isinstance(item, ast.AsyncFunctionDef))
+            if problem := _hook_problem(item):
+                problems.append((problem, Range(*_def_name_range(item, lines))))
+    line = lines.text(node.lineno - 1)
+    start = line.find(node.name, str_index(line, lines.column(node.lineno, node.col_offset)))
+    start = max(start, 0)
+    name_range = Range(
+        node.lineno - 1, utf16_column(line, start), node.lineno - 1, utf16_column(line, start + len(node.name))
+    )
+    return ClassInfo(
+        name=node.name,
+        range=name_range,
+        bases=tuple(_dotted(base) for base in node.bases),
+        doc=ast.get_docstring(node) or "",
+        explicit_name=explicit,
+        explicit_name_range=explicit_range,
+        abstract=abstract,
+        input=nested.get("Input"),
+        output=nested.get("Output"),
+        hooks=frozenset(hooks),
+        hook_problems=tuple(problems),
+        is_async=is_async,
+    )
+
+
+def _def_name_range(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: _Lines) -> tuple[int, int, int, int]:
+    line = lines.text(node.lineno - 1)
+    start = line.find(node.name, str_index(line, lines.column(node.lineno, node.col_offset)))
+    start = max(start, 0)
+    return node.lineno - 1, utf16_column(line, start), node.lineno - 1, utf16_column(line, start + len(node.name))
+
+
+def _assignment(item: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
+        return item.targets[0].id, item.value
+    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+        return item.target.id, item.value
+    return None, None
+
+
+def _fields(node: ast.ClassDef) -> tuple[Field, ...]:
+    out = []
+    for item in node.body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and not item.target.id.startswith("_"):
+            default = None if item.value is None else ast.unparse(item.value)
+            out.append(Field(item.target.id, _type_label(item.annotation), item.value is None, default))
+    return tuple(out)
+
+
+def _type_label(annotation: ast.expr) -> str:
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        return annotation.value
+    return ast.unparse(annotation)
+
+
+def _hook_problem(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The same rule as ``splice.server.store.check_handle_signature``: only ``self`` may be required."""
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    names = [a.arg for a in positional]
+    if args.vararg:
+        names.append("*" + args.vararg.arg)
+    names += [a.arg for a in args.kwonlyargs]
+    if args.kwarg:
+        names.append("**" + args.kwarg.arg)
+    if any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in node.decorator_list):
+        return f"{node.name}() must be a plain method taking only self"
+    without_default = len(positional) - len(args.defaults)
+    required = positional[1:without_default] if positional else []
+    required_kw = [a for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
+    if (not positional and not args.vararg) or required or required_kw:
+        return f"{node.name}() must take only self, it takes ({', '.join(names)})"
+    return None
+
+
+def _invoke_call(node: ast.AST, lines: _Lines) -> InvokeCall | None:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    if node.func.attr not in INVOKE_METHODS or not node.args:
+        return None
+    first = node.args[0]
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        return None
+    payload: ast.expr | None = node.args[1] if len(node.args) > 1 else None
+    for keyword in node.keywords:
+        if keyword.arg == "payload":
+            payload = keyword.value
+    keys: tuple[PayloadKey, ...] | None = None
+    if isinstance(payload, ast.Dict) and all(
+        isinstance(k, ast.Constant) and isinstance(k.value, str) for k in payload.keys
+    ):
+        keys = tuple(
+            PayloadKey(k.value, lines.string_inside(k))
+            for k in payload.keys
+            if isinstance(k, ast.Constant) and isinstance(k.value, str)
+        )
+    return InvokeCall(node.func.attr, first.value, lines.string_inside(first), keys)
+
+
+def _is_service_base(base: str) -> bool:
+    return base == "Service" or base.endswith(".Service")
+
+
+class WorkspaceIndex:
+    """Every indexed file, updated one file at a time; services are resolved across files on demand."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, ModuleIndex] = {}
+        self._services: dict[str, list[ServiceDef]] | None = None
+
+    def update(self, path: str, source: str) -> ModuleIndex:
+        index = parse_module(path, source)
+        self._modules[path] = index
+        self._services = None
+        return index
+
+    def remove(self, path: str) -> None:
+        if self._modules.pop(path, None) is not None:
+            self._services = None
+
+    def get(self, path: str) -> ModuleIndex | None:
+        return self._modules.get(path)
+
+    def modules(self) -> Iterable[ModuleIndex]:
+        return self._modules.values()
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def services(self) -> dict[str, list[ServiceDef]]:
+        """Service name -> its definitions (more than one is a duplicate)."""
+        if self._services is None:
+            self._services = resolve_services(self._modules.values())
+        return self._services
+
+    def invokes_of(self, name: str) -> Iterator[tuple[str, InvokeCall]]:
+        for module in self._modules.values():
+            for call in module.invokes:
+                if call.service == name:
+                    yield module.path, call
+
+
+def resolve_services(modules: Iterable[ModuleIndex]) -> dict[str, list[ServiceDef]]:
+    """Which classes are services (inheritance followed by class name across files) and their names."""
+    resolver = _Resolver(modules)
+    out: dict[str, list[ServiceDef]] = {}
+    for module, cls in resolver.entries:
+        if module.module is None or cls.abstract or not resolver.is_service(cls):
+            continue
+        chain = resolver.ancestors(cls)
+        inputs = next((c.input for c in chain if c.input is not None), None)
+        outputs = next((c.output for c in chain if c.output is not None), None)
+        has_handle = any("handle" in c.hooks for c in chain)
+        name = service_name(module.module, cls.name, cls.explicit_name)
+        out.setdefault(name, []).append(ServiceDef(name, module.path, module.module, cls, inputs, outputs, has_handle))
+    return out
+
+
+class _Resolver:
+    def __init__(self, modules: Iterable[ModuleIndex]) -> None:
+        self.entries = [(module, cls) for module in modules for cls in module.classes]
+        self.by_name: dict[str, list[ClassInfo]] = {}
+        for _, cls in self.entries:
+            self.by_name.setdefault(cls.name, []).append(cls)
+
+    def parents(self, cls: ClassInfo) -> Iterator[ClassInfo]:
+        for base in cls.bases:
+            yield from self.by_name.get(base.rsplit(".", 1)[-1], [])
+
+    def ancestors(self, cls: ClassInfo) -> list[ClassInfo]:
+        """``cls`` and the workspace classes it inherits from, nearest first."""
+        chain, seen = [cls], {id(cls)}
+        for current in chain:
+            for parent in self.parents(current):
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    chain.append(parent)
+        return chain
+
+    def is_service(self, cls: ClassInfo) -> bool:
+        return any(_is_service_base(base) for c in self.ancestors(cls) for base in c.bases)
+
+
+__all__ = [
+    "ClassInfo",
+    "Field",
+    "InvokeCall",
+    "ModuleIndex",
+    "PayloadKey",
+    "Range",
+    "ServiceDef",
+    "SyntaxProblem",
+    "WorkspaceIndex",
+    "parse_module",
+    "resolve_services",
+    "str_index",
+    "utf16_column",
+]

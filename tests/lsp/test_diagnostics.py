@@ -1,0 +1,119 @@
+"""Diagnostics of one file against the workspace's and the cluster's services: table-driven, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from splice.lsp.diagnostics import diagnose
+from splice.lsp.index import Field, Range, WorkspaceIndex
+
+CRM = """from splice.server import Service
+
+
+class GetCustomer(Service):
+    class Input:
+        id: int
+        verbose: bool = False
+
+    def handle(self):
+        pass
+"""
+
+CLUSTER = {"billing.charge": (Field("amount", "int", True),), "legacy.thing": None}
+
+
+def problems_of(source: str, path: str = "app.py") -> list[tuple[str, str, Range, str | None]]:
+    index = WorkspaceIndex()
+    index.update("crm.py", CRM)
+    module = index.update(path, source)
+    return [(p.code, p.message, p.range, p.suggestion) for p in diagnose(module, index.services(), CLUSTER)]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("self.invoke('crm.get-customer', {'id': 1})\n", []),
+        ("self.invoke('billing.charge', {'amount': 1})\n", []),
+        ("self.invoke('legacy.thing', {'anything': 1})\n", []),
+        ("self.invoke('crm.get-customer', payload)\n", []),
+        (
+            "self.invoke('crm.get-custmer')\n",
+            [
+                (
+                    "unknown-service",
+                    "no service named 'crm.get-custmer' in the workspace or the cluster;"
+                    " did you mean 'crm.get-customer'?",
+                    Range(0, 13, 0, 28),
+                    "crm.get-customer",
+                )
+            ],
+        ),
+        (
+            "x = 'é😀'; self.ainvoke('zzz')\n",
+            [
+                (
+                    "unknown-service",
+                    "no service named 'zzz' in the workspace or the cluster",
+                    Range(0, 25, 0, 28),
+                    None,
+                )
+            ],
+        ),
+        (
+            "self.invoke('crm.get-customer', {'verbose': True, 'idd': 2})\n",
+            [
+                ("missing-input-field", "'crm.get-customer' requires input field 'id'", Range(0, 13, 0, 29), None),
+                (
+                    "unknown-input-field",
+                    "'crm.get-customer' declares no input field 'idd'; did you mean 'id'?",
+                    Range(0, 51, 0, 54),
+                    "id",
+                ),
+            ],
+        ),
+        (
+            "self.invoke_async('billing.charge', {})\n",
+            [("missing-input-field", "'billing.charge' requires input field 'amount'", Range(0, 19, 0, 33), None)],
+        ),
+        ("def f(:\n", [("syntax-error", "syntax error: invalid syntax", Range(0, 6, 0, 7), None)]),
+    ],
+)
+def test_invokes_and_syntax(source: str, expected: list[tuple[str, str, Range, str | None]]) -> None:
+    assert problems_of(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "codes"),
+    [
+        ("from splice.server import Service\nclass A(Service):\n    def handle(self): ...\n", []),
+        ("from splice.server import Service\nclass A(Service):\n    pass\n", [("no-handle", Range(1, 6, 1, 7))]),
+        (
+            "from splice.server import Service\nclass A(Service):\n    def handle(self, x): ...\n",
+            [("bad-hook-signature", Range(2, 8, 2, 14))],
+        ),
+        (
+            "from splice.server import Service\nclass A(Service):\n    name = 'bad name'\n    def handle(self): ...\n",
+            [("bad-service-name", Range(2, 12, 2, 20))],
+        ),
+        (
+            "from splice.server import Service\nclass A(Service):\n    name = 'crm.get-customer'\n"
+            "    def handle(self): ...\n",
+            [("duplicate-service", Range(2, 12, 2, 28))],
+        ),
+    ],
+)
+def test_definitions(source: str, codes: list[tuple[str, Range]]) -> None:
+    assert [(code, where) for code, _, where, _ in problems_of(source)] == codes
+
+
+def test_a_duplicate_is_an_error_on_both_definitions() -> None:
+    index = WorkspaceIndex()
+    index.update("crm.py", CRM)
+    clone = index.update("crm/__init__.py", CRM)
+    original = index.get("crm.py")
+    assert original is not None
+    for module, other in ((original, "crm/__init__.py"), (clone, "crm.py")):
+        (problem,) = diagnose(module, index.services(), {})
+        assert problem.severity == "error"
+        assert problem.range == Range(3, 6, 3, 17)
+        assert problem.message == f"service name 'crm.get-customer' is also defined in {other} (GetCustomer)"

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands, distributed, history, lb
+from . import cluster, commands, distributed, history, lb, lsp
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed)
+EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]

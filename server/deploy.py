@@ -30,6 +30,21 @@ from .store import ServiceInfo, ServiceStore, describe, find_services
 
 logger = logging.getLogger(__name__)
 _ATTEMPTS = 3
+_LOCK_BUDGET = 0.25
+"""Seconds a deployment's open transaction may wait for its throw-away import."""
+
+
+class _SlowIsolation(Exception):
+    pass
+
+
+async def _within(isolation: asyncio.Future[Any], seconds: float) -> Any:
+    """The isolation's result if it comes within ``seconds`` (after which it keeps running), else ``_SlowIsolation``."""
+    if not isolation.done():
+        await asyncio.wait([isolation], timeout=seconds)
+        if not isolation.done():
+            raise _SlowIsolation
+    return isolation.result()
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,12 @@ class ModuleRecord:
 
 class DeployTransaction(Protocol):
     async def record_deploy(
-        self, modules: Sequence[tuple[ModuleSource, str, str]], services: dict[str, list[dict[str, Any]]], by: str
+        self, modules: Sequence[tuple[ModuleSource, str, str]], by: str
     ) -> tuple[int, dict[str, int]]:
-        """Record modules (source, module name, sha256) and their services; returns sequence and versions."""
+        """Record modules (source, module name, sha256); returns the sequence and each module's version."""
+
+    async def record_services(self, services: dict[str, list[dict[str, Any]]]) -> None:
+        """Replace the catalog of services of each module path."""
 
     async def record_undeploy(self, paths: Sequence[str], by: str) -> int: ...
 
@@ -249,45 +267,64 @@ class DeploymentEngine:
             # A module without services is a library when a package or another module needs it (helpers, __init__).
             needed = {dep for deps in graph.values() for dep in deps}
             libraries = [n for n in sorted(batch) if n in needed or files[n].endswith("__init__.py")]
-            found = await self._isolated(files, overlay, order, sorted(batch), trees, libraries)
-            isolated = time.perf_counter()
-            self._check_conflicts(found, batch, names)
+            # The throw-away import and the ODB writes run side by side; the transaction commits only once
+            # the import passed (and is rolled back if it did not). The isolation job is always awaited to its
+            # end, never cancelled: its worker answers one line per job.
+            isolation = asyncio.ensure_future(self._isolated(files, overlay, order, sorted(batch), trees, libraries))
             unchanged = [s for s in sources if (r := self.records.get(s.path)) and r.sha256 == sha256(s.source)]
             rows = [(s, names[s.path], sha256(s.source)) for s in sources]
-            services = {s.path: found[names[s.path]] for s in sources}
-            for attempt in range(1, _ATTEMPTS + 1):
-                try:
-                    async with self.repository.transaction() as tx:
-                        sequence, persisted = await tx.record_deploy(rows, services, by)
-                        recorded = time.perf_counter()
-                        new_records = {
-                            s.path: ModuleRecord(
-                                s.path,
-                                names[s.path],
-                                persisted[s.path],
-                                s.source,
-                                rows[i][2],
-                                sequence,
-                                by,
-                                "",
-                                s.origin,
-                            )
-                            for i, s in enumerate(sources)
-                        }
-                        await self._apply(new_records, removed=set(), order=order, graph=graph)
-                    break
-                except Conflict as exc:
-                    # Another server committed the same modules first: back to the ODB's truth, then try again.
-                    await self._sync_locked(force=True)
-                    if attempt == _ATTEMPTS:
-                        raise DeployError([SourceProblem(s.path, str(exc), kind="conflict") for s in sources]) from exc
+            isolated = recorded = checked
+            try:
+                attempt = 0
+                while attempt < _ATTEMPTS:
+                    attempt += 1
+                    try:
+                        async with self.repository.transaction() as tx:
+                            sequence, persisted = await tx.record_deploy(rows, by)
+                            recorded = time.perf_counter()
+                            found = await _within(isolation, _LOCK_BUDGET)
+                            isolated = time.perf_counter()
+                            self._check_conflicts(found, batch, names)
+                            await tx.record_services({s.path: found[names[s.path]] for s in sources})
+                            new_records = {
+                                s.path: ModuleRecord(
+                                    s.path,
+                                    names[s.path],
+                                    persisted[s.path],
+                                    s.source,
+                                    rows[i][2],
+                                    sequence,
+                                    by,
+                                    "",
+                                    s.origin,
+                                )
+                                for i, s in enumerate(sources)
+                            }
+                            await self._apply(new_records, removed=set(), order=order, graph=graph)
+                        break
+                    except _SlowIsolation:
+                        # A slow import must not hold the ODB's locks (on SQLite, every server's): let it finish
+                        # outside the transaction, then write again.
+                        await asyncio.wait([isolation])
+                        attempt -= 1
+                    except Conflict as exc:
+                        # Another server committed the same modules first: back to the ODB's truth, then again.
+                        await self._sync_locked(force=True)
+                        if attempt == _ATTEMPTS:
+                            problems = [SourceProblem(s.path, str(exc), kind="conflict") for s in sources]
+                            raise DeployError(problems) from exc
+            finally:
+                if not isolation.done():
+                    await asyncio.wait([isolation])
+                if not isolation.cancelled():
+                    isolation.exception()  # retrieved: a failure that lost to another error is not "never retrieved"
             self._advance(sequence)
             done = time.perf_counter()
         timings = {
             "validate_ms": _ms(started, checked),
-            "isolate_ms": _ms(checked, isolated),
-            "persist_ms": _ms(isolated, recorded),
-            "load_ms": _ms(recorded, done),
+            "isolate_ms": _ms(checked, isolated),  # the throw-away import; the ODB writes overlap it
+            "persist_ms": _ms(checked, recorded),
+            "load_ms": _ms(isolated, done),  # services recorded, modules loaded, commit
             "total_ms": _ms(started, done),
         }
         modules = [

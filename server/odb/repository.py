@@ -50,7 +50,7 @@ class OdbDeployTransaction:
         return int(current or 0) + 1
 
     async def record_deploy(
-        self, modules: Sequence[tuple[ModuleSource, str, str]], services: dict[str, list[dict[str, Any]]], by: str
+        self, modules: Sequence[tuple[ModuleSource, str, str]], by: str
     ) -> tuple[int, dict[str, int]]:
         sequence = await self._new_sequence("deploy", by)
         versions: dict[str, int] = {}
@@ -72,9 +72,12 @@ class OdbDeployTransaction:
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             await self._set_current(src.path, module, version_id)
-            await self._set_services(src.path, services.get(src.path, []))
             versions[src.path] = version
         return sequence, versions
+
+    async def record_services(self, services: dict[str, list[dict[str, Any]]]) -> None:
+        for path, rows in services.items():
+            await self._set_services(path, rows)
 
     async def _set_current(self, path: str, module: str, version_id: int) -> None:
         where = (DeployedModule.cluster_id == self.cluster_id, DeployedModule.path == path)

@@ -208,3 +208,14 @@ async def test_a_module_without_services_deploys_when_a_package_or_another_modul
     status, answer = await deploy(server, ("loose.py", "X = 1\n"))
     assert status == 422
     assert "defines no service" in answer["error"]["problems"][0]["message"]
+
+
+async def test_a_slow_import_deploys_without_holding_the_odb_meanwhile(server: InProcess) -> None:
+    slow = "import time\ntime.sleep(0.6)\n" + COMMON.format(tax=0.7)
+    status, answer = await deploy(server, ("billing/common.py", slow))
+    assert status == 200, answer
+    assert answer["timings"]["isolate_ms"] >= 600
+    assert answer["modules"][0]["version"] == 1
+    assert (await invoke(server, "echo", "slow"))[1]["payload"] == "slow"
+    history = (await server.admin.get("/splice/admin/modules/billing/common.py/history")).json()["versions"]
+    assert [v["version"] for v in history] == [1]

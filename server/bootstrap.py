@@ -50,7 +50,7 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     await repository.ensure_cluster()
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
-    runtime = Runtime(settings, server, repository, store, Invoker(store), deployment)
+    runtime = Runtime(settings, server, repository, store, Invoker(store, server.name), deployment)
     loaded = await deployment.load_all()
     await runtime.reload_channels()
     await runtime.reload_tokens()

@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 class Invoker:
     """Calls services by name from one ``ServiceStore``."""
 
-    def __init__(self, store: ServiceStore) -> None:
+    def __init__(self, store: ServiceStore, server: str = "") -> None:
         self.store = store
+        self.server = server
         self._background: set[asyncio.Task[Any]] = set()
 
     def lookup(self, name: str) -> ServiceInfo:
@@ -80,6 +81,7 @@ class Invoker:
         service.response = Response()
         service.cid = cid
         service.service_name = info.name
+        service.server = self.server
         service._invoker = self
         service._chain = (*chain, info.name)
         return service

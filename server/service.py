@@ -89,6 +89,8 @@ class Service:
     cid: str
     """The correlation id of this call; every log line of the call carries it."""
     service_name: str
+    server: str
+    """The name of the server running this call (``""`` under ``splice.testing``)."""
     _invoker: Invoker
     _chain: tuple[str, ...]
     _logger: logging.LoggerAdapter[logging.Logger] | None = None

@@ -179,3 +179,20 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_service_knows_which_server_runs_it(three: Cluster) -> None:
+    source = "from splice.server import Service\n\nclass Who(Service):\n    name = 'who'\n\n    def handle(self):\n"
+    source += "        self.response.payload = [self.server, self.service_name]\n"
+    answer = httpx.post(
+        f"{three.urls[0]}/splice/admin/deploy",
+        json={"modules": [{"path": "who.py", "source": source}]},
+        headers={"Authorization": f"Bearer {three.token}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert [invoke(url, three.token, "who") for url in three.urls] == [
+        ["server1", "who"],
+        ["server2", "who"],
+        ["server3", "who"],
+    ]

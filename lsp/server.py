@@ -204,7 +204,7 @@ class SpliceLanguageServer(LanguageServer):
     def service_items(self, replace: types.Range) -> list[types.CompletionItem]:
         items = []
         workspace = self.index.services()
-        for name in sorted(self.known_names()):
+        for name in sorted(workspace.keys() | self.catalog.services.keys()):
             definitions = workspace.get(name)
             deployed = self.catalog.services.get(name)
             module = definitions[0].module if definitions else deployed.module if deployed else ""
@@ -215,9 +215,8 @@ class SpliceLanguageServer(LanguageServer):
                     label=name,
                     kind=types.CompletionItemKind.Module,
                     detail=detail,
-                    documentation=types.MarkupContent(types.MarkupKind.Markdown, self.describe(name)),
                     text_edit=types.TextEdit(replace, name),
-                    filter_text=name,
+                    data={"service": name},  # the documentation comes with completionItem/resolve
                 )
             )
         return items
@@ -403,6 +402,13 @@ def did_change_watched_files(ls: SpliceLanguageServer, params: types.DidChangeWa
 def completion(ls: SpliceLanguageServer, params: types.CompletionParams) -> types.CompletionList:
     items = ls.complete(params.text_document.uri, params.position)
     return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.COMPLETION_ITEM_RESOLVE)
+def completion_resolve(ls: SpliceLanguageServer, item: types.CompletionItem) -> types.CompletionItem:
+    if isinstance(item.data, dict) and isinstance(item.data.get("service"), str):
+        item.documentation = types.MarkupContent(types.MarkupKind.Markdown, ls.describe(item.data["service"]))
+    return item
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)

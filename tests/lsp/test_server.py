@@ -154,6 +154,7 @@ async def test_completion_of_names_keys_and_members(lsp: LanguageClient, workspa
     items = await complete(lsp, doc, 5, 25)
     (item,) = [i for i in items if i.label == "crm.get-customer"]
     assert item.detail == "crm"
+    item = await lsp.completion_item_resolve_async(item)
     assert isinstance(item.documentation, types.MarkupContent)
     assert "Looks a customer up by id." in item.documentation.value
     assert "`id: int`" in item.documentation.value

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 HEAD = "0002"
@@ -53,8 +54,11 @@ async def schema_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         try:
             row = (await connection.execute(text("SELECT version_num FROM alembic_version"))).first()
-        except Exception:
-            return None
+        except DBAPIError as exc:
+            missing = ("no such table", "doesn't exist", "does not exist", "undefinedtable")
+            if any(word in str(exc).lower() for word in missing):
+                return None
+            raise
     return str(row[0]) if row else None
 
 

@@ -29,6 +29,8 @@ from .completion import context_at, service_markdown, service_members
 from .index import ModuleIndex, Range, ServiceDef, WorkspaceIndex, str_index
 
 logger = logging.getLogger(__name__)
+MAX_SERVICE_ITEMS = 200
+"""At most this many service names in one completion list (more: the list says it is incomplete)."""
 
 DEPLOY_COMMAND = "splice.deploy"
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".tox", "build", "dist"}
@@ -55,6 +57,7 @@ class SpliceLanguageServer(LanguageServer):
         self.deploy_problems: dict[str, list[types.Diagnostic]] = {}
         self._catalog_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._cut = False
 
     # -- paths ------------------------------------------------------------------------------------
     def relative(self, uri: str) -> str | None:
@@ -184,7 +187,13 @@ class SpliceLanguageServer(LanguageServer):
         return self.index.services().get(name, [])
 
     # -- completion -------------------------------------------------------------------------------
-    def complete(self, uri: str, position: types.Position) -> list[types.CompletionItem]:
+    def complete(self, uri: str, position: types.Position) -> types.CompletionList:
+        """The completion list at ``position``; long lists of service names are cut and marked incomplete."""
+        items = self._complete(uri, position)
+        return types.CompletionList(is_incomplete=self._cut, items=items)
+
+    def _complete(self, uri: str, position: types.Position) -> list[types.CompletionItem]:
+        self._cut = False
         document = self.workspace.get_text_document(uri)
         lines = document.lines
         line = lines[position.line] if position.line < len(lines) else ""
@@ -196,15 +205,19 @@ class SpliceLanguageServer(LanguageServer):
         start = types.Position(position.line, position.character - _utf16_len(context.prefix))
         replace = types.Range(start, position)
         if context.kind == "service":
-            return self.service_items(replace)
+            return self.service_items(replace, context.prefix)
         if context.kind == "payload-key":
             return self.key_items(context.service, context.quoted, replace)
         return _member_items()
 
-    def service_items(self, replace: types.Range) -> list[types.CompletionItem]:
+    def service_items(self, replace: types.Range, prefix: str = "") -> list[types.CompletionItem]:
         items = []
         workspace = self.index.services()
-        for name in sorted(workspace.keys() | self.catalog.services.keys()):
+        names = matching(workspace.keys() | self.catalog.services.keys(), prefix)
+        if len(names) > MAX_SERVICE_ITEMS:
+            # The client asks again as the user types (is_incomplete): a short list keeps every keystroke fast.
+            names, self._cut = names[:MAX_SERVICE_ITEMS], True
+        for name in names:
             definitions = workspace.get(name)
             deployed = self.catalog.services.get(name)
             module = definitions[0].module if definitions else deployed.module if deployed else ""
@@ -270,6 +283,13 @@ class SpliceLanguageServer(LanguageServer):
         self.publish([uri])
         self.refresh_catalog()
         return {"deployed": True, "status": answer.get("status"), "modules": answer.get("modules", [])}
+
+
+def matching(names: Iterable[str], prefix: str) -> list[str]:
+    """``names`` that contain ``prefix`` (any case): those starting with it first, then by name."""
+    lowered = prefix.lower()
+    found = [n for n in names if lowered in n.lower()]
+    return sorted(found, key=lambda n: (not n.lower().startswith(lowered), n))
 
 
 def _utf16_len(text: str) -> int:
@@ -400,8 +420,7 @@ def did_change_watched_files(ls: SpliceLanguageServer, params: types.DidChangeWa
     types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["'", '"', ".", "{", ",", " "])
 )
 def completion(ls: SpliceLanguageServer, params: types.CompletionParams) -> types.CompletionList:
-    items = ls.complete(params.text_document.uri, params.position)
-    return types.CompletionList(is_incomplete=False, items=items)
+    return ls.complete(params.text_document.uri, params.position)
 
 
 @server.feature(types.COMPLETION_ITEM_RESOLVE)

@@ -302,3 +302,36 @@ async def test_an_unreachable_cluster_degrades_with_one_message(workspace: Path)
     finally:
         await client.shutdown_session()
         await client.stop()
+
+
+async def test_a_long_list_of_service_names_is_cut_and_filtered_by_what_is_typed(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    (root / "pkg").mkdir(parents=True)
+    for i in range(260):
+        (root / "pkg" / f"m{i:03d}.py").write_text(
+            f"from splice.server import Service\n\nclass S{i:03d}(Service):\n    def handle(self):\n        pass\n"
+        )
+    client = await start(root)
+    try:
+        text = (
+            "from splice.server import Service\n\nclass Edit(Service):\n    def handle(self):\n        self.invoke('\n"
+        )
+        doc = open_file(client, root / "edit.py", text)
+
+        async def listed(typed: str) -> types.CompletionList:
+            change(client, doc, text.replace("invoke('", f"invoke('{typed}"), len(typed) + 2)
+            result = await client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(doc), types.Position(4, 21 + len(typed)))
+            )
+            assert isinstance(result, types.CompletionList)
+            return result
+
+        everything = await listed("")
+        assert everything.is_incomplete
+        assert len(everything.items) == 200
+        narrowed = await listed("pkg.m25")
+        assert not narrowed.is_incomplete
+        assert sorted(i.label for i in narrowed.items) == [f"pkg.m25{d}.s25{d}" for d in range(10)]
+    finally:
+        await client.shutdown_session()
+        await client.stop()

@@ -7,6 +7,7 @@ MariaDB use the ``test`` database; the fixture drops every table before and afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -157,15 +158,28 @@ def make_cluster(
     return Cluster(directory, urls[0], token, urls, balancer)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A started one-server cluster on SQLite, stopped at the end."""
-    made = make_cluster(tmp_path / "cluster")
+@contextlib.contextmanager
+def running(made: Cluster) -> Iterator[Cluster]:
+    """``splice start`` the cluster, and ``splice stop`` it however the block ends."""
     splice("start", str(made.directory))
     try:
         yield made
     finally:
         splice("stop", str(made.directory), check=False)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A started one-server cluster on SQLite, stopped at the end."""
+    with running(make_cluster(tmp_path / "cluster")) as made:
+        yield made
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[Cluster]:
+    """A started three-server cluster on SQLite (no load balancer), stopped at the end."""
+    with running(make_cluster(tmp_path / "cluster", servers=3)) as made:
+        yield made
 
 
 @dataclass

@@ -10,13 +10,12 @@ import concurrent.futures
 import os
 import signal
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import Cluster, eventually, make_cluster, splice
+from tests.conftest import Cluster, eventually, make_cluster, running, splice
 
 VERSIONED = textwrap.dedent(
     """
@@ -51,16 +50,6 @@ def deploy(url: str, token: str, version: int) -> dict:
 
 def versions(cluster: Cluster) -> list[int]:
     return [invoke(url, cluster.token, "demo.version")["version"] for url in cluster.urls]
-
-
-@pytest.fixture
-def three(tmp_path: Path) -> Iterator[Cluster]:
-    made = make_cluster(tmp_path / "cluster", servers=3)
-    splice("start", str(made.directory))
-    try:
-        yield made
-    finally:
-        splice("stop", str(made.directory), check=False)
 
 
 def test_a_deploy_through_one_server_reaches_all_three(three: Cluster) -> None:
@@ -139,8 +128,7 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
     tmp_path: Path, redis_server: Callable[[bool], None]
 ) -> None:
     made = make_cluster(tmp_path / "cluster", servers=3, redis=redis_server.url)  # type: ignore[attr-defined]
-    splice("start", str(made.directory))
-    try:
+    with running(made):
         answer = deploy(made.urls[0], made.token, 1)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
         assert versions(made) == [1, 1, 1]
@@ -151,14 +139,6 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         eventually(lambda: versions(made) == [2, 2, 2])
 
         redis_server(True)
-
-        def bus_back() -> bool:
-            info = httpx.get(
-                f"{made.urls[2]}/splice/admin/cluster", headers={"Authorization": f"Bearer {made.token}"}, timeout=5
-            ).json()
-            return bool(info["bus"]["connected"])
-
-        eventually(bus_back)
         for url in made.urls:
             eventually(
                 lambda url=url: httpx.get(
@@ -168,8 +148,6 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         answer = deploy(made.urls[2], made.token, 3)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
         assert versions(made) == [3, 3, 3]
-    finally:
-        splice("stop", str(made.directory), check=False)
 
 
 def _alive(pid: int) -> bool:

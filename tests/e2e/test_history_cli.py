@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Cluster, make_cluster, splice
+from tests.conftest import Cluster, make_cluster, running, splice
 
 ORDERS = textwrap.dedent(
     """
@@ -50,12 +50,8 @@ SECRET = "s3cret-for-the-e2e-test"
 
 @pytest.fixture
 def two(tmp_path: Path) -> Iterator[Cluster]:
-    made = make_cluster(tmp_path / "cluster", servers=2)
-    splice("start", str(made.directory))
-    try:
+    with running(make_cluster(tmp_path / "cluster", servers=2)) as made:
         yield made
-    finally:
-        splice("stop", str(made.directory), check=False)
 
 
 def run(cluster: Cluster, cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,10 @@ import os
 import signal
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import Cluster, eventually, make_cluster, splice
 
@@ -110,16 +108,6 @@ def git(cwd: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-@pytest.fixture
-def three(tmp_path: Path) -> Iterator[Cluster]:
-    made = make_cluster(tmp_path / "cluster", servers=3)
-    splice("start", str(made.directory))
-    try:
-        yield made
-    finally:
-        splice("stop", str(made.directory), check=False)
 
 
 def test_a_saved_file_answers_on_every_server_and_a_deleted_one_nowhere(three: Cluster) -> None:

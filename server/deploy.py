@@ -271,8 +271,8 @@ class DeploymentEngine:
             # the import passed (and is rolled back if it did not). The isolation job is always awaited to its
             # end, never cancelled: its worker answers one line per job.
             isolation = asyncio.ensure_future(self._isolated(files, overlay, order, sorted(batch), trees, libraries))
-            unchanged = [s for s in sources if (r := self.records.get(s.path)) and r.sha256 == sha256(s.source)]
             rows = [(s, names[s.path], sha256(s.source)) for s in sources]
+            unchanged = [s for s, _, digest in rows if (r := self.records.get(s.path)) and r.sha256 == digest]
             isolated = recorded = checked
             try:
                 attempt = 0

@@ -22,6 +22,7 @@ from ..context import current_cid
 from ..deploy import ModuleSource
 from ..errors import BadRequest, NotFound, SpliceError
 from ..naming import check_service_name
+from ..odb.repository import seen_within
 from ..security import KINDS, hash_secret, token_digest
 from .admin_apply import apply
 from .admin_history import rollback
@@ -140,9 +141,8 @@ async def cluster_sync(runtime: Runtime, request: Request, body: dict[str, Any])
 async def cluster_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     servers = await runtime.repository.servers()
     liveness = runtime.cluster.liveness if runtime.cluster is not None else 3.0
-    live = {s["name"] for s in await runtime.repository.live_servers(liveness)}
     for server in servers:
-        server["live"] = server["name"] in live
+        server["live"] = seen_within(server, liveness)
         server["last_seen"] = server["last_seen"].isoformat() if server["last_seen"] else None
     newest = await runtime.repository.last_sequence()
     bus = {

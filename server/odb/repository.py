@@ -309,8 +309,7 @@ class OdbRepository:
 
     async def live_servers(self, within: float) -> list[dict[str, Any]]:
         """Servers seen alive in the last ``within`` seconds."""
-        horizon = datetime.now(UTC) - timedelta(seconds=within)
-        return [s for s in await self.servers() if s["last_seen"] is not None and s["last_seen"] >= horizon]
+        return [s for s in await self.servers() if seen_within(s, within)]
 
     async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         """Take or renew lease ``name`` for ``ttl`` seconds; ``False`` if another holder has it."""
@@ -511,6 +510,12 @@ class OdbRepository:
         where = (model.cluster_id == self.cluster_id, model.name == name)
         if (await conn.execute(update(model).where(*where).values(**values))).rowcount == 0:
             raise Conflict(f"'{name}' was deleted while the declaration was applied; apply it again")
+
+
+def seen_within(server: dict[str, Any], within: float) -> bool:
+    """Whether a row of ``servers()`` was seen alive in the last ``within`` seconds."""
+    last_seen: datetime | None = server["last_seen"]
+    return last_seen is not None and last_seen >= datetime.now(UTC) - timedelta(seconds=within)
 
 
 def _record(r: Any) -> ModuleRecord:

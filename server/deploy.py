@@ -467,11 +467,10 @@ class DeploymentEngine:
         for module in sorted(batch):
             for svc in found.get(module, []):
                 name = svc["name"]
-                current = self.store.get(name)
                 if name in owner:
                     other = owner[name]
                     problems.append(SourceProblem(path_of[module], f"service name '{name}' is also defined in {other}"))
-                elif current is not None and current.module not in batch:
+                elif (current := self.store.taken_by(name, batch)) is not None:
                     problems.append(
                         SourceProblem(path_of[module], f"service name '{name}' is already defined in {current.path}")
                     )

@@ -112,14 +112,18 @@ class ServiceStore:
     def by_module(self, module: str) -> list[ServiceInfo]:
         return [info for info in self._services.values() if info.module == module]
 
+    def taken_by(self, name: str, replaced_modules: set[str]) -> ServiceInfo | None:
+        """The service already called ``name`` in a module that is not being replaced, if any."""
+        current = self._services.get(name)
+        return current if current is not None and current.module not in replaced_modules else None
+
     def conflicts(self, replaced_modules: set[str], incoming: Iterable[ServiceInfo]) -> list[tuple[ServiceInfo, str]]:
         """Incoming services whose name another module (not being replaced) already uses, with that module."""
-        found = []
-        for info in incoming:
-            current = self._services.get(info.name)
-            if current is not None and current.module not in replaced_modules and current.module != info.module:
-                found.append((info, current.path))
-        return found
+        return [
+            (info, current.path)
+            for info in incoming
+            if (current := self.taken_by(info.name, replaced_modules | {info.module})) is not None
+        ]
 
     def swap(self, replaced_modules: set[str], incoming: Iterable[ServiceInfo]) -> None:
         """Drop every service of ``replaced_modules`` and add ``incoming``, in one assignment."""

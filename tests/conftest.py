@@ -118,9 +118,12 @@ class Cluster:
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive ports that are free now."""
+    """The first of ``count`` consecutive ports free now, below the ephemeral range: the thousands of client
+    connections of a load test take ports from that range, and one may hold a port picked there by the time
+    a server binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(200):
-        base = random.randrange(10000, 32000)  # below Linux's ephemeral range (32768-60999)
+        base = random.randrange(max(low - 20000, 1024), low - count)
         socks = []
         try:
             for port in range(base, base + count):
@@ -215,6 +218,14 @@ async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
             yield InProcess(runtime, client, admin)
         finally:
             await runtime.close()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (exited, not reaped yet by init) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def eventually(check: Callable[[], object], seconds: float = 20.0) -> object:

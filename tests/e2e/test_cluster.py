@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Cluster, eventually, make_cluster, running, splice
+from tests.conftest import Cluster, alive, eventually, make_cluster, running, splice
 
 VERSIONED = textwrap.dedent(
     """
@@ -93,7 +93,7 @@ def test_a_server_killed_during_deploys_serves_the_latest_version_when_back(thre
     deploy(three.urls[0], three.token, 1)
     pid = int((three.directory / "server3" / "server.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    eventually(lambda: not _alive(pid))
+    eventually(lambda: not alive(pid))
     answer = deploy(three.urls[0], three.token, 2)
     answer = deploy(three.urls[1], three.token, 3)
     # server3 is down: the deploy does not wait for it once it stops being seen as alive.
@@ -148,29 +148,3 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         answer = deploy(made.urls[2], made.token, 3)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
         assert versions(made) == [3, 3, 3]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "Z"
-
-
-def test_a_service_knows_which_server_runs_it(three: Cluster) -> None:
-    source = "from splice.server import Service\n\nclass Who(Service):\n    name = 'who'\n\n    def handle(self):\n"
-    source += "        self.response.payload = [self.server, self.service_name]\n"
-    answer = httpx.post(
-        f"{three.urls[0]}/splice/admin/deploy",
-        json={"modules": [{"path": "who.py", "source": source}]},
-        headers={"Authorization": f"Bearer {three.token}"},
-        timeout=60,
-    )
-    assert answer.status_code == 200, answer.text
-    assert [invoke(url, three.token, "who") for url in three.urls] == [
-        ["server1", "who"],
-        ["server2", "who"],
-        ["server3", "who"],
-    ]

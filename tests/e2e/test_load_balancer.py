@@ -12,7 +12,6 @@ import csv
 import http.client
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -30,7 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import Cluster, eventually, free_port, make_cluster, splice
+from tests.conftest import Cluster, alive, eventually, free_port, free_ports, make_cluster, splice
 
 WHO = textwrap.dedent(
     '''
@@ -66,28 +65,6 @@ def haproxy_processes(directory: Path) -> list[int]:
         if config in args and state != "Z":
             found.append(int(entry.name))
     return found
-
-
-def quiet_port() -> int:
-    """A free port below the ephemeral range: the load's thousands of client connections take ports from
-    that range, and one of them may hold a port picked there by the time the server binds it."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.sample(range(max(low - 8000, 1024), low), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` runs (a daemon that exited stays a zombie until init reaps it: that one is gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def stop_everything(made: Cluster) -> None:
@@ -176,7 +153,7 @@ def test_every_server_down_answers_json_503_and_haproxy_stays_alive(
     pids = [s["pid"] for s in status(balanced.directory)[1]["servers"]]
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
-    eventually(lambda: not any(running(pid) for pid in pids))
+    eventually(lambda: not any(alive(pid) for pid in pids))
 
     down = httpx.get(f"{lb}/who", timeout=10)
     assert down.status_code == 503
@@ -266,7 +243,7 @@ def test_adding_and_removing_servers_reloads_haproxy_without_a_failed_request(ba
     assert len(first) == 1
     with Load(balanced.load_balancer or "") as load:
         load.wait_for("server3", 0)
-        port = quiet_port()
+        port = free_ports(1)
         added = splice("create", "server", directory, "--port", str(port))
         assert f"added server4: http://127.0.0.1:{port}" in added.stdout
         assert "load balancer reloaded: 4 servers" in added.stdout
@@ -298,7 +275,7 @@ def test_adding_and_removing_servers_reloads_haproxy_without_a_failed_request(ba
     # stop ends every HAProxy of the cluster, the ones still draining after a reload included.
     splice("stop", directory)
     assert haproxy_processes(balanced.directory) == []
-    assert not any(running(pid) for pid in [*first, *reloads])
+    assert not any(alive(pid) for pid in [*first, *reloads])
 
 
 def test_create_load_balancer_adds_it_to_a_cluster_and_moves_it(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .loader import UserModules
+from .loader import UserModules, drop_working_directory_from_path
 from .store import describe, find_services
 
 _RESULT_LIMIT = 64 * 1024 * 1024
@@ -119,8 +119,7 @@ def _collect(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
 
 
 def serve() -> None:
-    cwd = os.getcwd()
-    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
+    drop_working_directory_from_path()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     for line in iter(stdin.readline, b""):
         job = json.loads(line)

@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .deploy import DeploymentEngine
 from .errors import ConfigError
 from .invoker import Invoker
 from .isolate import Isolation
+from .loader import drop_working_directory_from_path
 from .logs import configure_server_logging
 from .pickup import Pickup
 from .runtime import Runtime
@@ -83,13 +83,6 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     finally:
         warm.cancel()
         await runtime.close()
-
-
-def drop_working_directory_from_path() -> None:
-    """``python -m`` puts the working directory first on ``sys.path``: a folder there must not pass for an
-    installed package (it would make deployed modules of that name look like they shadow one)."""
-    cwd = os.getcwd()
-    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
 
 
 def run_server(directory: Path, server_name: str) -> None:

@@ -12,6 +12,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -104,6 +105,14 @@ class UserModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def uninstall(self) -> None:
         if self in sys.meta_path:
             sys.meta_path.remove(self)
+
+
+def drop_working_directory_from_path() -> None:
+    """``python -m`` puts the working directory first on ``sys.path``: a folder there must not pass for an
+    installed package (it would make deployed modules of that name look like they shadow one). Servers and
+    the isolation worker call this first."""
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
 
 
 def is_foreign(top: str, finder: UserModules) -> bool:

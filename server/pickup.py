@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,14 @@ GIT_POLL = 0.02
 GIT_SETTLE = 0.05
 """After git let go of its index lock: how long to wait for the last changes it made to come in."""
 GIT_WAIT_MAX = 60.0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def git_lock(root: Path) -> Path | None:
@@ -75,6 +84,9 @@ class PickupDirectory:
         self._watcher: asyncio.Task[None] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._odb_failing = False
+        self._watched: tuple[int, int] | None = None
+        self._root_fd: int | None = None
+        """The (device, inode) of the root being watched."""
         self._refused: set[str] = set()
         """Deleted files whose module could not be undeployed yet (still imported): tried with every batch."""
 
@@ -83,7 +95,12 @@ class PickupDirectory:
         while True:
             held = await self._renew()
             if self.leading and (not held or self._ended()):
-                await self._step_down("the lease is lost" if not held else "a batch failed or the watcher stopped")
+                why = (
+                    "the lease is lost"
+                    if not held
+                    else "a batch failed, the watcher stopped or the directory was replaced"
+                )
+                await self._step_down(why)
             if held and not self.leading:
                 await self._lead()
             await asyncio.sleep(self.renew)
@@ -100,11 +117,19 @@ class PickupDirectory:
         return held
 
     def _ended(self) -> bool:
-        return any(task is not None and task.done() for task in (self._watcher, self._worker))
+        # A root removed and made again (``rm -rf pickup; git clone ... pickup``) is a new directory that the
+        # watcher does not see: that ends this term too, and the next one watches and reconciles the new one.
+        replaced = self.leading and _identity(self.root) != self._watched
+        return replaced or any(task is not None and task.done() for task in (self._watcher, self._worker))
 
     async def _lead(self) -> None:
         logger.info("pickup %s: %s holds the lease and acts on this directory", self.root, self.holder)
         self.root.mkdir(parents=True, exist_ok=True)
+        # Held open while leading, so that the directory's inode number cannot be reused by a new directory
+        # of the same name: the (device, inode) comparison in _ended then always tells a replaced root.
+        self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        held = os.fstat(self._root_fd)
+        self._watched = (held.st_dev, held.st_ino)
         self.leading = True
         self._queue = asyncio.Queue()
         self._stop_watching = asyncio.Event()
@@ -125,6 +150,9 @@ class PickupDirectory:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._watcher = self._worker = None
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
 
     async def close(self) -> None:
         """Stop acting and hand the lease back, so that another server takes over at once."""

@@ -7,6 +7,7 @@ written and git is run for real. Every "eventually" polls with a generous deadli
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -312,3 +313,22 @@ def test_when_the_holder_is_killed_another_server_takes_over(three: Cluster) -> 
     write(pickup / "third.py", service("third", 1))
     answers_everywhere(three, "third", {"name": "third", "version": 1}, survivors)
     assert history(three, "third.py", survivors[0])[-1]["deployed_by"] == f"pickup@{successor}"
+
+
+def test_a_pickup_directory_removed_and_cloned_again_is_watched_again(three: Cluster, tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    git(upstream, "init", "-q", "-b", "main")
+    write(upstream / "again.py", service("again", 1))
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "v1")
+    pickup = three.directory / "pickup"
+    write(pickup / "before.py", service("before", 1))
+    answers_everywhere(three, "before", {"name": "before", "version": 1})
+    # The watched directory itself goes away and a new one takes its place.
+    shutil.rmtree(pickup)
+    git(three.directory, "clone", "-q", str(upstream), "pickup")
+    answers_everywhere(three, "again", {"name": "again", "version": 1})
+    answers_everywhere(three, "before", None)
+    write(pickup / "later.py", service("later", 1))
+    answers_everywhere(three, "later", {"name": "later", "version": 1})

@@ -148,3 +148,20 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         answer = deploy(made.urls[2], made.token, 3)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
         assert versions(made) == [3, 3, 3]
+
+
+def test_a_service_knows_which_server_runs_it(three: Cluster) -> None:
+    source = "from splice.server import Service\n\nclass Who(Service):\n    name = 'who'\n\n    def handle(self):\n"
+    source += "        self.response.payload = [self.server, self.service_name]\n"
+    answer = httpx.post(
+        f"{three.urls[0]}/splice/admin/deploy",
+        json={"modules": [{"path": "who.py", "source": source}]},
+        headers={"Authorization": f"Bearer {three.token}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert [invoke(url, three.token, "who") for url in three.urls] == [
+        ["server1", "who"],
+        ["server2", "who"],
+        ["server3", "who"],
+    ]

@@ -22,6 +22,7 @@ from .deploy import DeploymentEngine
 from .errors import ConfigError
 from .invoker import Invoker
 from .isolate import Isolation
+from .jobs import Jobs
 from .loader import drop_working_directory_from_path
 from .logs import configure_server_logging
 from .pickup import Pickup
@@ -35,6 +36,7 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
     from .odb import OdbRepository, connect
     from .odb.engine import HEAD, schema_revision
+    from .odb.jobs import JobRepository
 
     server = settings.server(server_name)
     engine = connect(settings.odb_url)
@@ -51,6 +53,7 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
     runtime = Runtime(settings, server, repository, store, Invoker(store, server.name), deployment)
+    runtime.jobs = runtime.invoker.jobs = Jobs(JobRepository(repository))
     loaded = await deployment.load_all()
     await runtime.reload_channels()
     await runtime.reload_tokens()

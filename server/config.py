@@ -58,6 +58,22 @@ class LoadBalancerSettings:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    """``[scheduler]``: how the cluster's scheduler processes (``[[schedulers]]``) behave."""
+
+    names: tuple[str, ...] = ()
+    """The scheduler processes of this directory (``[[schedulers]] name = ...``); one of them is active."""
+    poll_interval: float = 0.25
+    """How often the active scheduler looks for changed jobs (changes reach it within this)."""
+    lease_ttl: float = 3.0
+    """How long the active scheduler's lease lasts unless renewed; a standby takes over after it ran out."""
+    misfire_grace: float = 30.0
+    """A slot later than this is missed, and the job's misfire policy decides (run once, or skip)."""
+    history_days: float = 7.0
+    """Runs older than this are deleted from the history."""
+
+
+@dataclass(frozen=True)
 class Settings:
     directory: Path
     cluster_name: str
@@ -74,6 +90,7 @@ class Settings:
     """How often a server checks the ODB for deployments it missed, and says it is alive."""
     pickup_dirs: tuple[Path, ...] = ()
     load_balancer: LoadBalancerSettings | None = None
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @property
     def token_file(self) -> Path:
@@ -145,6 +162,26 @@ def _servers(data: Mapping[str, Any], file: str) -> tuple[ServerSettings, ...]:
     return tuple(servers)
 
 
+def _schedulers(data: Mapping[str, Any], file: str) -> SchedulerSettings:
+    table = _table(data, "scheduler", file)
+    raw = data.get("schedulers", [])
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(file, f"must be an array of tables ([[schedulers]]), got {raw!r}", "schedulers")
+    names: list[str] = []
+    for index, item in enumerate(raw):
+        name = _get(item, "name", str, file, f"schedulers[{index}]")
+        if name in names:
+            raise ConfigError(file, f"scheduler name '{name}' is used twice", f"schedulers[{index}].name")
+        names.append(name)
+    values = {}
+    for key in ("poll_interval", "lease_ttl", "misfire_grace", "history_days"):
+        value = _get(table, key, float, file, "scheduler", getattr(SchedulerSettings, key))
+        if not value > 0:
+            raise ConfigError(file, f"must be more than 0, got {value}", f"scheduler.{key}")
+        values[key] = value
+    return SchedulerSettings(tuple(names), **values)
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the cluster's settings; raises ``ConfigError`` naming the file and the field."""
     directory = directory.resolve()
@@ -200,6 +237,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         sync_interval=sync_interval,
         pickup_dirs=tuple((directory / d).resolve() for d in dirs),
         load_balancer=balancer,
+        scheduler=_schedulers(data, file),
     )
 
 
@@ -211,6 +249,7 @@ def render_config(
     redis: str | None = None,
     pickup: list[str] | None = None,
     load_balancer: tuple[str, int] | None = None,
+    schedulers: list[str] | None = None,
 ) -> str:
     """The text of a new ``cluster.toml``."""
     lines = [
@@ -232,6 +271,8 @@ def render_config(
         lines += ["", "[load_balancer]", f"host = {_toml_str(load_balancer[0])}", f"port = {load_balancer[1]}"]
     for server_name, host, port in servers:
         lines += ["", "[[servers]]", f"name = {_toml_str(server_name)}", f"host = {_toml_str(host)}", f"port = {port}"]
+    for scheduler in schedulers or []:
+        lines += ["", "[[schedulers]]", f"name = {_toml_str(scheduler)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -96,18 +96,22 @@ def set_table(text: str, table: str, values: dict[str, _Value]) -> str:
     return _checked(lines, expected, f"set [{table}]")
 
 
+def add_array_entry(text: str, table: str, values: dict[str, _Value]) -> str:
+    """Add a ``[[table]]`` entry after the last one (at the end if there is none)."""
+    data = _parse(text, f"add to [[{table}]]")
+    expected = copy.deepcopy(data)
+    expected.setdefault(table, []).append(dict(values))
+    lines = text.splitlines()
+    starts = [index for index, name, array in _headers(lines) if name == table and array]
+    at = len(lines) if not starts else _block_end(lines, starts[-1], table)
+    at = _last_content(lines, -1, at)
+    lines[at:at] = ["", f"[[{table}]]", *(f"{key} = {_render(value)}" for key, value in values.items())]
+    return _checked(lines, expected, f"add to [[{table}]]")
+
+
 def add_server(text: str, name: str, host: str, port: int) -> str:
     """Add a ``[[servers]]`` entry after the last one (at the end if there is none)."""
-    data = _parse(text, "add a server")
-    expected = copy.deepcopy(data)
-    expected.setdefault("servers", []).append({"name": name, "host": host, "port": port})
-    lines = text.splitlines()
-    starts = [index for index, table, array in _headers(lines) if table == "servers" and array]
-    at = len(lines) if not starts else _block_end(lines, starts[-1], "servers")
-    at = _last_content(lines, -1, at)
-    entry = ["", "[[servers]]", f"name = {_toml_str(name)}", f"host = {_toml_str(host)}", f"port = {port}"]
-    lines[at:at] = entry
-    return _checked(lines, expected, "add a server")
+    return add_array_entry(text, "servers", {"name": name, "host": host, "port": port})
 
 
 def remove_server(text: str, name: str) -> str:
@@ -133,4 +137,4 @@ def remove_server(text: str, name: str) -> str:
     return _checked(lines, expected, "remove a server")
 
 
-__all__ = ["add_server", "remove_server", "set_table"]
+__all__ = ["add_array_entry", "add_server", "remove_server", "set_table"]

@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
@@ -25,6 +25,9 @@ from .fields import validate
 from .service import Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 
+if TYPE_CHECKING:
+    from .jobs import Jobs
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,6 +38,8 @@ class Invoker:
         self.store = store
         self.server = server
         self._background: set[asyncio.Task[Any]] = set()
+        self.jobs: Jobs | None = None
+        """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
 
     def lookup(self, name: str) -> ServiceInfo:
         info = self.store.get(name)
@@ -134,7 +139,10 @@ class Invoker:
         return cid
 
     def _start_task(self, name: str, payload: Any, cid: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._background_call(name, payload, cid))
+        self.track(asyncio.get_running_loop().create_task(self._background_call(name, payload, cid)))
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Keep ``task`` (a call under way that nobody awaits) alive until it ends; shutdown waits for it."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .cluster import ClusterMember
+    from .jobs import Jobs
     from .odb import OdbRepository
     from .pickup import Pickup
 
@@ -42,6 +43,7 @@ class Runtime:
     token_hashes: frozenset[str] = frozenset()
     cluster: ClusterMember | None = None
     pickup: Pickup | None = None
+    jobs: Jobs | None = None
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .context import current_cid
+from .schedule import Schedule
 
 if TYPE_CHECKING:
     from .invoker import Invoker
@@ -59,6 +60,8 @@ class Request:
         self.channel = channel
         """The name of the channel the call came through, or ``None`` for an invoke."""
         self.scheduler: Mapping[str, Any] | None = None
+        """Set when the scheduler started the call: ``job``, ``job_id``, ``run``, ``slot`` (the time it was due,
+        ISO-8601), ``kind`` (``scheduled`` or ``manual``), ``attempt``, ``missed``, ``scheduler``."""
 
 
 class Response:
@@ -131,6 +134,14 @@ class Service:
     def invoke_async(self, name: str, payload: Any = None) -> str:
         """Start another service in the background and return its cid at once."""
         return self._invoker.spawn(name, payload, parent=self)
+
+    @property
+    def schedule(self) -> Schedule:
+        """Create, change and cancel jobs: ``self.schedule.create("cleanup-7", "accounts.cleanup", in_=1800)``.
+
+        See ``splice.server.schedule``; inside ``async def handle`` use ``await self.schedule.acreate(...)``.
+        """
+        return Schedule(self._invoker.jobs, f"service:{self.service_name}")
 
 
 __all__ = ["Request", "Response", "Service", "current_cid"]

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands, distributed, history, lb, lsp
+from . import cluster, commands, distributed, history, jobs, lb, lsp, scheduler
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp)
+EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp, scheduler, jobs)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]
@@ -136,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.load_balancer is None:
             print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
         print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
+        print(f"scheduler: {', '.join(created['schedulers'])} (runs jobs: 'splice job create --help')")
         if args.start:
             return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
         print(f"start it with: splice start {args.directory}")
@@ -146,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"splice: {server['error']}", file=sys.stderr)
                 continue
             state = "started" if server["started"] else "already running"
-            print(f"{server['name']} {state}: {server['url']} (pid {server['pid']})")
+            where = f"{server['url']} " if server.get("url") else ""
+            print(f"{server['name']} {state}: {where}(pid {server['pid']})")
         return 0
     if command == "stop":
         for server in cluster.stop(args.directory, args.timeout):
@@ -178,7 +180,10 @@ def _status(args: argparse.Namespace) -> int:
         if balancer:
             health = "healthy" if balancer["healthy"] else "DOWN"
             print(f"load-balancer  {balancer['url']}  pid {balancer['pid'] or '-'}  {health}")
+        for part in result["schedulers"]:
+            print(f"{part['name']}  scheduler  pid {part['pid'] or '-'}  {part['state']}")
     healthy = all(s["healthy"] for s in result["servers"]) and (not balancer or balancer["healthy"])
+    healthy = healthy and all(s["state"] in ("active", "standby") for s in result["schedulers"])
     return 0 if healthy else 3
 
 

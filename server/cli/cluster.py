@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,14 +16,8 @@ from ..client import ping
 from ..config import CONFIG_FILE, Settings, load_settings, render_config
 from ..errors import ConfigError
 from ..security import new_token, token_digest
-
-
-class CliError(Exception):
-    """One clear line for the user, and the exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+from . import _schedulers as schedulers
+from ._process import CliError, alive, reap, tail
 
 
 async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
@@ -71,6 +64,7 @@ def quickstart_create(
         redis=redis,
         pickup=["pickup"],
         load_balancer=("127.0.0.1", port) if load_balancer else None,
+        schedulers=["scheduler1"],
     )
     (directory / CONFIG_FILE).write_text(text, encoding="utf-8")
     (directory / "pickup").mkdir()
@@ -78,6 +72,8 @@ def quickstart_create(
     for server in settings.servers:
         settings.deployed_dir(server.name).mkdir(parents=True)
         (settings.server_dir(server.name) / "logs").mkdir()
+    for scheduler in settings.scheduler.names:
+        (settings.server_dir(scheduler) / "logs").mkdir(parents=True)
     if settings.load_balancer is not None:
         lb.write_config(settings)
     token = new_token()
@@ -91,6 +87,7 @@ def quickstart_create(
         "servers": [s.url for s in settings.servers],
         "load_balancer": settings.load_balancer.url if settings.load_balancer else None,
         "pickup": [str(p) for p in settings.pickup_dirs],
+        "schedulers": list(settings.scheduler.names),
     }
 
 
@@ -102,27 +99,12 @@ def _pid_file(settings: Settings, name: str) -> Path:
     return settings.server_dir(name) / "server.pid"
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (exited, not yet reaped by init) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def running_pid(settings: Settings, name: str) -> int | None:
     try:
         pid = int(_pid_file(settings, name).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _alive(pid) and _is_server(pid, name) else None
+    return pid if alive(pid) and _is_server(pid, name) else None
 
 
 def _is_server(pid: int, name: str) -> bool:
@@ -176,12 +158,10 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
                 break
             if waiting is not None and waiting.poll() is not None:
                 _pid_file(settings, server.name).unlink(missing_ok=True)
-                raise CliError(
-                    f"{server.name} exited with status {waiting.returncode}:\n{_tail(settings, server.name)}"
-                )
+                raise CliError(f"{server.name} exited with status {waiting.returncode}:\n{tail(settings, server.name)}")
             if time.monotonic() - began > timeout:
                 late = f"{server.name} did not answer {server.url}/splice/ping within {timeout:g} s"
-                raise CliError(f"{late}:\n{_tail(settings, server.name)}")
+                raise CliError(f"{late}:\n{tail(settings, server.name)}")
             time.sleep(0.02)
         results.append(
             {
@@ -192,22 +172,15 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
             }
         )
     balancer = lb.start_if_configured(settings, max(timeout - (time.monotonic() - began), 5.0))
+    results += schedulers.start(settings, max(timeout - (time.monotonic() - began), 5.0))
     return results if balancer is None else [*results, balancer]
-
-
-def _tail(settings: Settings, name: str, lines: int = 15) -> str:
-    logs = settings.server_dir(name) / "logs"
-    text = ""
-    for file in ("console.log", "server.log"):
-        with contextlib.suppress(FileNotFoundError):
-            text += "".join((logs / file).read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    return text.rstrip() or "(no log output)"
 
 
 def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
     settings = load_settings(directory, os.environ)
     balancer = lb.stop_if_configured(settings, timeout)  # first: no request reaches a stopping server
     results = [] if balancer is None else [balancer]
+    results += schedulers.stop(settings, timeout)  # then: no run is sent to a stopping server
     for server in settings.servers:
         pid = running_pid(settings, server.name)
         if pid is None:
@@ -216,19 +189,14 @@ def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
             continue
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
+        while alive(pid) and time.monotonic() < deadline:
+            reap(pid)
             time.sleep(0.02)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         _pid_file(settings, server.name).unlink(missing_ok=True)
         results.append({"name": server.name, "stopped": True, "pid": pid})
     return results
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def status(directory: Path) -> dict[str, Any]:
@@ -249,6 +217,7 @@ def status(directory: Path) -> dict[str, Any]:
         "directory": str(settings.directory),
         "servers": servers,
         "load_balancer": lb.status(settings),
+        "schedulers": schedulers.status(settings),
     }
 
 

@@ -24,6 +24,7 @@ from ..errors import BadRequest, NotFound, SpliceError
 from ..naming import check_service_name
 from ..odb.repository import seen_within
 from ..security import KINDS, hash_secret, token_digest
+from . import admin_jobs
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
@@ -290,4 +291,4 @@ def routes(runtime: Runtime) -> list[Route]:
     return [
         Route(prefix + path, endpoint(runtime, handler, 201 if handler in created else 200), methods=[method])
         for method, path, handler in table
-    ]
+    ] + admin_jobs.routes(runtime, endpoint)

@@ -25,6 +25,8 @@ def _obj(required: list[str], **props: Any) -> dict[str, Any]:
 
 
 _STR = {"type": "string"}
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
 _PATH_PARAM = [{"name": "path", "in": "path", "required": True, "schema": _STR}]
 _NAME_PARAM = [{"name": "name", "in": "path", "required": True, "schema": _STR}]
 
@@ -108,6 +110,7 @@ def document(server_url: str) -> dict[str, Any]:
                     errors=(400, 409, 422),
                 )
             },
+            **_job_paths(a),
             f"{a}/openapi.json": {"get": _op("This document")},
             f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
             f"{a}/pickup": {"get": _op("Pickup directories: which server acts on each, and its last batch")},
@@ -128,5 +131,74 @@ def document(server_url: str) -> dict[str, Any]:
                     cid=_STR,
                 )
             },
+        },
+    }
+
+
+def _job_paths(a: str) -> dict[str, Any]:
+    interval = {
+        "oneOf": [
+            {"type": "number", "description": "seconds"},
+            _obj([], weeks=_NUM, days=_NUM, hours=_NUM, minutes=_NUM, seconds=_NUM),
+        ]
+    }
+    job = _obj(
+        ["name", "service"],
+        name=_STR,
+        service=_STR,
+        payload={"description": "any JSON, the service's request payload"},
+        interval=interval,
+        start={**_STR, "format": "date-time", "description": "interval jobs: the first run (default: one period on)"},
+        repeats={"type": "integer", "minimum": 1, "description": "interval jobs: how many runs in all"},
+        cron={**_STR, "example": "*/5 * * * *"},
+        timezone={**_STR, "example": "Europe/Berlin", "description": "cron jobs (default UTC)"},
+        at={**_STR, "format": "date-time", "description": "one run at this moment"},
+        misfire={"enum": ["run_once", "skip"]},
+        retries={"type": "integer", "minimum": 0},
+        backoff={"type": "number", "description": "seconds before the first retry; doubles each time"},
+        paused={"type": "boolean"},
+        replace={"type": "boolean", "description": "create: change the job of this name if one exists"},
+    )
+    job["properties"]["in"] = {"type": "number", "description": "one run in this many seconds"}
+    named = {"parameters": _NAME_PARAM}
+    run = _obj(
+        ["job_id", "slot_us", "job", "service", "cid"], job_id=_INT, slot_us=_INT, job=_STR, service=_STR, cid=_STR
+    )
+    return {
+        f"{a}/jobs": {
+            "get": _op("Scheduled jobs, and which scheduler is active"),
+            "post": _op("Create a job (interval, cron or one-time)", job, ok=201, errors=(400, 409)),
+        },
+        f"{a}/jobs/{{name}}": {
+            "get": {**_op("One job", errors=(404,)), **named},
+            "patch": {**_op("Change a job: the fields given", _OBJECT, errors=(400, 404)), **named},
+            "delete": {**_op("Delete a job and its run history", errors=(404,)), **named},
+        },
+        f"{a}/jobs/{{name}}/pause": {"post": {**_op("Pause a job", errors=(404,)), **named}},
+        f"{a}/jobs/{{name}}/resume": {
+            "post": {**_op("Resume a job from now on (slots passed while paused are not run)", errors=(404,)), **named}
+        },
+        f"{a}/jobs/{{name}}/run-now": {
+            "post": {**_op("Run a job once now, besides its schedule", errors=(404,)), **named}
+        },
+        f"{a}/jobs/{{name}}/history": {
+            "get": {
+                **_op("A job's runs, newest first: slot, status, server, error, lateness", errors=(400, 404)),
+                "parameters": [*_NAME_PARAM, {"name": "limit", "in": "query", "schema": _INT}],
+            }
+        },
+        f"{a}/scheduler/dispatch": {
+            "post": {
+                **_op(
+                    "The scheduler's batch of runs: starts them all, streams one JSON line per outcome",
+                    _obj(["runs"], runs={"type": "array", "items": run}, scheduler=_STR),
+                    errors=(400,),
+                ),
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/x-ndjson": {"schema": _OBJECT}}},
+                    "400": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
+                    "401": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
+                },
+            }
         },
     }

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -19,6 +32,8 @@ class Cluster(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     internal_token: Mapped[str | None] = mapped_column(String(100), nullable=True)
     """The token servers use to call each other's admin API (its sha256 is also in ``tokens``)."""
+    jobs_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped by every change of a job, in the same transaction: what the scheduler watches."""
 
 
 class Server(Base):
@@ -142,3 +157,62 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(200))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Job(Base):
+    """A scheduled job: which service to invoke with which payload, and when (``trigger``: ``splice.server.triggers``).
+
+    Times the scheduler computes with are integer microseconds since the epoch (UTC): exact on every
+    database (MySQL's DATETIME drops fractions), and a run's identity is ``(job_id, slot_us)``.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[object | None] = mapped_column(JSON, nullable=True)
+    trigger: Mapped[dict[str, object]] = mapped_column(JSON)
+    misfire: Mapped[str] = mapped_column(String(20), default="run_once")
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    backoff: Mapped[float] = mapped_column(Float, default=1.0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_due_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The next slot to run; ``None`` once the trigger has no more (or the job is paused)."""
+    last_slot_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    run_now_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """A run asked for by hand (``run-now``), not yet started."""
+    origin: Mapped[str] = mapped_column(String(500), default="admin-api")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_us: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class JobRun(Base):
+    """One run of a job: a slot of its trigger (or a run-now), claimed once, whatever scheduler claims it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "slot_us"),
+        Index("ix_job_runs_cluster_dispatched", "cluster_id", "dispatched_us"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    job_id: Mapped[int] = mapped_column(Integer)
+    job_name: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    slot_us: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(20), default="scheduled")
+    status: Mapped[str] = mapped_column(String(20))
+    """``running``, ``retrying``, ``ok``, ``failed``, ``skipped`` (missed, policy skip), ``interrupted`` (no
+    outcome came back: its scheduler or server died)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    """Earlier slots that were missed and folded into this one (never run on their own)."""
+    cid: Mapped[str] = mapped_column(String(64))
+    scheduler: Mapped[str] = mapped_column(String(200))
+    server: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dispatched_us: Mapped[int] = mapped_column(BigInteger)
+    started_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,472 @@
+"""The scheduler's loop: hold the lease, keep the due jobs in memory, claim their slots, send them to servers.
+
+One scheduler of a cluster is active: the one holding the ``scheduler`` lease in the ODB (renewed every
+third of ``lease_ttl``); the others stand by and take the lease once it ran out. Whoever is active:
+
+1. keeps every job that has something to run in memory, read again whenever ``clusters.jobs_changed``
+   moved (checked every ``poll_interval``), so a change made on any server arrives within that;
+2. sleeps until the earliest slot, decides what each due job runs (``policy.decide``: one slot, missed
+   ones folded, never a burst), and claims the slots in one ODB transaction: a run's identity is
+   ``(job, slot)``, unique in ``job_runs``, so no slot runs twice whoever claims it;
+3. sends the claimed runs in one request per server to ``POST /splice/admin/scheduler/dispatch`` of live
+   servers, round robin, skipping one that just refused a connection, and records each outcome as it
+   streams back; failed runs are retried with backoff when the job asks for it.
+
+Runs are only ever sent once a claim holds, and only re-sent to another server when the first one
+could not be connected to at all, so a dead server costs a retry, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from splice.server.context import new_cid
+from splice.server.jobs import SCHEDULER_LEASE
+from splice.server.jobspec import from_us, to_us
+from splice.server.odb.jobs import Claim, JobRepository, now_us
+from splice.server.odb.repository import seen_within
+from splice.server.triggers import Trigger, trigger_from_dict
+
+from .policy import decide, retry_delay
+
+if TYPE_CHECKING:
+    from splice.server.config import SchedulerSettings
+    from splice.server.odb import OdbRepository
+
+logger = logging.getLogger(__name__)
+
+LIVE_WITHIN = 4.0
+"""A server seen in the ODB within this many seconds is live (servers say so every second)."""
+DEAD_FOR = 5.0
+"""A server that refused a connection is not tried again for this long (unless no other is left)."""
+PRUNE_EVERY = 60.0
+
+
+@dataclass
+class _Job:
+    id: int
+    name: str
+    service: str
+    payload: Any
+    trigger: Trigger
+    misfire: str
+    retries: int
+    backoff: float
+    next_due_us: int | None
+    run_now_us: int | None
+
+
+@dataclass
+class Run:
+    """One run on its way to a server: what the dispatch endpoint takes, and its attempt."""
+
+    claim: Claim
+    payload: Any
+    retries: int
+    backoff: float
+    attempt: int = 1
+    tried: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        c = self.claim
+        return {
+            "job_id": c.job_id,
+            "slot_us": c.slot_us,
+            "job": c.job_name,
+            "service": c.service,
+            "cid": c.cid,
+            "payload": self.payload,
+            "slot": from_us(c.slot_us).isoformat(),
+            "kind": c.kind,
+            "attempt": self.attempt,
+            "missed": c.missed,
+        }
+
+
+class Scheduler:
+    """One scheduler process's state; ``run`` until ``stop`` is set."""
+
+    def __init__(self, name: str, repository: OdbRepository, settings: SchedulerSettings) -> None:
+        self.name = name
+        self.holder = f"{name}:{os.getpid()}"
+        """Who holds the lease and claims runs: the name and the pid, so a restarted scheduler is a new holder."""
+        self.repository = repository
+        self.jobs = JobRepository(repository)
+        self.settings = settings
+        self.active = False
+        self._lease_until = 0.0  # monotonic: the lease is surely ours until then
+        self._seen_change = -1
+        self._loaded: dict[int, _Job] = {}
+        self._servers: list[dict[str, Any]] = []
+        self._servers_read = 0.0
+        self._turn = 0
+        self._dead: dict[str, float] = {}  # server name -> monotonic time it refused a connection
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._outcomes: list[dict[str, Any]] = []
+        self._outcome_ready = asyncio.Event()
+        self._client: httpx.AsyncClient | None = None
+        self._last_prune = 0.0
+        self.on_state: Any = None
+        """Called with ``"active"`` or ``"standby"`` whenever that changes (the process writes its state file)."""
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        timeout = httpx.Timeout(connect=2.0, read=None, write=30.0, pool=None)
+        headers = {"Authorization": f"Bearer {self.repository.internal_token}"}
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as client:
+            self._client = client
+            writer = asyncio.create_task(self._write_outcomes())
+            try:
+                await self._loop(stop)
+                await self.drain(self.settings.lease_ttl)
+            finally:
+                await self._step_down(release=True)
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+                await self._flush()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        renew_every = self.settings.lease_ttl / 3
+        next_renew = 0.0
+        next_poll = 0.0
+        while not stop.is_set():
+            clock = time.monotonic()
+            if clock >= next_renew:
+                await self._renew()
+                next_renew = clock + renew_every
+            if self.active and time.monotonic() >= self._lease_until:
+                logger.warning("scheduler %s: the lease could not be renewed in time; standing by", self.name)
+                await self._step_down(release=False)
+            if self.active:
+                if clock >= next_poll:
+                    await self._reload_if_changed()
+                    next_poll = clock + self.settings.poll_interval
+                await self._fire()
+                await self._prune_now_and_then()
+            wake = min(next_renew, next_poll if self.active else next_renew)
+            due = self._earliest_due_us() if self.active else None
+            delay = wake - time.monotonic()
+            if due is not None:
+                delay = min(delay, (due - now_us()) / 1e6)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+    async def _renew(self) -> None:
+        try:
+            held = await self.repository.acquire_lease(SCHEDULER_LEASE, self.holder, self.settings.lease_ttl)
+        except Exception as exc:  # the ODB is away: not sure of the lease, so keep the deadline we had
+            logger.warning("scheduler %s: cannot reach the ODB for the lease (%s)", self.name, exc)
+            return
+        if held:
+            # A little under the TTL: the clock that counts for others is the ODB row's, written just now.
+            self._lease_until = time.monotonic() + self.settings.lease_ttl * 0.9
+            if not self.active:
+                await self._become_active()
+        elif self.active:
+            logger.warning("scheduler %s: another scheduler holds the lease now; standing by", self.name)
+            await self._step_down(release=False)
+
+    async def _become_active(self) -> None:
+        interrupted = await self.jobs.interrupt(self.holder)
+        self.active = True
+        self._seen_change = -1
+        logger.info(
+            "scheduler %s is active (holder %s)%s",
+            self.name,
+            self.holder,
+            f"; {interrupted} runs of an earlier scheduler had no outcome and are marked interrupted"
+            if interrupted
+            else "",
+        )
+        if self.on_state:
+            self.on_state("active")
+
+    async def _step_down(self, release: bool) -> None:
+        was = self.active
+        self.active = False
+        self._loaded.clear()
+        if release and was:
+            with contextlib.suppress(Exception):
+                await self.repository.release_lease(SCHEDULER_LEASE, self.holder)
+        if was and self.on_state:
+            self.on_state("standby")
+
+    # -- jobs in memory ----------------------------------------------------------------------------------------
+
+    async def _reload_if_changed(self) -> None:
+        try:
+            counter = await self.jobs.changed()
+            if counter == self._seen_change:
+                return
+            counter, rows = await self.jobs.schedulable()
+        except Exception as exc:
+            logger.warning("scheduler %s: cannot read the jobs (%s); trying again", self.name, exc)
+            return
+        loaded = {}
+        for row in rows:
+            try:
+                trigger = trigger_from_dict(row["trigger"])
+            except ValueError as exc:
+                logger.error("job %s has a trigger that cannot be read (%s); it is not run", row["name"], exc)
+                continue
+            loaded[row["id"]] = _Job(
+                row["id"],
+                row["name"],
+                row["service"],
+                row["payload"],
+                trigger,
+                row["misfire"],
+                row["retries"],
+                row["backoff"],
+                row["next_due_us"],
+                row["run_now_us"],
+            )
+        self._loaded = loaded
+        self._seen_change = counter
+        logger.debug("scheduler %s: %s jobs to run (change %s)", self.name, len(loaded), counter)
+
+    def _earliest_due_us(self) -> int | None:
+        times = [t for job in self._loaded.values() for t in (job.next_due_us, job.run_now_us) if t is not None]
+        return min(times, default=None)
+
+    # -- claiming and dispatching ------------------------------------------------------------------------------
+
+    def _claims(self, current_us: int) -> tuple[list[Claim], dict[int, _Job]]:
+        now = from_us(current_us)
+        claims: list[Claim] = []
+        for job in self._loaded.values():
+            if job.run_now_us is not None:
+                at = job.run_now_us
+                claims.append(Claim(job.id, job.name, job.service, at, "manual", "running", 0, new_cid(), None, at))
+            if job.next_due_us is None or job.next_due_us > current_us:
+                continue
+            decision = decide(job.trigger, from_us(job.next_due_us), now, job.misfire, self.settings.misfire_grace)
+            next_us = None if decision.next_due is None else to_us(decision.next_due)
+            if decision.slot is None:
+                job.next_due_us = next_us
+                continue
+            claims.append(
+                Claim(
+                    job.id,
+                    job.name,
+                    job.service,
+                    to_us(decision.slot),
+                    "scheduled",
+                    "running" if decision.run else "skipped",
+                    decision.missed,
+                    new_cid(),
+                    next_us,
+                    job.next_due_us,
+                    error=decision.reason or None,
+                )
+            )
+        return claims, self._loaded
+
+    async def _fire(self) -> None:
+        current = now_us()
+        if (self._earliest_due_us() or current + 1) > current:
+            return
+        claims, jobs = self._claims(current)
+        if not claims:
+            return
+        try:
+            taken = await self.jobs.claim(claims, self.holder)
+        except Exception as exc:
+            logger.warning("scheduler %s: cannot claim %s runs (%s); trying again", self.name, len(claims), exc)
+            await asyncio.sleep(0.1)
+            return
+        if len(taken) < len(claims):
+            self._seen_change = -1  # a job changed under us: read them all again before the next claim
+        for claim in taken:
+            job = jobs[claim.job_id]
+            if claim.kind == "scheduled":
+                job.next_due_us = claim.next_due_us
+            else:
+                job.run_now_us = None
+        for claim in claims:
+            if claim not in taken and claim.job_id in jobs:
+                jobs[claim.job_id].next_due_us = None  # wait for the reload rather than claim again
+                jobs[claim.job_id].run_now_us = None
+        runs = [
+            Run(c, jobs[c.job_id].payload, jobs[c.job_id].retries, jobs[c.job_id].backoff)
+            for c in taken
+            if c.status == "running"
+        ]
+        for claim in taken:
+            if claim.status == "skipped":
+                logger.info("job %s: slot %s %s", claim.job_name, from_us(claim.slot_us).isoformat(), claim.error)
+        if runs:
+            self._spawn(self._dispatch(runs))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _live_servers(self) -> list[dict[str, Any]]:
+        clock = time.monotonic()
+        if clock - self._servers_read > 1.0 or not self._servers:
+            try:
+                servers = await self.repository.servers()
+            except Exception as exc:
+                logger.warning("scheduler %s: cannot read the servers (%s)", self.name, exc)
+                servers = self._servers
+            self._servers = [s for s in servers if seen_within(s, LIVE_WITHIN)]
+            self._servers_read = clock
+        return self._servers
+
+    async def _pick(self, avoid: Iterable[str]) -> dict[str, Any] | None:
+        """The next live server in turn: not one in ``avoid`` and not one that just refused, while others are left."""
+        servers = await self._live_servers()
+        clock = time.monotonic()
+        avoided = set(avoid)
+        fresh = [s for s in servers if s["name"] not in avoided and clock - self._dead.get(s["name"], -1e9) > DEAD_FOR]
+        candidates = fresh or [s for s in servers if s["name"] not in avoided]
+        if not candidates:
+            return None
+        self._turn += 1
+        return candidates[self._turn % len(candidates)]
+
+    async def _dispatch(self, runs: Sequence[Run]) -> None:
+        """Send ``runs`` out, split over the live servers, one request each."""
+        servers = await self._live_servers()
+        groups = max(1, min(len(servers), len(runs)))
+        await asyncio.gather(*(self._send(list(runs[index::groups])) for index in range(groups)))
+
+    async def _send(self, runs: list[Run]) -> None:
+        assert self._client is not None
+        tried: list[str] = []
+        while True:
+            server = await self._pick([*tried, *(runs[0].tried[-1:] if runs[0].tried else [])])
+            if server is None:
+                error = "no live server could be reached" + (f" (tried {', '.join(tried)})" if tried else "")
+                for run in runs:
+                    self._outcome(run, {"status": "failed", "error": error, "server": None})
+                return
+            tried.append(server["name"])
+            for run in runs:
+                run.tried.append(server["name"])
+            pending = {(r.claim.job_id, r.claim.slot_us): r for r in runs}
+            url = server["url"].rstrip("/") + "/splice/admin/scheduler/dispatch"
+            body = {"scheduler": self.holder, "runs": [r.body() for r in runs]}
+            try:
+                async with self._client.stream("POST", url, json=body) as response:
+                    if response.status_code != 200:
+                        text = (await response.aread()).decode(errors="replace")[:500]
+                        raise _Refused(f"{server['name']} answered {response.status_code}: {text}")
+                    async for line in response.aiter_lines():
+                        if line.strip():
+                            outcome = json.loads(line)
+                            key = (outcome["job_id"], outcome["slot_us"])
+                            if key in pending:
+                                self._outcome(pending.pop(key), outcome)
+            except httpx.ConnectError as exc:
+                self._dead[server["name"]] = time.monotonic()
+                logger.warning("scheduler: %s refused the connection (%s); trying another server", server["name"], exc)
+                continue
+            except (httpx.HTTPError, _Refused, ValueError, KeyError) as exc:
+                error = f"{server['name']} went away before the outcome came back ({exc}): it may or may not have run"
+                for run in pending.values():
+                    self._outcome(run, {"status": "interrupted", "error": error, "server": server["name"]})
+                return
+            for run in pending.values():
+                self._outcome(run, {"status": "interrupted", "error": "no outcome came back", "server": server["name"]})
+            return
+
+    def _outcome(self, run: Run, outcome: dict[str, Any]) -> None:
+        status = outcome.get("status", "failed")
+        record = {
+            "job_id": run.claim.job_id,
+            "slot_us": run.claim.slot_us,
+            "status": status,
+            "attempts": run.attempt,
+            "server": outcome.get("server"),
+            "error": outcome.get("error"),
+            "started_us": outcome.get("started_us"),
+            "finished_us": outcome.get("finished_us") or now_us(),
+        }
+        if status == "failed" and run.attempt <= run.retries and self.active:
+            delay = retry_delay(run.attempt, run.backoff)
+            record["status"] = "retrying"
+            logger.info(
+                "job %s: attempt %s failed (%s); retrying in %.1f s",
+                run.claim.job_name,
+                run.attempt,
+                outcome.get("error"),
+                delay,
+            )
+            self._spawn(self._retry(run, delay))
+        elif status != "ok":
+            logger.warning("job %s [cid %s]: %s: %s", run.claim.job_name, run.claim.cid, status, outcome.get("error"))
+        self._outcomes.append(record)
+        self._outcome_ready.set()
+
+    async def _retry(self, run: Run, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self.active:
+            return  # the next active scheduler marks it interrupted
+        run.attempt += 1
+        await self._send([run])
+
+    # -- writing outcomes ---------------------------------------------------------------------------------------
+
+    async def _write_outcomes(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            await asyncio.sleep(0.02)  # let outcomes that finish together share one transaction
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._outcome_ready.clear()
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
+        for attempt in range(20):
+            try:
+                await self.jobs.finish(batch)
+                return
+            except Exception as exc:
+                logger.warning("scheduler: cannot record %s outcomes (%s); attempt %s", len(batch), exc, attempt + 1)
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+        logger.error("scheduler: %s outcomes could not be recorded: %s", len(batch), batch)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for runs under way to come back, then record their outcomes."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self._flush()
+
+    async def _prune_now_and_then(self) -> None:
+        clock = time.monotonic()
+        if clock - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = clock
+        cutoff = to_us(datetime.now(UTC)) - int(self.settings.history_days * 86_400 * 1_000_000)
+        try:
+            pruned = await self.jobs.prune(cutoff)
+        except Exception as exc:
+            logger.warning("scheduler %s: cannot prune the run history (%s)", self.name, exc)
+            return
+        if pruned:
+            logger.info(
+                "scheduler %s: pruned %s runs older than %g days", self.name, pruned, self.settings.history_days
+            )
+
+
+class _Refused(Exception):
+    pass

@@ -1,0 +1,203 @@
+"""Admin API for scheduled jobs (``/splice/admin/jobs...``), and the endpoint the scheduler runs jobs through.
+
+``POST /splice/admin/scheduler/dispatch`` takes a batch of runs, starts them all at once and streams
+one JSON line per run as each finishes (``application/x-ndjson``): a thousand runs due in the same second
+cost the scheduler one request, and their outcomes come back as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ..context import current_cid
+from ..errors import BadRequest, SpliceError
+from ..service import Request as ServiceRequest
+from .responses import dumps, error_response
+
+if TYPE_CHECKING:
+    from ..jobs import Jobs
+    from ..runtime import Runtime
+
+Handler = Callable[["Runtime", Request, dict[str, Any]], Awaitable[Any]]
+_RUN_FIELDS = {"job_id": int, "slot_us": int, "job": str, "service": str, "cid": str}
+
+
+def _jobs(runtime: Runtime) -> Jobs:
+    if runtime.jobs is None:
+        raise BadRequest("this server has no ODB connection for jobs")
+    return runtime.jobs
+
+
+async def list_jobs(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    leases = await runtime.repository.leases("scheduler")
+    lease = leases.get("scheduler")
+    active = None
+    if lease is not None and lease["expires_at"].timestamp() > time.time():
+        active = {"name": lease["holder"], "lease_expires": lease["expires_at"].isoformat()}
+    return {"jobs": await _jobs(runtime).all(), "scheduler": active}
+
+
+async def create_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    replace = body.pop("replace", False)
+    if not isinstance(replace, bool):
+        raise BadRequest(f"field 'replace' must be true or false, got {replace!r}")
+    origin = body.pop("created_by", None) or "admin-api"
+    job: dict[str, Any] = await _jobs(runtime).create(body, str(origin), replace=replace)
+    if runtime.store.get(job["service"]) is None:
+        job["warning"] = f"no service named '{job['service']}' is deployed yet: its runs fail until one is"
+    return job
+
+
+async def get_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return await _jobs(runtime).get(request.path_params["name"])
+
+
+async def change_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return await _jobs(runtime).change(request.path_params["name"], body)
+
+
+async def delete_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    await _jobs(runtime).delete(request.path_params["name"])
+    return {"deleted": request.path_params["name"]}
+
+
+async def pause_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return await _jobs(runtime).pause(request.path_params["name"])
+
+
+async def resume_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return await _jobs(runtime).resume(request.path_params["name"])
+
+
+async def run_job_now(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    return await _jobs(runtime).run_now(request.path_params["name"])
+
+
+async def job_history(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+    raw = request.query_params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise BadRequest(f"query parameter 'limit' must be a whole number from 1 to 10000, got {raw!r}")
+    name = request.path_params["name"]
+    return {"job": name, "runs": await _jobs(runtime).history(name, int(raw))}
+
+
+TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", "/jobs", list_jobs),
+    ("POST", "/jobs", create_job),
+    ("GET", "/jobs/{name:path}/history", job_history),
+    ("POST", "/jobs/{name:path}/pause", pause_job),
+    ("POST", "/jobs/{name:path}/resume", resume_job),
+    ("POST", "/jobs/{name:path}/run-now", run_job_now),
+    ("GET", "/jobs/{name:path}", get_job),
+    ("PATCH", "/jobs/{name:path}", change_job),
+    ("DELETE", "/jobs/{name:path}", delete_job),
+]
+CREATED = {create_job}
+
+
+# -- the scheduler's dispatch endpoint ---------------------------------------------------------------------------
+
+
+def _check_runs(body: Any) -> list[dict[str, Any]]:
+    runs = body.get("runs") if isinstance(body, dict) else None
+    if not isinstance(runs, list):
+        raise BadRequest("field 'runs' must be a list")
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise BadRequest(f"runs[{index}] must be an object")
+        for key, kind in _RUN_FIELDS.items():
+            if not isinstance(run.get(key), kind):
+                raise BadRequest(f"runs[{index}].{key} must be {kind.__name__}")
+    return runs
+
+
+async def _run_one(runtime: Runtime, run: dict[str, Any], scheduler: str) -> dict[str, Any]:
+    request = ServiceRequest(run.get("payload"), channel="scheduler")
+    request.scheduler = {
+        "job": run["job"],
+        "job_id": run["job_id"],
+        "run": f"{run['job_id']}:{run['slot_us']}",
+        "slot": run.get("slot"),
+        "kind": run.get("kind", "scheduled"),
+        "attempt": run.get("attempt", 1),
+        "missed": run.get("missed", 0),
+        "scheduler": scheduler,
+    }
+    started = time.time_ns() // 1000
+    outcome: dict[str, Any] = {"job_id": run["job_id"], "slot_us": run["slot_us"], "started_us": started}
+    try:
+        await runtime.invoker.call(run["service"], run.get("payload"), request=request, cid=run["cid"])
+        outcome.update(status="ok", error=None)
+    except SpliceError as exc:
+        outcome.update(status="failed", error=str(exc))
+    outcome.update(finished_us=time.time_ns() // 1000, server=runtime.server.name)
+    return outcome
+
+
+async def _outcomes(runtime: Runtime, runs: list[dict[str, Any]], scheduler: str) -> AsyncIterator[bytes]:
+    """Start every run now; yield their outcomes as they finish (several to a chunk when they finish together).
+
+    If the scheduler goes away, the runs still finish (the server's shutdown waits for them too); only
+    their outcomes are lost, and the scheduler records those runs as interrupted.
+    """
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def done(task: asyncio.Task[dict[str, Any]], run: dict[str, Any]) -> None:
+        if task.cancelled():
+            queue.put_nowait(
+                {
+                    "job_id": run["job_id"],
+                    "slot_us": run["slot_us"],
+                    "status": "failed",
+                    "error": "cancelled: the server is stopping",
+                    "server": runtime.server.name,
+                }
+            )
+        else:
+            queue.put_nowait(task.result())
+
+    for run in runs:
+        task = asyncio.ensure_future(_run_one(runtime, run, scheduler))
+        task.add_done_callback(functools.partial(done, run=run))
+        runtime.invoker.track(task)
+    for _ in range(len(runs)):
+        lines = [await queue.get()]
+        while not queue.empty():
+            lines.append(queue.get_nowait())
+        yield b"".join(dumps(line) + b"\n" for line in lines)
+
+
+def dispatch_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        cid = current_cid.get()
+        try:
+            try:
+                body = json.loads(await request.body())
+            except ValueError as exc:
+                raise BadRequest(f"the body is not valid JSON: {exc}") from None
+            runs = _check_runs(body)
+        except SpliceError as exc:
+            return error_response(exc, cid)
+        scheduler = str(body.get("scheduler") or "scheduler")
+        return StreamingResponse(_outcomes(runtime, runs, scheduler), media_type="application/x-ndjson")
+
+    return run
+
+
+def routes(runtime: Runtime, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]]) -> list[Route]:
+    prefix = "/splice/admin"
+    out = [
+        Route(prefix + path, endpoint(runtime, handler, 201 if handler in CREATED else 200), methods=[method])
+        for method, path, handler in TABLE
+    ]
+    out.append(Route(prefix + "/scheduler/dispatch", dispatch_endpoint(runtime), methods=["POST"]))
+    return out

@@ -74,6 +74,7 @@ def run_scheduler(directory: Path, name: str) -> None:
     settings = load_settings(directory, os.environ)
     check_name(settings, name)
     configure_server_logging(settings.server_dir(name) / "logs" / "scheduler.log", settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per dispatch would drown what matters
 
     async def main() -> None:
         stop = asyncio.Event()

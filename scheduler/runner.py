@@ -330,13 +330,14 @@ class Scheduler:
             self._servers_read = clock
         return self._servers
 
-    async def _pick(self, avoid: Iterable[str]) -> dict[str, Any] | None:
-        """The next live server in turn: not one in ``avoid`` and not one that just refused, while others are left."""
-        servers = await self._live_servers()
+    async def _pick(self, refused: Iterable[str], rather_not: str | None) -> dict[str, Any] | None:
+        """The next live server in turn, never one in ``refused`` (it refused this very batch). Servers that refused
+        a connection lately, and ``rather_not`` (where a retried run failed last), only when no other is left."""
+        servers = [s for s in await self._live_servers() if s["name"] not in set(refused)]
         clock = time.monotonic()
-        avoided = set(avoid)
-        fresh = [s for s in servers if s["name"] not in avoided and clock - self._dead.get(s["name"], -1e9) > DEAD_FOR]
-        candidates = fresh or [s for s in servers if s["name"] not in avoided]
+        healthy = [s for s in servers if clock - self._dead.get(s["name"], -1e9) > DEAD_FOR]
+        preferred = [s for s in healthy if s["name"] != rather_not]
+        candidates = preferred or healthy or servers
         if not candidates:
             return None
         self._turn += 1
@@ -352,7 +353,7 @@ class Scheduler:
         assert self._client is not None
         tried: list[str] = []
         while True:
-            server = await self._pick([*tried, *(runs[0].tried[-1:] if runs[0].tried else [])])
+            server = await self._pick(tried, runs[0].tried[-1] if runs[0].tried else None)
             if server is None:
                 error = "no live server could be reached" + (f" (tried {', '.join(tried)})" if tried else "")
                 for run in runs:

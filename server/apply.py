@@ -1,8 +1,10 @@
 """Applying a declaration file (``splice.toml``) to the cluster: read, plan, write, tell every server.
 
-The thin I/O around ``declare``: the cluster's current channels and security definitions come from the
-ODB, the plan is carried out in one ODB transaction, and one configuration change is recorded so that
-every server reloads. A file that changes nothing records nothing and says so.
+The thin I/O around ``declare``: the cluster's current channels, security definitions and jobs come from the
+ODB. Channels and security are changed in one ODB transaction, and one configuration change is recorded so
+that every server reloads; then jobs are written through ``runtime.jobs`` (the scheduler sees them within its
+poll interval), one at a time: should one fail, applying the file again finishes the work. A file that
+changes nothing records nothing and says so.
 
 Secrets: the file names environment variables (``password_env``, ``key_env``); the caller passes the
 environment they are read from. ``splice apply`` reads its own environment and sends only the variables
@@ -12,6 +14,7 @@ with. Secrets are hashed before they are stored and never logged or answered.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from . import declare
-from .declare import Declaration, DeclarationError, DeclarationProblem
+from .declare import Declaration, DeclarationError, DeclarationProblem, Plan
+from .errors import NotFound
 from .security import hash_secret, verify_secret
 
 if TYPE_CHECKING:
@@ -57,20 +61,41 @@ async def apply_declaration(
     (or, with ``dry_run``, the plan that would be), and each server's outcome."""
     channels = await runtime.repository.list_channels()
     security = await runtime.repository.list_security()
+    if declaration.jobs and runtime.jobs is None:
+        problem = declaration.problem(declaration.jobs[0], "name", "this server keeps no jobs (it has no job store)")
+        raise DeclarationError([problem])
+    jobs = await runtime.jobs.all() if runtime.jobs is not None else []
     matches = await anyio.to_thread.run_sync(_secret_matches, declaration, security, secrets)
-    plan = declare.plan(declaration, channels, security, matches, prune, set(runtime.store.snapshot()))
+    services = set(runtime.store.snapshot())
+    plan = declare.plan(declaration, channels, security, matches, prune, services, jobs)
     answer: dict[str, Any] = {**plan.as_dict(), "prune": prune, "dry_run": dry_run, "servers": []}
     if dry_run or not plan.changed:
         answer["status"] = "unchanged" if not plan.changed else "dry_run"
         return answer
-    changed = [c.name for c in plan.of("security", "create", "update")]
-    hashes = await anyio.to_thread.run_sync(lambda: {name: hash_secret(secrets[name]) for name in changed})
-    await runtime.repository.apply_declared(declaration, plan, hashes)
-    servers = await runtime.config_changed("apply", by[:200])
+    servers: list[dict[str, object]] = []
+    if any(c.action != "unchanged" for c in plan.changes if c.kind != "job"):
+        changed = [c.name for c in plan.of("security", "create", "update")]
+        hashes = await anyio.to_thread.run_sync(lambda: {name: hash_secret(secrets[name]) for name in changed})
+        await runtime.repository.apply_declared(declaration, plan, hashes)
+        servers = await runtime.config_changed("apply", by[:200])
+    await _apply_jobs(runtime, declaration, plan)
     logger.info("applied %s: %s", declaration.file, ", ".join(str(c) for c in plan.changes if c.action != "unchanged"))
     ok = all(s.get("status") == "deployed" for s in servers)
     answer.update(status="applied" if ok else "partial", servers=servers)
     return answer
+
+
+async def _apply_jobs(runtime: Runtime, declaration: Declaration, plan: Plan) -> None:
+    """Write the plan's jobs; servers need not reload for them (the scheduler watches the jobs)."""
+    jobs = runtime.jobs
+    if jobs is None:
+        return
+    bodies = {job.name: job.body for job in declaration.jobs}
+    for change in plan.of("job", "create", "update"):
+        await jobs.create(dict(bodies[change.name]), f"declared:{declaration.file}", replace=True)
+    for change in plan.of("job", "delete"):
+        with contextlib.suppress(NotFound):  # deleted meanwhile: what the plan wanted
+            await jobs.delete(change.name)
 
 
 def _secret_matches(

@@ -4,7 +4,8 @@ Pure, no I/O. ``parse`` turns the file's text into a ``Declaration``, naming eve
 the file, the line when it can be found, and the field (``splice.toml:12: channels[1].path: ...``).
 ``resolve_secrets`` looks up ``password_env`` / ``key_env`` in an environment the caller hands in: the
 secret itself is never in the file. ``plan`` compares a declaration with the cluster's current objects
-and says what to create, update, leave alone, and (only when asked to ``prune``) delete.
+and says what to create, update, leave alone, and (only when asked to ``prune``) delete; pruning never
+deletes a job a service made at run time (``self.schedule``).
 
 The format::
 
@@ -20,22 +21,41 @@ The format::
     service = "orders.get"
     methods = ["GET"]                    # optional, default ["GET"]
     security = "partners"                # optional
+
+    [[jobs]]
+    name = "nightly-report"
+    service = "reports.build"
+    cron = "0 2 * * *"                   # or interval = 30 (seconds) or { minutes = 5 }, or at = "2026-12-01T10:00:00Z"
+    timezone = "Europe/Berlin"           # optional, cron only (default UTC)
+    payload = { kind = "full" }          # optional, any TOML value but dates and times (JSON has none)
+    misfire = "run_once"                 # optional, as are retries, backoff, paused; interval only: start, repeats
+
+A job is checked as ``jobspec.parse_job`` checks one. A file cannot use ``in`` (it would move on every
+apply) or the stored ``trigger`` form. A field the file leaves out takes its default, as for channels, except
+an interval's ``start``: left out, it is one period after the job was written, and is not compared.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from . import routing
 from .errors import SpliceError
+from .jobspec import FIELDS as JOB_FIELDS
+from .jobspec import JobSpec, JobSpecError, parse_job
 from .naming import check_service_name, closest
 from .security import KINDS
+from .triggers import Trigger, trigger_from_dict, trigger_to_dict
 
-SECTIONS = ("security", "channels")
+SECTIONS = ("security", "channels", "jobs")
+SERVICE_ORIGIN = "service:"
+"""How the origin of a job a service made at run time starts (``self.schedule``): pruning never deletes one."""
 DEFAULT_HEADER = "X-API-Key"
 SECRET_FIELD = {"basic": "password", "apikey": "key"}
 """The name a kind gives its secret; the file names the variable holding it as ``<field>_env``."""
@@ -46,6 +66,16 @@ _SYNTAX_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
 _TABLE_HEADER = re.compile(r"^\s*\[")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+_CHECKED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+"""The moment declared jobs are checked and compared at (``parse_job`` needs one): nothing compared depends on
+it. Late on purpose: an interval that fits in the calendar after it fits after any real now."""
+_SCHEDULES = ("interval", "cron", "at")
+_NOT_IN_FILES = {
+    "in": "a file is applied again and again, so 'in' would move the run each time: give the moment with 'at'",
+    "trigger": "is the stored form of a schedule: a file writes 'interval', 'cron' or 'at'",
+}
+_SCHEDULE_FIELD = {unit: "interval" for unit in ("weeks", "days", "hours", "minutes", "seconds")}
+_SCHEDULE_FIELD["expression"] = "cron"
 
 
 @dataclass(frozen=True)
@@ -118,25 +148,40 @@ class ChannelSpec:
 
 
 @dataclass(frozen=True)
+class JobDeclaration:
+    name: str
+    service: str
+    body: Mapping[str, Any] = field(hash=False)
+    """The job's fields as ``jobspec.parse_job`` reads them (TOML dates and times of ``at``, ``start`` as text)."""
+    where: str = field(default="", compare=False)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    def spec(self, now: datetime = _CHECKED_AT) -> JobSpec:
+        """The checked job; ``now`` matters only to an interval without ``start`` (``parse`` checked it)."""
+        return parse_job(self.body, now)
+
+
+@dataclass(frozen=True)
 class Declaration:
     """What a declaration file asks the cluster to hold."""
 
     file: str
     security: tuple[SecuritySpec, ...] = ()
     channels: tuple[ChannelSpec, ...] = ()
+    jobs: tuple[JobDeclaration, ...] = ()
 
     def secret_names(self) -> list[str]:
         """The environment variables the file's secrets come from, each once."""
         return sorted({s.secret_env for s in self.security})
 
-    def problem(self, spec: SecuritySpec | ChannelSpec, key: str, message: str) -> DeclarationProblem:
+    def problem(self, spec: SecuritySpec | ChannelSpec | JobDeclaration, key: str, message: str) -> DeclarationProblem:
         return DeclarationProblem(self.file, message, f"{spec.where}.{key}", spec.lines.get(key, spec.lines.get("")))
 
 
 @dataclass(frozen=True)
 class Change:
     kind: str
-    """``security`` or ``channel``."""
+    """``security``, ``channel`` or ``job``."""
     name: str
     action: str
     """``create``, ``update``, ``delete`` or ``unchanged``."""
@@ -204,16 +249,18 @@ def parse(text: str, file: str) -> Declaration:
     readers = {section: _items(data, section, file, lines, text, problems) for section in SECTIONS}
     security = tuple(s for r in readers["security"] if (s := _security(r)) is not None)
     channels = tuple(c for r in readers["channels"] if (c := _channel(r)) is not None)
-    for reader in (*readers["security"], *readers["channels"]):
+    jobs = tuple(j for r in readers["jobs"] if (j := _job(r)) is not None)
+    for reader in (*readers["security"], *readers["channels"], *readers["jobs"]):
         problems.extend(reader.problems)
-    problems.extend(_duplicates(file, security) + _duplicates(file, channels))
+    problems.extend(_duplicates(file, security) + _duplicates(file, channels) + _duplicates(file, jobs))
     if problems:
         raise DeclarationError(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
-    return Declaration(file, security, channels)
+    return Declaration(file, security, channels, jobs)
 
 
 def _listed() -> str:
-    return " and ".join(f"[[{s}]]" for s in SECTIONS)
+    headers = [f"[[{s}]]" for s in SECTIONS]
+    return ", ".join(headers[:-1]) + " and " + headers[-1]
 
 
 def _syntax_problem(file: str, exc: tomllib.TOMLDecodeError) -> DeclarationProblem:
@@ -267,7 +314,8 @@ class _Reader:
     problems: list[DeclarationProblem] = field(default_factory=list)
 
     def problem(self, key: str, message: str) -> None:
-        line = self.lines.get(key, self.lines.get(""))
+        top = key.split(".", 1)[0].split("[", 1)[0]  # interval.minutes, payload[1]: the line of the key
+        line = self.lines.get(top, self.lines.get(""))
         self.problems.append(DeclarationProblem(self.file, message, f"{self.where}.{key}" if key else self.where, line))
 
     def text(self, key: str, required: bool = True) -> str | None:
@@ -397,7 +445,50 @@ def _methods(reader: _Reader) -> tuple[str, ...] | None:
         return None
 
 
-def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec]) -> list[DeclarationProblem]:
+def _job(reader: _Reader) -> JobDeclaration | None:
+    before = len(reader.problems)
+    table = reader.table
+    reader.only(JOB_FIELDS, "jobs")
+    for key, message in _NOT_IN_FILES.items():
+        if key in table:
+            reader.problem(key, message)
+    name = reader.name("name")
+    service = reader.name("service")
+    if not any(key in table for key in (*_SCHEDULES, *_NOT_IN_FILES)):
+        reader.problem("", "needs a schedule: 'interval', 'cron' or 'at'")
+    shaped = len(reader.problems) == before  # else parse_job would only repeat the first of these problems
+    for path, message in _not_json(table.get("payload"), "payload"):
+        reader.problem(path, message)
+    # TOML has dates and times of its own; parse_job reads moments as ISO-8601 text.
+    body = {
+        key: value.isoformat() if isinstance(value, datetime | date | time) else value for key, value in table.items()
+    }
+    if shaped:
+        try:
+            parse_job(body, _CHECKED_AT)
+        except JobSpecError as exc:
+            reader.problem(exc.field, str(exc).removeprefix(f"{exc.field}: "))
+        except OverflowError:
+            reader.problem("interval" if "interval" in body else "", "is too long: a number in it is out of range")
+    if len(reader.problems) > before or name is None or service is None:
+        return None
+    return JobDeclaration(name, service, body, reader.where, reader.lines)
+
+
+def _not_json(value: object, path: str) -> list[tuple[str, str]]:
+    """Where a TOML value has no JSON form (a payload is sent as JSON)."""
+    if isinstance(value, dict):
+        return [problem for key, item in value.items() for problem in _not_json(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [problem for index, item in enumerate(value) for problem in _not_json(item, f"{path}[{index}]")]
+    if isinstance(value, datetime | date | time):
+        return [(path, f'JSON has no dates or times: write it as a string, "{value.isoformat()}"')]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path, f"JSON has no {value}: write a finite number")]
+    return []
+
+
+def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec | JobDeclaration]) -> list[DeclarationProblem]:
     seen: dict[str, str] = {}
     problems = []
     for spec in specs:
@@ -444,31 +535,49 @@ def plan(
     secret_matches: Mapping[str, bool],
     prune: bool = False,
     services: Collection[str] | None = None,
+    jobs: Sequence[Mapping[str, Any]] = (),
 ) -> Plan:
     """What makes the cluster hold ``declaration``.
 
-    ``channels`` and ``security`` are the cluster's current objects (as the repository lists them);
+    ``channels``, ``security`` and ``jobs`` are the cluster's current objects (as the repository lists them);
     ``secret_matches[name]`` says whether the declared secret of an existing definition matches its stored
     hash (a missing entry counts as different). Objects the file does not declare are deleted only with
-    ``prune``. ``services``, when given, are the deployed services, for warnings about channels that name
-    none of them. Raises ``DeclarationError`` if a channel names a security definition that would not exist.
+    ``prune``, and never a job a service made at run time. ``services``, when given, are the deployed
+    services, for warnings about channels and jobs that name none of them. Raises ``DeclarationError`` if a
+    channel names a security definition that would not exist.
     """
     current_sec = {str(s["name"]): s for s in security}
     current_ch = {str(c["name"]): c for c in channels}
+    current_jobs = {str(j["name"]): j for j in jobs}
     declared_sec = {s.name for s in declaration.security}
     declared_ch = {c.name for c in declaration.channels}
+    declared_jobs = {j.name for j in declaration.jobs}
     _check_references(declaration, set(current_sec), prune)
     changes = [_security_change(spec, current_sec.get(spec.name), secret_matches) for spec in declaration.security]
     changes += [_channel_change(spec, current_ch.get(spec.name)) for spec in declaration.channels]
+    changes += [_job_change(job, current_jobs.get(job.name)) for job in declaration.jobs]
     if prune:
         changes += [Change("channel", name, "delete") for name in sorted(set(current_ch) - declared_ch)]
         changes += [Change("security", name, "delete") for name in sorted(set(current_sec) - declared_sec)]
+        doomed = sorted(
+            name for name, row in current_jobs.items() if name not in declared_jobs and not _by_service(row)
+        )
+        changes += [Change("job", name, "delete") for name in doomed]
     warnings = []
     if services is not None:
-        for spec in declaration.channels:
+        named: list[tuple[str, ChannelSpec | JobDeclaration]] = [("channel", c) for c in declaration.channels]
+        for what, spec in named + [("job", j) for j in declaration.jobs]:
             if spec.service not in services:
-                warnings.append(f"channel {spec.name}: no service named '{spec.service}' is deployed yet")
+                warnings.append(f"{what} {spec.name}: no service named '{spec.service}' is deployed yet")
+    for job in declaration.jobs:
+        if job.name in current_jobs and _by_service(current_jobs[job.name]):
+            origin = current_jobs[job.name]["origin"]
+            warnings.append(f"job {job.name}: made at run time by {origin}; the file now changes it")
     return Plan(declaration.file, tuple(changes), tuple(warnings))
+
+
+def _by_service(job: Mapping[str, Any]) -> bool:
+    return str(job.get("origin") or "").startswith(SERVICE_ORIGIN)
 
 
 def _check_references(declaration: Declaration, existing: set[str], prune: bool) -> None:
@@ -509,3 +618,45 @@ def _channel_change(spec: ChannelSpec, current: Mapping[str, Any] | None) -> Cha
     have = {**current, "methods": sorted(current.get("methods") or [])}
     differs = tuple(key for key, value in wanted.items() if have.get(key) != value)
     return Change("channel", spec.name, "update" if differs else "unchanged", differs)
+
+
+def _job_change(job: JobDeclaration, current: Mapping[str, Any] | None) -> Change:
+    if current is None:
+        return Change("job", job.name, "create")
+    wanted = job.spec()
+    differs = ["service"] if current.get("service") != wanted.service else []
+    differs += _schedule_differs(job, wanted.trigger, current.get("trigger"))
+    differs += [] if _same_json(current.get("payload"), wanted.payload) else ["payload"]
+    differs += [key for key in ("misfire", "retries", "backoff", "paused") if current.get(key) != getattr(wanted, key)]
+    return Change("job", job.name, "update" if differs else "unchanged", tuple(differs))
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: ``true`` is not ``1`` (as it is in Python), ``1`` is ``1.0``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict | list) or isinstance(b, dict | list) or isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return bool(a == b)
+
+
+def _schedule_differs(job: JobDeclaration, wanted: Trigger, stored: Any) -> list[str]:
+    """The file's fields (``cron``, ``timezone``, ``interval``, ``start``...) whose schedule differs from ``stored``.
+
+    Both sides go through the stored form, so ``interval = 90`` and ``{ minutes = 1.5 }`` are the same.
+    """
+    given = next(key for key in _SCHEDULES if key in job.body)
+    try:
+        have = trigger_to_dict(trigger_from_dict(stored))
+    except (ValueError, TypeError):
+        return [given]
+    want = trigger_to_dict(wanted)
+    if want["kind"] != have["kind"]:
+        return [given]
+    if "start" not in job.body:
+        # Then the start is one period after the job was written, different at every apply: not the file's.
+        want.pop("start", None)
+    fields = [_SCHEDULE_FIELD.get(key, key) for key, value in want.items() if have.get(key) != value]
+    return list(dict.fromkeys(fields))

@@ -147,8 +147,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"splice: {server['error']}", file=sys.stderr)
                 continue
             state = "started" if server["started"] else "already running"
-            where = f"{server['url']} " if server.get("url") else ""
-            print(f"{server['name']} {state}: {where}(pid {server['pid']})")
+            where = server.get("url") or f"scheduler, {server.get('state')}"
+            print(f"{server['name']} {state}: {where} (pid {server['pid']})")
         return 0
     if command == "stop":
         for server in cluster.stop(args.directory, args.timeout):

@@ -81,7 +81,15 @@ def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
             if time.monotonic() > deadline:
                 raise CliError(f"{name} did not start within {timeout:g} s:\n{tail(settings, name)}")
             time.sleep(0.02)
-        results.append({"name": name, "pid": running_pid(settings, name), "started": process is not None})
+        state = read_state(settings, name) or {}
+        results.append(
+            {
+                "name": name,
+                "pid": running_pid(settings, name),
+                "started": process is not None,
+                "state": state.get("state"),
+            }
+        )
     return results
 
 

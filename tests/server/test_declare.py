@@ -18,6 +18,7 @@ from splice.server.declare import (
     plan,
     resolve_secrets,
 )
+from splice.server.triggers import Interval
 
 FULL = textwrap.dedent(
     """\
@@ -90,7 +91,20 @@ def security(**fields: object) -> str:
     return "[[security]]\n" + "\n".join(lines) + "\n"
 
 
+def job(**fields: object) -> str:
+    base: dict[str, object] = {"name": "nightly", "service": "reports.build", "cron": "0 2 * * *"}
+    base.update(fields)
+    lines = [f"{k} = {_toml(v)}" for k, v in base.items() if v is not None]
+    return "[[jobs]]\n" + "\n".join(lines) + "\n"
+
+
+class Raw(str):
+    """TOML written as is: a date and time, an inline table, nan."""
+
+
 def _toml(value: object) -> str:
+    if isinstance(value, Raw):
+        return str(value)
     if isinstance(value, str):
         return '"' + value + '"'
     if isinstance(value, bool):
@@ -110,7 +124,12 @@ def _toml(value: object) -> str:
         ('[[channel]]\nname = "x"\n', "splice.toml:1: channel: unknown section; did you mean [[channels]]?"),
         ('[channels]\nname = "x"\n', "splice.toml:1: channels: must be an array of tables"),
         ('channels = ["x"]\n', "splice.toml:1: channels[0]: must be a table, got str"),
-        ("jobs = 1\n", "splice.toml:1: jobs: unknown section (a file declares [[security]] and [[channels]])"),
+        (
+            "routes = 1\n",
+            "splice.toml:1: routes: unknown section (a file declares [[security]], [[channels]] and [[jobs]]",
+        ),
+        ('[[job]]\nname = "x"\n', "splice.toml:1: job: unknown section; did you mean [[jobs]]?"),
+        ("jobs = 1\n", "splice.toml:1: jobs: must be an array of tables"),
         # channel fields, each with its line
         (channel(path="orders"), "splice.toml:3: channels[0].path: a channel path must start with '/'"),
         (channel(path="/splice/x"), "splice.toml:3: channels[0].path: paths under /splice/ are Splice's own"),
@@ -325,3 +344,310 @@ def test_the_readme_example_is_a_valid_declaration() -> None:
     declaration = parse(example, "README.md")
     assert [c.name for c in declaration.channels] == ["get-order"]
     assert declaration.secret_names() == ["PARTNERS_PASSWORD"]
+
+
+# -- jobs ----------------------------------------------------------------------------------------------------
+
+JOBS = textwrap.dedent(
+    """\
+    [[jobs]]
+    name = "nightly-report"
+    service = "reports.build"
+    cron = "0 2 * * *"
+    timezone = "Europe/Berlin"
+    payload = { kind = "full" }
+    misfire = "run_once"
+
+    [[jobs]]
+    name = "tick"
+    service = "tools.tick"
+    interval = { minutes = 5 }
+    retries = 2
+    backoff = 0.5
+
+    [[jobs]]
+    name = "launch"
+    service = "tools.launch"
+    at = 2026-12-01T11:00:00+01:00
+    paused = true
+
+    [[jobs]]
+    name = "poll"
+    service = "tools.poll"
+    interval = 30
+    start = "2026-01-01T00:00:00Z"
+    repeats = 10
+    """
+)
+
+
+def test_jobs_parse_with_their_lines_and_toml_moments_as_text() -> None:
+    declaration = parse(JOBS, "splice.toml")
+    assert [(j.name, j.service, j.where) for j in declaration.jobs] == [
+        ("nightly-report", "reports.build", "jobs[0]"),
+        ("tick", "tools.tick", "jobs[1]"),
+        ("launch", "tools.launch", "jobs[2]"),
+        ("poll", "tools.poll", "jobs[3]"),
+    ]
+    assert declaration.jobs[0].body == {
+        "name": "nightly-report",
+        "service": "reports.build",
+        "cron": "0 2 * * *",
+        "timezone": "Europe/Berlin",
+        "payload": {"kind": "full"},
+        "misfire": "run_once",
+    }
+    assert declaration.jobs[2].body["at"] == "2026-12-01T11:00:00+01:00"
+    assert declaration.jobs[0].lines == {
+        "": 1,
+        "name": 2,
+        "service": 3,
+        "cron": 4,
+        "timezone": 5,
+        "payload": 6,
+        "misfire": 7,
+    }
+    tick = declaration.jobs[1].spec().trigger
+    assert isinstance(tick, Interval)
+    assert (tick.minutes, tick.period.total_seconds()) == (5, 300)
+    assert declaration.secret_names() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the schedule, checked as parse_job checks it, on the line of its key
+        (job(cron="0 25 * * *"), "splice.toml:4: jobs[0].cron.hour: cron field 'hour' (2nd): 25 is out of range 0-23"),
+        (job(cron=5), "splice.toml:4: jobs[0].cron: must be a string such as '*/5 * * * *', got 5"),
+        (job(timezone="Mars/Olympus"), "splice.toml:5: jobs[0].timezone: unknown timezone 'Mars/Olympus'"),
+        (job(cron=None, interval=0), "splice.toml:4: jobs[0].interval: must be more than 0 seconds"),
+        (
+            job(cron=None, interval=Raw("{ minutes = -1 }")),
+            "splice.toml:4: jobs[0].interval.minutes: must be 0 or more",
+        ),
+        (job(cron=None, interval=Raw("{ hour = 1 }")), "splice.toml:4: jobs[0].interval.hour: unknown unit"),
+        (job(cron=None, interval=10**30), "splice.toml:4: jobs[0].interval: is too long"),
+        (job(cron=None, interval=30, timezone="UTC"), "jobs[0].timezone: applies to cron jobs only"),
+        (job(repeats=3), "splice.toml:5: jobs[0].repeats: applies to interval jobs only"),
+        (job(interval=30), "splice.toml:4: jobs[0].cron: a job has one trigger: 'interval' or 'cron', not both"),
+        (job(cron=None, at="tomorrow"), "splice.toml:4: jobs[0].at: is not an ISO-8601 date and time: 'tomorrow'"),
+        (job(cron=None, at=Raw("2026-12-01T10:00:00")), "jobs[0].at: needs a timezone (Z or +01:00, say)"),
+        (job(cron=None, at=Raw("2026-12-01")), "jobs[0].at: needs a timezone"),
+        (job(cron=None), "splice.toml:1: jobs[0]: needs a schedule: 'interval', 'cron' or 'at'"),
+        (job(cron=None, **{"in": 1800}), "splice.toml:4: jobs[0].in: a file is applied again and again"),
+        (job(cron=None, trigger=Raw('{ kind = "once", at = "2026-12-01T10:00:00Z" }')), "jobs[0].trigger: is the"),
+        # the other fields
+        (job(misfire="later"), "splice.toml:5: jobs[0].misfire: must be one of run_once, skip, got 'later'"),
+        (job(retries=-1), "splice.toml:5: jobs[0].retries: must be a whole number from 0 to 100, got -1"),
+        (job(backoff=0), "jobs[0].backoff: must be more than 0"),
+        (job(paused="yes"), "splice.toml:5: jobs[0].paused: must be true or false, got 'yes'"),
+        (job(name=None), "splice.toml:1: jobs[0].name: is required"),
+        (job(service="bad name"), "splice.toml:3: jobs[0].service: name 'bad name' may only hold"),
+        (job(servce="x"), "splice.toml:5: jobs[0].servce: unknown field for jobs; did you mean 'service'?"),
+        (
+            job(payload=Raw("{ when = 2026-01-01 }")),
+            'jobs[0].payload.when: JSON has no dates or times: write it as a string, "2026-01-01"',
+        ),
+        (job(payload=Raw("[1, nan]")), "splice.toml:5: jobs[0].payload[1]: JSON has no nan: write a finite number"),
+        (job() + job(), "splice.toml:6: jobs[1].name: 'nightly' is declared twice (also at jobs[0])"),
+    ],
+)
+def test_job_problems_name_file_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(DeclarationError) as caught:
+        parse(text, "splice.toml")
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith(expected) or expected in p for p in problems), problems
+
+
+def test_every_job_problem_is_named_at_once() -> None:
+    text = job(cron="nope", payload=Raw("{ at = 10:00:00 }")) + job(name="other", misfire="never")
+    with pytest.raises(DeclarationError) as caught:
+        parse(text, "splice.toml")
+    assert [p.field for p in caught.value.problems] == ["jobs[0].cron", "jobs[0].payload.at", "jobs[1].misfire"]
+
+
+STORED_JOBS: list[dict[str, Any]] = [
+    {
+        "name": "nightly-report",
+        "service": "reports.build",
+        "payload": {"kind": "full"},
+        "trigger": {"kind": "cron", "expression": "0 2 * * *", "timezone": "Europe/Berlin"},
+        "misfire": "run_once",
+        "retries": 0,
+        "backoff": 1.0,
+        "paused": False,
+        "origin": "declared:splice.toml",
+    },
+    {
+        "name": "tick",
+        "service": "tools.tick",
+        "payload": None,
+        "trigger": {
+            "kind": "interval",
+            "weeks": 0,
+            "days": 0,
+            "hours": 0,
+            "minutes": 5,
+            "seconds": 0.0,
+            "start": "2025-06-01T08:13:20.123456+00:00",  # one period after it was written: never the file's
+            "repeats": None,
+        },
+        "misfire": "run_once",
+        "retries": 2,
+        "backoff": 0.5,
+        "paused": False,
+        "origin": "declared:splice.toml",
+    },
+    {
+        "name": "launch",
+        "service": "tools.launch",
+        "payload": None,
+        "trigger": {"kind": "once", "at": "2026-12-01T10:00:00+00:00"},
+        "misfire": "run_once",
+        "retries": 0,
+        "backoff": 1.0,
+        "paused": True,
+        "origin": "declared:splice.toml",
+    },
+    {
+        "name": "poll",
+        "service": "tools.poll",
+        "payload": None,
+        "trigger": {
+            "kind": "interval",
+            "weeks": 0,
+            "days": 0,
+            "hours": 0,
+            "minutes": 0,
+            "seconds": 30.0,
+            "start": "2026-01-01T00:00:00+00:00",
+            "repeats": 10,
+        },
+        "misfire": "run_once",
+        "retries": 0,
+        "backoff": 1.0,
+        "paused": False,
+        "origin": "admin-api",
+    },
+]
+
+
+def job_plan(text: str, stored: list[dict[str, Any]], **options: Any) -> Any:
+    return plan(parse(text, "splice.toml"), [], [], {}, jobs=stored, **options)
+
+
+def test_jobs_are_created_then_unchanged_whatever_an_interval_start_became() -> None:
+    first = job_plan(JOBS, [])
+    assert actions(first) == ["create job nightly-report", "create job tick", "create job launch", "create job poll"]
+    again = job_plan(JOBS, STORED_JOBS)
+    assert not again.changed, actions(again)
+    assert again.counts()["unchanged"] == 4
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('cron = "0 2 * * *"', 'cron = "0 3 * * *"'), "update job nightly-report (cron)"),
+        (('timezone = "Europe/Berlin"', 'timezone = "Europe/Paris"'), "update job nightly-report (timezone)"),
+        (('timezone = "Europe/Berlin"\n', ""), "update job nightly-report (timezone)"),
+        (('cron = "0 2 * * *"\ntimezone = "Europe/Berlin"', "interval = 3600"), "update job nightly-report (interval)"),
+        (('{ kind = "full" }', '{ kind = "delta" }'), "update job nightly-report (payload)"),
+        (('payload = { kind = "full" }\n', ""), "update job nightly-report (payload)"),
+        (('misfire = "run_once"', 'misfire = "skip"'), "update job nightly-report (misfire)"),
+        (('service = "reports.build"', 'service = "reports.make"'), "update job nightly-report (service)"),
+        (("{ minutes = 5 }", "{ minutes = 10 }"), "update job tick (interval)"),
+        (("{ minutes = 5 }", "300"), "update job tick (interval)"),
+        (("retries = 2\n", ""), "update job tick (retries)"),
+        (("backoff = 0.5", "backoff = 2"), "update job tick (backoff)"),
+        (("{ minutes = 5 }", '{ minutes = 5 }\nstart = "2025-06-01T08:00:00Z"'), "update job tick (start)"),
+        (("11:00:00+01:00", "12:00:00+01:00"), "update job launch (at)"),
+        (("paused = true\n", ""), "update job launch (paused)"),
+        (("at = 2026-12-01T11:00:00+01:00", 'cron = "0 10 1 12 *"'), "update job launch (cron)"),
+        (('start = "2026-01-01T00:00:00Z"', 'start = "2026-01-01T01:00:00+01:00"'), None),  # the same moment
+        (('start = "2026-01-01T00:00:00Z"', 'start = "2026-01-02T00:00:00Z"'), "update job poll (start)"),
+        (("repeats = 10", "repeats = 11"), "update job poll (repeats)"),
+        (("repeats = 10\n", ""), "update job poll (repeats)"),
+        (("interval = 30", "interval = { seconds = 30 }"), None),
+    ],
+)
+def test_a_changed_job_field_is_an_update_of_that_field(edit: tuple[str, str], expected: str | None) -> None:
+    text = JOBS.replace(*edit)
+    assert text != JOBS
+    result = job_plan(text, STORED_JOBS)
+    assert [str(c) for c in result.changes if c.action != "unchanged"] == ([expected] if expected else [])
+
+
+def test_an_unreadable_stored_schedule_is_an_update() -> None:
+    stored = [{**STORED_JOBS[0], "trigger": {"kind": "someday"}}]
+    result = job_plan(job(name="nightly-report", timezone="Europe/Berlin", payload=Raw('{ kind = "full" }')), stored)
+    assert actions(result) == ["update job nightly-report (cron)"]
+
+
+NIGHTLY = {
+    "name": "nightly",
+    "service": "reports.build",
+    "payload": None,
+    "trigger": {"kind": "cron", "expression": "0 2 * * *", "timezone": "UTC"},
+    "misfire": "run_once",
+    "retries": 0,
+    "backoff": 1.0,
+    "paused": False,
+    "origin": "declared:splice.toml",
+}
+
+
+@pytest.mark.parametrize(
+    ("stored", "declared", "same"),
+    [
+        (None, None, True),
+        ({"n": 1.0, "on": True}, "{ on = true, n = 1 }", True),
+        ({"a": [1, {"b": "c"}]}, '{ a = [1, { b = "c" }] }', True),
+        ({"n": 1}, "{ n = true }", False),
+        ({"a": [1]}, "{ a = [1, 2] }", False),
+        ({"a": 1}, "{ a = 1, b = 2 }", False),
+        ([{"a": 1}], "{ a = 1 }", False),
+        ("x", None, False),
+        (None, '""', False),
+    ],
+)
+def test_payloads_are_compared_as_json(stored: Any, declared: str | None, same: bool) -> None:
+    text = job(payload=None if declared is None else Raw(declared))
+    result = job_plan(text, [{**NIGHTLY, "payload": stored}])
+    assert actions(result) == ["unchanged job nightly" if same else "update job nightly (payload)"]
+
+
+BY_HAND = {**STORED_JOBS[3], "name": "by-hand", "origin": "admin-api"}
+OTHER_FILE = {**STORED_JOBS[3], "name": "elsewhere", "origin": "declared:other.splice.toml"}
+BY_SERVICE = {**STORED_JOBS[3], "name": "cleanup-7", "origin": "service:accounts.create"}
+
+
+@pytest.mark.parametrize(
+    ("prune", "expected"),
+    [
+        (False, []),
+        (True, ["delete job by-hand", "delete job elsewhere"]),
+    ],
+)
+def test_pruning_deletes_undeclared_jobs_but_never_those_services_made(prune: bool, expected: list[str]) -> None:
+    result = job_plan(JOBS, [*STORED_JOBS, BY_SERVICE, OTHER_FILE, BY_HAND], prune=prune)
+    assert [str(c) for c in result.changes if c.action != "unchanged"] == expected
+
+
+def test_an_empty_file_with_prune_deletes_every_job_but_those_services_made() -> None:
+    result = job_plan("", [*STORED_JOBS, BY_SERVICE], prune=True)
+    assert [c.name for c in result.of("job", "delete")] == ["launch", "nightly-report", "poll", "tick"]
+
+
+def test_warnings_name_jobs_whose_service_is_missing_or_that_a_service_made() -> None:
+    text = JOBS + job(name="cleanup-7", service="tools.tick")
+    result = job_plan(text, [BY_SERVICE], services={"tools.tick", "tools.launch", "tools.poll"})
+    assert result.warnings == (
+        "job nightly-report: no service named 'reports.build' is deployed yet",
+        "job cleanup-7: made at run time by service:accounts.create; the file now changes it",
+    )
+
+
+def test_channels_security_and_jobs_plan_together() -> None:
+    result = plan(parse(FULL + "\n" + JOBS, "splice.toml"), CURRENT_CHANNELS, CURRENT_SECURITY, SAME, jobs=[])
+    assert result.counts() == {"create": 4, "update": 0, "delete": 0, "unchanged": 4}
+    assert result.as_dict()["changes"][-1] == {"kind": "job", "name": "poll", "action": "create", "fields": []}

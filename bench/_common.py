@@ -135,7 +135,7 @@ class Processes:
         for directory in self.clusters:
             with contextlib.suppress(Exception):
                 splice("stop", str(directory), "--timeout", "5", check=False, timeout=20)
-            for pid_file in directory.glob("*/server.pid"):
+            for pid_file in [*directory.glob("*/server.pid"), *directory.glob("*/scheduler.pid")]:
                 with contextlib.suppress(ValueError, OSError):
                     _kill_group(int(pid_file.read_text().strip()), 2.0)
         for pgid in reversed(self.groups):

@@ -44,17 +44,11 @@ def check_name(settings: Settings, name: str) -> None:
 
 async def run(settings: Settings, name: str, stop: asyncio.Event) -> None:
     from splice.server.odb import OdbRepository, connect
-    from splice.server.odb.engine import HEAD, schema_revision
+    from splice.server.odb.engine import require_head
 
     engine = connect(settings.odb_url)
     try:
-        revision = await schema_revision(engine)
-        if revision != HEAD:
-            found = "not initialised" if revision is None else f"at revision {revision}"
-            raise ConfigError(
-                settings.odb_url.split("@")[-1],
-                f"the ODB schema is {found}, this Splice needs {HEAD}: run 'splice migrate {settings.directory}'",
-            )
+        await require_head(engine, settings.odb_url, settings.directory)
         repository = OdbRepository(engine, settings.cluster_name)
         await repository.ensure_cluster()
         scheduler = Scheduler(name, repository, settings.scheduler)

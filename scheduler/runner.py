@@ -51,6 +51,9 @@ LIVE_WITHIN = 4.0
 DEAD_FOR = 5.0
 """A server that refused a connection is not tried again for this long (unless no other is left)."""
 PRUNE_EVERY = 60.0
+LOOKAHEAD_US = 250_000
+"""Slots are claimed this long before they are due (microseconds), and sent to a server at the slot: claiming
+a thousand slots at once costs tens of milliseconds, which would otherwise make every one of them late."""
 
 
 @dataclass
@@ -161,7 +164,7 @@ class Scheduler:
             due = self._earliest_due_us() if self.active else None
             delay = wake - time.monotonic()
             if due is not None:
-                delay = min(delay, (due - now_us()) / 1e6)
+                delay = min(delay, (due - LOOKAHEAD_US - now_us()) / 1e6)
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
@@ -247,15 +250,16 @@ class Scheduler:
     # -- claiming and dispatching ------------------------------------------------------------------------------
 
     def _claims(self, current_us: int) -> tuple[list[Claim], dict[int, _Job]]:
-        now = from_us(current_us)
+        """Claims of every slot due up to ``LOOKAHEAD_US`` from now: a slot ahead is decided as it will be then."""
         claims: list[Claim] = []
         for job in self._loaded.values():
             if job.run_now_us is not None:
                 at = job.run_now_us
                 claims.append(Claim(job.id, job.name, job.service, at, "manual", "running", 0, new_cid(), None, at))
-            if job.next_due_us is None or job.next_due_us > current_us:
+            if job.next_due_us is None or job.next_due_us > current_us + LOOKAHEAD_US:
                 continue
-            decision = decide(job.trigger, from_us(job.next_due_us), now, job.misfire, self.settings.misfire_grace)
+            when = from_us(max(current_us, job.next_due_us))
+            decision = decide(job.trigger, from_us(job.next_due_us), when, job.misfire, self.settings.misfire_grace)
             next_us = None if decision.next_due is None else to_us(decision.next_due)
             if decision.slot is None:
                 job.next_due_us = next_us
@@ -279,7 +283,8 @@ class Scheduler:
 
     async def _fire(self) -> None:
         current = now_us()
-        if (self._earliest_due_us() or current + 1) > current:
+        earliest = self._earliest_due_us()
+        if earliest is None or earliest > current + LOOKAHEAD_US:
             return
         claims, jobs = self._claims(current)
         if not claims:
@@ -298,8 +303,9 @@ class Scheduler:
                 job.next_due_us = claim.next_due_us
             else:
                 job.run_now_us = None
+        kept = {(claim.job_id, claim.slot_us) for claim in taken}
         for claim in claims:
-            if claim not in taken and claim.job_id in jobs:
+            if (claim.job_id, claim.slot_us) not in kept and claim.job_id in jobs:
                 jobs[claim.job_id].next_due_us = None  # wait for the reload rather than claim again
                 jobs[claim.job_id].run_now_us = None
         runs = [
@@ -310,8 +316,28 @@ class Scheduler:
         for claim in taken:
             if claim.status == "skipped":
                 logger.info("job %s: slot %s %s", claim.job_name, from_us(claim.slot_us).isoformat(), claim.error)
-        if runs:
-            self._spawn(self._dispatch(runs))
+        by_time: dict[int, list[Run]] = {}
+        for run in runs:
+            by_time.setdefault(max(run.claim.slot_us, current), []).append(run)
+        for at, batch in sorted(by_time.items()):
+            self._spawn(self._dispatch(batch) if at <= current else self._dispatch_at(batch, at))
+
+    async def _dispatch_at(self, runs: Sequence[Run], at_us: int) -> None:
+        """Send runs claimed ahead of their slot at the slot, over connections opened while waiting."""
+        if at_us - now_us() > 30_000:
+            await self._warm()
+        delay = (at_us - now_us()) / 1e6
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self._dispatch(runs)
+
+    async def _warm(self) -> None:
+        """Open (or keep open) a connection to each live server, so a run's request does not wait for one."""
+        assert self._client is not None
+        client = self._client
+        urls = [s["url"].rstrip("/") + "/splice/ping" for s in await self._live_servers()]
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(client.get(url, timeout=0.5) for url in urls), return_exceptions=True)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -35,19 +35,16 @@ logger = logging.getLogger(__name__)
 async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
     from .odb import OdbRepository, connect
-    from .odb.engine import HEAD, schema_revision
+    from .odb.engine import require_head
     from .odb.jobs import JobRepository
 
     server = settings.server(server_name)
     engine = connect(settings.odb_url)
-    revision = await schema_revision(engine)
-    if revision != HEAD:
+    try:
+        await require_head(engine, settings.odb_url, settings.directory)
+    except ConfigError:
         await engine.dispose()
-        found = "not initialised" if revision is None else f"at revision {revision}"
-        raise ConfigError(
-            settings.odb_url.split("@")[-1],
-            f"the ODB schema is {found}, this Splice needs {HEAD}: run 'splice migrate {settings.directory}'",
-        )
+        raise
     repository = OdbRepository(engine, settings.cluster_name)
     await repository.ensure_cluster()
     store = ServiceStore()

@@ -96,9 +96,9 @@ def set_table(text: str, table: str, values: dict[str, _Value]) -> str:
     return _checked(lines, expected, f"set [{table}]")
 
 
-def add_array_entry(text: str, table: str, values: dict[str, _Value]) -> str:
-    """Add a ``[[table]]`` entry after the last one (at the end if there is none)."""
-    data = _parse(text, f"add to [[{table}]]")
+def add_array_entry(text: str, table: str, values: dict[str, _Value], what: str) -> str:
+    """Add a ``[[table]]`` entry after the last one (at the end if there is none); ``what`` names it in errors."""
+    data = _parse(text, what)
     expected = copy.deepcopy(data)
     expected.setdefault(table, []).append(dict(values))
     lines = text.splitlines()
@@ -106,12 +106,12 @@ def add_array_entry(text: str, table: str, values: dict[str, _Value]) -> str:
     at = len(lines) if not starts else _block_end(lines, starts[-1], table)
     at = _last_content(lines, -1, at)
     lines[at:at] = ["", f"[[{table}]]", *(f"{key} = {_render(value)}" for key, value in values.items())]
-    return _checked(lines, expected, f"add to [[{table}]]")
+    return _checked(lines, expected, what)
 
 
 def add_server(text: str, name: str, host: str, port: int) -> str:
     """Add a ``[[servers]]`` entry after the last one (at the end if there is none)."""
-    return add_array_entry(text, "servers", {"name": name, "host": host, "port": port})
+    return add_array_entry(text, "servers", {"name": name, "host": host, "port": port}, "add a server")
 
 
 def remove_server(text: str, name: str) -> str:

@@ -64,7 +64,11 @@ class Invoker:
         cid = cid or new_cid()
         token = current_cid.set(cid)
         try:
-            service = self._instantiate(info, request, cid, chain)
+            try:
+                service = self._instantiate(info, request, cid, chain)
+            except Exception as exc:  # the service's own __init__ raised
+                logger.exception("service %s failed", name)
+                raise ServiceFailed((*chain, info.name), cid, exc) from exc
             try:
                 if info.is_async:
                     await _run_hooks_async(service)

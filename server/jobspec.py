@@ -131,6 +131,8 @@ def parse_job(body: Mapping[str, Any], now: datetime, *, partial_of: JobSpec | N
         problem = check_service_name(value)
         if problem:
             raise JobSpecError(key, problem)
+    if "/" in name:  # a job's name is a segment of its admin URL: /jobs/{name}/history
+        raise JobSpecError("name", f"a job name may not hold '/': {name!r}")
     return JobSpec(
         name=name,
         service=service,

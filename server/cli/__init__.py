@@ -177,11 +177,11 @@ def _status(args: argparse.Namespace) -> int:
         for server in result["servers"]:
             health = "healthy" if server["healthy"] else "DOWN"
             print(f"{server['name']}  {server['url']}  pid {server['pid'] or '-'}  {health}")
+        for part in result["schedulers"]:
+            print(f"{part['name']}  scheduler  pid {part['pid'] or '-'}  {part['state']}")
         if balancer:
             health = "healthy" if balancer["healthy"] else "DOWN"
             print(f"load-balancer  {balancer['url']}  pid {balancer['pid'] or '-'}  {health}")
-        for part in result["schedulers"]:
-            print(f"{part['name']}  scheduler  pid {part['pid'] or '-'}  {part['state']}")
     healthy = all(s["healthy"] for s in result["servers"]) and (not balancer or balancer["healthy"])
     healthy = healthy and all(s["state"] in ("active", "standby") for s in result["schedulers"])
     return 0 if healthy else 3

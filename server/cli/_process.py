@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -37,6 +39,22 @@ def alive(pid: int) -> bool:
 def reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def stop_one(name: str, pid: int | None, pid_file: Path, timeout: float) -> dict[str, Any]:
+    """Stop process ``pid`` (SIGTERM, then SIGKILL after ``timeout``) and remove its pid file; ``None``: not running."""
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return {"name": name, "stopped": False}
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        reap(pid)
+        time.sleep(0.02)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return {"name": name, "stopped": True, "pid": pid}
 
 
 def tail(settings: Settings, name: str, lines: int = 15) -> str:

@@ -8,8 +8,6 @@ is up, active or standing by.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from typing import Any
 
 from ..config import Settings
 from ..jobs import SCHEDULER_STATE_FILE as STATE_FILE
-from ._process import CliError, alive, reap, tail
+from ._process import CliError, alive, stop_one, tail
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -94,23 +92,8 @@ def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
 
 
 def stop(settings: Settings, timeout: float) -> list[dict[str, Any]]:
-    results = []
-    for name in settings.scheduler.names:
-        pid = running_pid(settings, name)
-        if pid is None:
-            _pid_file(settings, name).unlink(missing_ok=True)
-            results.append({"name": name, "stopped": False})
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < deadline:
-            reap(pid)
-            time.sleep(0.02)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        _pid_file(settings, name).unlink(missing_ok=True)
-        results.append({"name": name, "stopped": True, "pid": pid})
-    return results
+    names = settings.scheduler.names
+    return [stop_one(name, running_pid(settings, name), _pid_file(settings, name), timeout) for name in names]
 
 
 def status(settings: Settings) -> list[dict[str, Any]]:

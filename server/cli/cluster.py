@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from ..config import CONFIG_FILE, Settings, load_settings, render_config
 from ..errors import ConfigError
 from ..security import new_token, token_digest
 from . import _schedulers as schedulers
-from ._process import CliError, alive, reap, tail
+from ._process import CliError, alive, stop_one, tail
 
 
 async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
@@ -183,19 +182,7 @@ def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
     results += schedulers.stop(settings, timeout)  # then: no run is sent to a stopping server
     for server in settings.servers:
         pid = running_pid(settings, server.name)
-        if pid is None:
-            _pid_file(settings, server.name).unlink(missing_ok=True)
-            results.append({"name": server.name, "stopped": False})
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < deadline:
-            reap(pid)
-            time.sleep(0.02)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        _pid_file(settings, server.name).unlink(missing_ok=True)
-        results.append({"name": server.name, "stopped": True, "pid": pid})
+        results.append(stop_one(server.name, pid, _pid_file(settings, server.name), timeout))
     return results
 
 

@@ -51,7 +51,7 @@ def _create(directory: Path, name: str | None) -> int:
     elif name in taken:
         raise CliError(f"'{name}' is taken already in {settings.directory / CONFIG_FILE}: pick another --name", 2)
     path = settings.directory / CONFIG_FILE
-    text = add_array_entry(path.read_text(encoding="utf-8"), "schedulers", {"name": name})
+    text = add_array_entry(path.read_text(encoding="utf-8"), "schedulers", {"name": name}, "add a scheduler")
     partial = path.with_name(CONFIG_FILE + ".new")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ..jobs import Jobs
     from ..runtime import Runtime
 
+logger = logging.getLogger(__name__)
 Handler = Callable[["Runtime", Request, dict[str, Any]], Awaitable[Any]]
 _RUN_FIELDS = {"job_id": int, "slot_us": int, "job": str, "service": str, "cid": str}
 
@@ -84,7 +86,8 @@ async def run_job_now(runtime: Runtime, request: Request, body: dict[str, Any]) 
 
 async def job_history(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     raw = request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+    # ASCII digits only: str.isdigit() is true of '²' too, which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10_000:
         raise BadRequest(f"query parameter 'limit' must be a whole number from 1 to 10000, got {raw!r}")
     name = request.path_params["name"]
     return {"job": name, "runs": await _jobs(runtime).history(name, int(raw))}
@@ -139,6 +142,11 @@ async def _run_one(runtime: Runtime, run: dict[str, Any], scheduler: str) -> dic
         outcome.update(status="ok", error=None)
     except SpliceError as exc:
         outcome.update(status="failed", error=str(exc))
+    except Exception as exc:
+        # What the invoker lets through (a service class whose constructor raises, say): still an outcome, or
+        # the stream would wait for this run for ever.
+        logger.exception("job %s [cid %s]: service %s failed", run["job"], run["cid"], run["service"])
+        outcome.update(status="failed", error=f"service '{run['service']}' failed: {type(exc).__name__}: {exc}")
     outcome.update(finished_us=time.time_ns() // 1000, server=runtime.server.name)
     return outcome
 
@@ -169,10 +177,12 @@ async def _outcomes(runtime: Runtime, runs: list[dict[str, Any]], scheduler: str
         task = asyncio.ensure_future(_run_one(runtime, run, scheduler))
         task.add_done_callback(functools.partial(done, run=run))
         runtime.invoker.track(task)
-    for _ in range(len(runs)):
+    left = len(runs)  # outcomes, not chunks: one chunk may carry several
+    while left:
         lines = [await queue.get()]
         while not queue.empty():
             lines.append(queue.get_nowait())
+        left -= len(lines)
         yield b"".join(dumps(line) + b"\n" for line in lines)
 
 

@@ -64,3 +64,16 @@ async def schema_revision(engine: AsyncEngine) -> str | None:
 
 def head_revision() -> str:
     return HEAD
+
+
+async def require_head(engine: AsyncEngine, odb_url: str, directory: Path) -> None:
+    """Refuse (``ConfigError``) an ODB whose schema is not at ``HEAD``, naming the command that fixes it."""
+    from ..errors import ConfigError
+
+    revision = await schema_revision(engine)
+    if revision != HEAD:
+        found = "not initialised" if revision is None else f"at revision {revision}"
+        raise ConfigError(
+            odb_url.split("@")[-1],
+            f"the ODB schema is {found}, this Splice needs {HEAD}: run 'splice migrate {directory}'",
+        )

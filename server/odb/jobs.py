@@ -191,9 +191,15 @@ class JobRepository:
         return taken
 
     async def _claim_rows(self, conn: AsyncConnection, claims: Sequence[Claim], scheduler: str) -> list[Claim]:
+        ids = sorted({c.job_id for c in claims})
+        if conn.dialect.name == "sqlite":
+            # SQLite ignores FOR UPDATE and reads without a lock: another scheduler could move these jobs on
+            # between the read and the insert (with a slot of its own, so no unique clash stops it). A write
+            # first takes the database's one write lock, held to the commit, so the read below is current.
+            await conn.execute(update(Job).where(Job.id.in_(ids)).values(next_due_us=Job.next_due_us))
         query = (
             select(Job.id, Job.next_due_us, Job.run_now_us)
-            .where(Job.cluster_id == self.cluster_id, Job.id.in_({c.job_id for c in claims}))
+            .where(Job.cluster_id == self.cluster_id, Job.id.in_(ids))
             .with_for_update()
         )
         current = {row.id: row for row in (await conn.execute(query)).all()}

@@ -377,7 +377,8 @@ def test_start_without_haproxy_says_so_in_one_line_and_runs_the_servers(tmp_path
             f"splice: haproxy is not installed (apt-get install haproxy): no load balancer on {made.load_balancer},"
             " call the servers directly"
         )
-        assert [line.split(" started")[0] for line in result.stdout.splitlines()] == ["server1", "server2"]
+        started = [line.split(" started")[0] for line in result.stdout.splitlines()]
+        assert started == ["server1", "server2", "scheduler1"]
         code, state = status(made.directory)
         assert code == 3  # the load balancer the configuration asks for is down
         assert [s["healthy"] for s in state["servers"]] == [True, True]

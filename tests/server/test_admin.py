@@ -485,6 +485,30 @@ async def test_service_exception_is_500_naming_the_service(server: InProcess) ->
     assert (await server.admin.post("/splice/admin/invoke", json={"service": "shop.echo"})).status_code == 200
 
 
+BROKEN_INIT = """
+from splice.server import Service
+
+class Fragile(Service):
+    name = "fragile.init"
+
+    def __init__(self):
+        raise RuntimeError("cannot even start")
+
+    def handle(self):
+        pass
+"""
+
+
+async def test_a_service_whose_constructor_raises_is_a_500_naming_it(server: InProcess) -> None:
+    assert (await deploy(server, ("fragile.py", BROKEN_INIT))).status_code == 200
+    answer = await server.admin.post("/splice/admin/invoke", json={"service": "fragile.init"})
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "service_failed"
+    assert "RuntimeError: cannot even start" in error["message"]
+    check_cid(answer)
+
+
 async def test_http_error_raised_by_a_service_sets_the_status(server: InProcess) -> None:
     assert (await deploy(server, ("shop/items.py", SHOP))).status_code == 200
     assert (await create_channel(server, "missing", "/orders/{id}", "shop.missing")).status_code == 201

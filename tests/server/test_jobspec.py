@@ -180,6 +180,7 @@ def test_errors_name_the_field(body: dict[str, Any], field: str, message: str) -
         ({"name": "cleanup", "interval": 60}, "service", "is required"),
         ({"name": 5, "service": "accounts.cleanup", "interval": 60}, "name", "must be a string"),
         ({"name": "clean up", "service": "accounts.cleanup", "interval": 60}, "name", "may only hold"),
+        ({"name": "reports/history", "service": "accounts.cleanup", "interval": 60}, "name", "may not hold '/'"),
         ({"name": "cleanup", "service": "", "interval": 60}, "service", "must not be empty"),
     ],
 )

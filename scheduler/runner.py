@@ -185,7 +185,11 @@ class Scheduler:
             await self._step_down(release=False)
 
     async def _become_active(self) -> None:
-        interrupted = await self.jobs.interrupt(self.holder)
+        try:
+            interrupted = await self.jobs.interrupt(self.holder)
+        except Exception as exc:  # the ODB is busy: stay standing by, the next renewal tries again
+            logger.warning("scheduler %s: cannot take over the runs under way (%s); trying again", self.name, exc)
+            return
         self.active = True
         self._seen_change = -1
         logger.info(
@@ -376,44 +380,53 @@ class Scheduler:
         await asyncio.gather(*(self._send(list(runs[index::groups])) for index in range(groups)))
 
     async def _send(self, runs: list[Run]) -> None:
-        assert self._client is not None
+        """Send ``runs`` in one request; to the next server only when one refused the connection (nothing ran)."""
         tried: list[str] = []
         while True:
             server = await self._pick(tried, runs[0].tried[-1] if runs[0].tried else None)
             if server is None:
                 error = "no live server could be reached" + (f" (tried {', '.join(tried)})" if tried else "")
-                for run in runs:
-                    self._outcome(run, {"status": "failed", "error": error, "server": None})
+                self._settle(runs, "failed", error, None)
                 return
-            tried.append(server["name"])
+            name = server["name"]
+            tried.append(name)
             for run in runs:
-                run.tried.append(server["name"])
+                run.tried.append(name)
             pending = {(r.claim.job_id, r.claim.slot_us): r for r in runs}
-            url = server["url"].rstrip("/") + "/splice/admin/scheduler/dispatch"
-            body = {"scheduler": self.holder, "runs": [r.body() for r in runs]}
             try:
-                async with self._client.stream("POST", url, json=body) as response:
-                    if response.status_code != 200:
-                        text = (await response.aread()).decode(errors="replace")[:500]
-                        raise _Refused(f"{server['name']} answered {response.status_code}: {text}")
-                    async for line in response.aiter_lines():
-                        if line.strip():
-                            outcome = json.loads(line)
-                            key = (outcome["job_id"], outcome["slot_us"])
-                            if key in pending:
-                                self._outcome(pending.pop(key), outcome)
+                await self._stream(server, runs, pending)
             except httpx.ConnectError as exc:
-                self._dead[server["name"]] = time.monotonic()
-                logger.warning("scheduler: %s refused the connection (%s); trying another server", server["name"], exc)
+                self._dead[name] = time.monotonic()
+                logger.warning("scheduler: %s refused the connection (%s); trying another server", name, exc)
                 continue
-            except (httpx.HTTPError, _Refused, ValueError, KeyError) as exc:
-                error = f"{server['name']} went away before the outcome came back ({exc}): it may or may not have run"
-                for run in pending.values():
-                    self._outcome(run, {"status": "interrupted", "error": error, "server": server["name"]})
-                return
-            for run in pending.values():
-                self._outcome(run, {"status": "interrupted", "error": "no outcome came back", "server": server["name"]})
+            except _Refused as exc:  # the server answered before starting any of them
+                self._settle(pending.values(), "failed", str(exc), name)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                error = f"{name} went away before the outcome came back ({exc}): it may or may not have run"
+                self._settle(pending.values(), "interrupted", error, name)
+            else:
+                self._settle(pending.values(), "interrupted", "no outcome came back", name)
             return
+
+    async def _stream(self, server: dict[str, Any], runs: list[Run], pending: dict[tuple[int, int], Run]) -> None:
+        """POST the runs to ``server``'s dispatch endpoint; record each outcome as its line arrives."""
+        assert self._client is not None
+        url = server["url"].rstrip("/") + "/splice/admin/scheduler/dispatch"
+        body = {"scheduler": self.holder, "runs": [r.body() for r in runs]}
+        async with self._client.stream("POST", url, json=body) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode(errors="replace")[:500]
+                raise _Refused(f"{server['name']} answered {response.status_code}: {text}")
+            async for line in response.aiter_lines():
+                if line.strip():
+                    outcome = json.loads(line)
+                    key = (outcome["job_id"], outcome["slot_us"])
+                    if key in pending:
+                        self._outcome(pending.pop(key), outcome)
+
+    def _settle(self, runs: Iterable[Run], status: str, error: str, server: str | None) -> None:
+        for run in list(runs):
+            self._outcome(run, {"status": status, "error": error, "server": server})
 
     def _outcome(self, run: Run, outcome: dict[str, Any]) -> None:
         status = outcome.get("status", "failed")

@@ -37,21 +37,18 @@ an interval's ``start``: left out, it is one period after the job was written, a
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
 from typing import Any
 
 from . import routing
+from ._declare_jobs import JobDeclaration as JobDeclaration
+from ._declare_jobs import job_differs, read_job
 from .errors import SpliceError
-from .jobspec import FIELDS as JOB_FIELDS
-from .jobspec import JobSpec, JobSpecError, parse_job
 from .naming import check_service_name, closest
 from .security import KINDS
-from .triggers import Trigger, trigger_from_dict, trigger_to_dict
 
 SECTIONS = ("security", "channels", "jobs")
 SERVICE_ORIGIN = "service:"
@@ -66,16 +63,6 @@ _SYNTAX_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
 _TABLE_HEADER = re.compile(r"^\s*\[")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
-_CHECKED_AT = datetime(2100, 1, 1, tzinfo=UTC)
-"""The moment declared jobs are checked and compared at (``parse_job`` needs one): nothing compared depends on
-it. Late on purpose: an interval that fits in the calendar after it fits after any real now."""
-_SCHEDULES = ("interval", "cron", "at")
-_NOT_IN_FILES = {
-    "in": "a file is applied again and again, so 'in' would move the run each time: give the moment with 'at'",
-    "trigger": "is the stored form of a schedule: a file writes 'interval', 'cron' or 'at'",
-}
-_SCHEDULE_FIELD = {unit: "interval" for unit in ("weeks", "days", "hours", "minutes", "seconds")}
-_SCHEDULE_FIELD["expression"] = "cron"
 
 
 @dataclass(frozen=True)
@@ -145,20 +132,6 @@ class ChannelSpec:
     security: str | None
     where: str = field(default="", compare=False)
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
-class JobDeclaration:
-    name: str
-    service: str
-    body: Mapping[str, Any] = field(hash=False)
-    """The job's fields as ``jobspec.parse_job`` reads them (TOML dates and times of ``at``, ``start`` as text)."""
-    where: str = field(default="", compare=False)
-    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
-
-    def spec(self, now: datetime = _CHECKED_AT) -> JobSpec:
-        """The checked job; ``now`` matters only to an interval without ``start`` (``parse`` checked it)."""
-        return parse_job(self.body, now)
 
 
 @dataclass(frozen=True)
@@ -249,7 +222,7 @@ def parse(text: str, file: str) -> Declaration:
     readers = {section: _items(data, section, file, lines, text, problems) for section in SECTIONS}
     security = tuple(s for r in readers["security"] if (s := _security(r)) is not None)
     channels = tuple(c for r in readers["channels"] if (c := _channel(r)) is not None)
-    jobs = tuple(j for r in readers["jobs"] if (j := _job(r)) is not None)
+    jobs = tuple(j for r in readers["jobs"] if (j := read_job(r)) is not None)
     for reader in (*readers["security"], *readers["channels"], *readers["jobs"]):
         problems.extend(reader.problems)
     problems.extend(_duplicates(file, security) + _duplicates(file, channels) + _duplicates(file, jobs))
@@ -445,49 +418,6 @@ def _methods(reader: _Reader) -> tuple[str, ...] | None:
         return None
 
 
-def _job(reader: _Reader) -> JobDeclaration | None:
-    before = len(reader.problems)
-    table = reader.table
-    reader.only(JOB_FIELDS, "jobs")
-    for key, message in _NOT_IN_FILES.items():
-        if key in table:
-            reader.problem(key, message)
-    name = reader.name("name")
-    service = reader.name("service")
-    if not any(key in table for key in (*_SCHEDULES, *_NOT_IN_FILES)):
-        reader.problem("", "needs a schedule: 'interval', 'cron' or 'at'")
-    shaped = len(reader.problems) == before  # else parse_job would only repeat the first of these problems
-    for path, message in _not_json(table.get("payload"), "payload"):
-        reader.problem(path, message)
-    # TOML has dates and times of its own; parse_job reads moments as ISO-8601 text.
-    body = {
-        key: value.isoformat() if isinstance(value, datetime | date | time) else value for key, value in table.items()
-    }
-    if shaped:
-        try:
-            parse_job(body, _CHECKED_AT)
-        except JobSpecError as exc:
-            reader.problem(exc.field, str(exc).removeprefix(f"{exc.field}: "))
-        except OverflowError:
-            reader.problem("interval" if "interval" in body else "", "is too long: a number in it is out of range")
-    if len(reader.problems) > before or name is None or service is None:
-        return None
-    return JobDeclaration(name, service, body, reader.where, reader.lines)
-
-
-def _not_json(value: object, path: str) -> list[tuple[str, str]]:
-    """Where a TOML value has no JSON form (a payload is sent as JSON)."""
-    if isinstance(value, dict):
-        return [problem for key, item in value.items() for problem in _not_json(item, f"{path}.{key}")]
-    if isinstance(value, list):
-        return [problem for index, item in enumerate(value) for problem in _not_json(item, f"{path}[{index}]")]
-    if isinstance(value, datetime | date | time):
-        return [(path, f'JSON has no dates or times: write it as a string, "{value.isoformat()}"')]
-    if isinstance(value, float) and not math.isfinite(value):
-        return [(path, f"JSON has no {value}: write a finite number")]
-    return []
-
-
 def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec | JobDeclaration]) -> list[DeclarationProblem]:
     seen: dict[str, str] = {}
     problems = []
@@ -623,40 +553,5 @@ def _channel_change(spec: ChannelSpec, current: Mapping[str, Any] | None) -> Cha
 def _job_change(job: JobDeclaration, current: Mapping[str, Any] | None) -> Change:
     if current is None:
         return Change("job", job.name, "create")
-    wanted = job.spec()
-    differs = ["service"] if current.get("service") != wanted.service else []
-    differs += _schedule_differs(job, wanted.trigger, current.get("trigger"))
-    differs += [] if _same_json(current.get("payload"), wanted.payload) else ["payload"]
-    differs += [key for key in ("misfire", "retries", "backoff", "paused") if current.get(key) != getattr(wanted, key)]
-    return Change("job", job.name, "update" if differs else "unchanged", tuple(differs))
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON values: ``true`` is not ``1`` (as it is in Python), ``1`` is ``1.0``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict | list) or isinstance(b, dict | list) or isinstance(a, bool) != isinstance(b, bool):
-        return False
-    return bool(a == b)
-
-
-def _schedule_differs(job: JobDeclaration, wanted: Trigger, stored: Any) -> list[str]:
-    """The file's fields (``cron``, ``timezone``, ``interval``, ``start``...) whose schedule differs from ``stored``.
-
-    Both sides go through the stored form, so ``interval = 90`` and ``{ minutes = 1.5 }`` are the same.
-    """
-    given = next(key for key in _SCHEDULES if key in job.body)
-    try:
-        have = trigger_to_dict(trigger_from_dict(stored))
-    except (ValueError, TypeError):
-        return [given]
-    want = trigger_to_dict(wanted)
-    if want["kind"] != have["kind"]:
-        return [given]
-    if "start" not in job.body:
-        # Then the start is one period after the job was written, different at every apply: not the file's.
-        want.pop("start", None)
-    fields = [_SCHEDULE_FIELD.get(key, key) for key, value in want.items() if have.get(key) != value]
-    return list(dict.fromkeys(fields))
+    differs = job_differs(job, current)
+    return Change("job", job.name, "update" if differs else "unchanged", differs)

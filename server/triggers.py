@@ -47,16 +47,15 @@ the name of the function argument (``moment``, ``after``, ``upto``).
 from __future__ import annotations
 
 import math
-import re
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import cached_property, lru_cache
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import BadRequest
+from ._cron_parse import CronSpec, parse_cron
+from ._cron_search import cron_count_between, cron_last_at_or_before, cron_next_after
+from ._schedule_error import ScheduleError
 
 __all__ = [
     "Cron",
@@ -75,23 +74,7 @@ __all__ = [
     "trigger_to_dict",
 ]
 
-_ONE_DAY = timedelta(days=1)
 _TICK = timedelta(microseconds=1)  # datetimes resolve microseconds: "> x - tick" is ">= x"
-_SEARCH_DAYS = 36_525  # 100 years: the longest gap between slots of a valid expression is 40 (Feb 29)
-
-
-class ScheduleError(BadRequest, ValueError):
-    """A trigger or its input is wrong; ``field`` names the part (see the module docstring for the names)."""
-
-    code = "invalid_schedule"
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(message)
-
-    def as_dict(self) -> dict[str, object]:
-        return {**super().as_dict(), "field": self.field}
 
 
 # ---------------------------------------------------------------------------------------------- triggers
@@ -137,45 +120,6 @@ class Interval:
     @property
     def period(self) -> timedelta:
         return timedelta(weeks=self.weeks, days=self.days, hours=self.hours, minutes=self.minutes, seconds=self.seconds)
-
-
-@dataclass(frozen=True)
-class CronSpec:
-    """A parsed cron expression: the values each field allows (weekdays 0-6, Sunday 0).
-
-    ``dom_star``, ``dow_star`` and ``hour_star`` say the field started with ``*``: the first two choose
-    Vixie's day rule, the last marks "every N minutes" jobs for DST (see the module docstring).
-    """
-
-    minute: frozenset[int]
-    hour: frozenset[int]
-    day_of_month: frozenset[int]
-    month: frozenset[int]
-    day_of_week: frozenset[int]
-    dom_star: bool
-    dow_star: bool
-    hour_star: bool
-
-    @cached_property
-    def minutes(self) -> tuple[int, ...]:
-        return tuple(sorted(self.minute))
-
-    @cached_property
-    def hours(self) -> tuple[int, ...]:
-        return tuple(sorted(self.hour))
-
-    @cached_property
-    def per_day(self) -> int:
-        return len(self.minute) * len(self.hour)
-
-    def matches_day(self, day: date) -> bool:
-        if day.month not in self.month:
-            return False
-        dom = day.day in self.day_of_month
-        dow = day.isoweekday() % 7 in self.day_of_week
-        if self.dom_star or self.dow_star:
-            return dom and dow
-        return dom or dow
 
 
 @dataclass(frozen=True)
@@ -233,326 +177,6 @@ def _check_trigger(trigger: object) -> None:
         raise TypeError(f"not a trigger (Interval, Cron or OneTime): {trigger!r}")
 
 
-# ------------------------------------------------------------------------------------------- cron parsing
-
-_FIELDS = (
-    ("minute", "cron.minute", 0, 59),
-    ("hour", "cron.hour", 0, 23),
-    ("day-of-month", "cron.day_of_month", 1, 31),
-    ("month", "cron.month", 1, 12),
-    ("day-of-week", "cron.day_of_week", 0, 7),
-)
-_ORDINALS = ("1st", "2nd", "3rd", "4th", "5th")
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_NAMES: dict[int, dict[str, int]] = {
-    3: {name: number for number, name in enumerate(_MONTHS, 1)},
-    4: {name: number for number, name in enumerate(_WEEKDAYS)},
-}
-_NAME_HINTS = {3: "a month name (JAN-DEC)", 4: "a weekday name (SUN-SAT)"}
-_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # the most a month can have
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_DIGITS = re.compile(r"[0-9]+")
-
-
-def _field_error(index: int, message: str) -> ScheduleError:
-    name, path, _, _ = _FIELDS[index]
-    return ScheduleError(path, f"cron field '{name}' ({_ORDINALS[index]}): {message}")
-
-
-def _value(text: str, index: int) -> int:
-    _, _, low, high = _FIELDS[index]
-    names = _NAMES.get(index, {})
-    if text.upper() in names:
-        return names[text.upper()]
-    if not _DIGITS.fullmatch(text):
-        hint = f"a number or {_NAME_HINTS[index]}" if index in _NAME_HINTS else "a number"
-        raise _field_error(index, f"{text!r} is not {hint}")
-    number = int(text)
-    if not low <= number <= high:
-        raise _field_error(index, f"{number} is out of range {low}-{high}")
-    return number
-
-
-def _step(text: str, index: int) -> int:
-    if not _DIGITS.fullmatch(text) or int(text) < 1:
-        raise _field_error(index, f"step {text!r} must be a whole number, 1 or more")
-    return int(text)
-
-
-def _parse_item(item: str, index: int) -> range:
-    _, _, low, high = _FIELDS[index]
-    if not item:
-        raise _field_error(index, "has an empty list item (a stray comma)")
-    base, slash, step_text = item.partition("/")
-    step = _step(step_text, index) if slash else 1
-    if base == "*":
-        return range(low, (6 if index == 4 else high) + 1, step)
-    first_text, dash, last_text = base.partition("-")
-    first = _value(first_text, index)
-    last = _value(last_text, index) if dash else (high if slash else first)
-    if first > last:
-        raise _field_error(index, f"range {base!r} runs backwards (write the lower bound first)")
-    return range(first, last + 1, step)
-
-
-def _parse_field(text: str, index: int) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        values.update(_parse_item(item, index))
-    if index == 4 and 7 in values:
-        values = (values - {7}) | {0}
-    return frozenset(values)
-
-
-def _listed(values: frozenset[int]) -> str:
-    return ",".join(str(value) for value in sorted(values))
-
-
-def parse_cron(expression: str) -> CronSpec:
-    """Parse a five-field cron expression or a macro; raise ``ScheduleError`` naming the bad field."""
-    if not isinstance(expression, str):
-        raise ScheduleError("cron", f"cron expression must be a string such as '*/5 * * * *', got {expression!r}")
-    text = expression.strip()
-    if text.startswith("@"):
-        if text.lower() not in _MACROS:
-            known = ", ".join(_MACROS)
-            raise ScheduleError("cron", f"unknown cron macro {text!r} (known: {known})")
-        text = _MACROS[text.lower()]
-    fields = text.split()
-    if len(fields) != len(_FIELDS):
-        raise ScheduleError(
-            "cron",
-            f"cron expression {expression!r} has {len(fields)} fields; it needs 5: "
-            "minute hour day-of-month month day-of-week",
-        )
-    minute, hour, day_of_month, month, day_of_week = (_parse_field(part, index) for index, part in enumerate(fields))
-    spec = CronSpec(
-        minute,
-        hour,
-        day_of_month,
-        month,
-        day_of_week,
-        dom_star=fields[2].startswith("*"),
-        dow_star=fields[4].startswith("*"),
-        hour_star=fields[1].startswith("*"),
-    )
-    restricted_by_date = spec.dom_star or spec.dow_star  # else any weekday in any month will do
-    if restricted_by_date and not any(day <= _DAYS_IN_MONTH[m - 1] for m in spec.month for day in spec.day_of_month):
-        raise ScheduleError(
-            "cron",
-            f"cron expression {expression!r} never matches: day-of-month {_listed(spec.day_of_month)} "
-            f"does not occur in month {_listed(spec.month)}",
-        )
-    return spec
-
-
-# ---------------------------------------------------------------------------------------- cron searching
-#
-# A day whose UTC offset is the same from its first to its last second ("steady", nearly every day) maps
-# wall times to UTC by one subtraction, so the slot after or before a moment is found by bisection in the
-# sorted hours and minutes. The few days with a DST change list their slots one wall time at a time.
-
-
-@lru_cache(maxsize=4096)
-def _steady_offset(zone: tzinfo, day: date) -> timedelta | None:
-    """The day's single UTC offset, or ``None`` when the offset changes during the day."""
-    offsets = set()
-    for clock in (time(0), time(12), time(23, 59, 59)):
-        wall = datetime.combine(day, clock, tzinfo=zone)
-        offsets.add(wall.utcoffset())
-        offsets.add(wall.replace(fold=1).utcoffset())
-    offset = offsets.pop()
-    return offset if not offsets else None
-
-
-def _gap_end(zone: tzinfo, before: datetime, after: datetime) -> datetime:
-    """The UTC instant a spring-forward gap ends: the first second in (before, after] on the new offset."""
-    old = before.astimezone(zone).utcoffset()
-    low, high = 0, int((after - before).total_seconds())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if (before + timedelta(seconds=middle)).astimezone(zone).utcoffset() == old:
-            low = middle
-        else:
-            high = middle
-    return before + timedelta(seconds=high)
-
-
-def _wall_slot(spec: CronSpec, zone: tzinfo, wall: datetime) -> tuple[datetime, ...]:
-    """The UTC slots of one matching wall time (in a zone), by the DST rules of the module docstring."""
-    first = wall.astimezone(UTC)
-    second = wall.replace(fold=1).astimezone(UTC)
-    if first == second:
-        return (first,)
-    if first < second:  # repeated: fold 0 is the first occurrence
-        return (first, second) if spec.hour_star else (first,)
-    if spec.hour_star:  # skipped, and the job is an "every N minutes" one
-        return ()
-    end = _gap_end(zone, second, first)
-    local = end.astimezone(zone)
-    if local.date() != wall.date() and _is_slot_wall(spec, local):
-        return ()  # the gap ends at a slot of the next day, which lists it
-    return (end,)
-
-
-def _is_slot_wall(spec: CronSpec, local: datetime) -> bool:
-    on_minute = local.second == 0 and local.microsecond == 0
-    return on_minute and local.minute in spec.minute and local.hour in spec.hour and spec.matches_day(local.date())
-
-
-@lru_cache(maxsize=256)
-def _changing_day_slots(spec: CronSpec, zone: tzinfo, day: date) -> tuple[datetime, ...]:
-    """The sorted UTC slots of a matching day on which the UTC offset changes."""
-    slots: set[datetime] = set()
-    for hour in spec.hours:
-        for minute in spec.minutes:
-            slots.update(_wall_slot(spec, zone, datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)))
-    return tuple(sorted(slots))
-
-
-def _slot(day: date, pair: tuple[int, int], offset: timedelta) -> datetime:
-    return datetime(day.year, day.month, day.day, pair[0], pair[1], tzinfo=UTC) - offset
-
-
-def _wall(moment: datetime, offset: timedelta) -> datetime:
-    """The naive wall-clock reading of a UTC moment at a fixed offset."""
-    return (moment + offset).replace(tzinfo=None)
-
-
-def _pair_after(spec: CronSpec, clock: time) -> tuple[int, int] | None:
-    """The first (hour, minute) of the spec strictly after ``clock`` within a day."""
-    if clock.hour in spec.hour:
-        index = bisect_right(spec.minutes, clock.minute)
-        if index < len(spec.minutes):
-            return clock.hour, spec.minutes[index]
-    index = bisect_right(spec.hours, clock.hour)
-    return (spec.hours[index], spec.minutes[0]) if index < len(spec.hours) else None
-
-
-def _pair_at_or_before(spec: CronSpec, clock: time) -> tuple[int, int] | None:
-    """The last (hour, minute) of the spec at or before ``clock`` within a day."""
-    if clock.hour in spec.hour:
-        index = bisect_right(spec.minutes, clock.minute)
-        if index > 0:
-            return clock.hour, spec.minutes[index - 1]
-    index = bisect_left(spec.hours, clock.hour)
-    return (spec.hours[index - 1], spec.minutes[-1]) if index > 0 else None
-
-
-def _pairs_up_to(spec: CronSpec, day: date, wall: datetime) -> int:
-    """How many of the day's wall times are at or before ``wall``."""
-    if wall.date() != day:
-        return 0 if wall.date() < day else spec.per_day
-    count = bisect_left(spec.hours, wall.hour) * len(spec.minutes)
-    if wall.hour in spec.hour:
-        count += bisect_right(spec.minutes, wall.minute)
-    return count
-
-
-def _first_in_day(cron: Cron, day: date, moment: datetime) -> datetime | None:
-    offset = _steady_offset(cron.zone, day)
-    if offset is None:
-        return next((slot for slot in _changing_day_slots(cron.spec, cron.zone, day) if slot > moment), None)
-    wall = _wall(moment, offset)
-    if wall.date() > day:
-        return None
-    spec = cron.spec
-    pair = (spec.hours[0], spec.minutes[0]) if wall.date() < day else _pair_after(spec, wall.time())
-    return None if pair is None else _slot(day, pair, offset)
-
-
-def _last_in_day(cron: Cron, day: date, moment: datetime) -> datetime | None:
-    offset = _steady_offset(cron.zone, day)
-    if offset is None:
-        slots = _changing_day_slots(cron.spec, cron.zone, day)
-        return next((slot for slot in reversed(slots) if slot <= moment), None)
-    wall = _wall(moment, offset)
-    if wall.date() < day:
-        return None
-    spec = cron.spec
-    pair = (spec.hours[-1], spec.minutes[-1]) if wall.date() > day else _pair_at_or_before(spec, wall.time())
-    return None if pair is None else _slot(day, pair, offset)
-
-
-def _count_in_day(cron: Cron, day: date, after: datetime, upto: datetime) -> int:
-    offset = _steady_offset(cron.zone, day)
-    if offset is None:
-        return sum(1 for slot in _changing_day_slots(cron.spec, cron.zone, day) if after < slot <= upto)
-    return _pairs_up_to(cron.spec, day, _wall(upto, offset)) - _pairs_up_to(cron.spec, day, _wall(after, offset))
-
-
-def _shift(day: date, days: int) -> date:
-    try:
-        return day + timedelta(days=days)
-    except OverflowError:
-        return date.max if days > 0 else date.min
-
-
-def _days_forward(spec: CronSpec, first: date, last: date) -> Iterator[date]:
-    """The matching days from ``first`` to ``last``, skipping months that cannot match."""
-    day, last = first, min(last, date.max - _ONE_DAY)
-    while day <= last:
-        if day.month in spec.month:
-            if spec.matches_day(day):
-                yield day
-            day += _ONE_DAY
-        elif day.year == date.max.year and day.month == 12:
-            return
-        else:
-            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def _days_backward(spec: CronSpec, first: date, last: date) -> Iterator[date]:
-    """The matching days from ``first`` back to ``last``, skipping months that cannot match."""
-    day, last = first, max(last, date.min + _ONE_DAY)
-    while day >= last:
-        if day.month in spec.month:
-            if spec.matches_day(day):
-                yield day
-            day -= _ONE_DAY
-        elif day.year == date.min.year and day.month == 1:
-            return
-        else:
-            day = day.replace(day=1) - _ONE_DAY
-
-
-def _local_day(cron: Cron, moment: datetime) -> date:
-    return moment.astimezone(cron.zone).date()
-
-
-def _cron_next_after(cron: Cron, moment: datetime) -> datetime | None:
-    # Start a day early: a wall time of the day before can fall after the moment around DST changes.
-    first = _shift(_local_day(cron, moment), -1)
-    for day in _days_forward(cron.spec, first, _shift(first, _SEARCH_DAYS)):
-        slot = _first_in_day(cron, day, moment)
-        if slot is not None:
-            return slot
-    return None
-
-
-def _cron_last_at_or_before(cron: Cron, moment: datetime) -> datetime | None:
-    first = _shift(_local_day(cron, moment), 1)
-    for day in _days_backward(cron.spec, first, _shift(first, -_SEARCH_DAYS)):
-        slot = _last_in_day(cron, day, moment)
-        if slot is not None:
-            return slot
-    return None
-
-
-def _cron_count_between(cron: Cron, after: datetime, upto: datetime) -> int:
-    first, last = _shift(_local_day(cron, after), -1), _shift(_local_day(cron, upto), 1)
-    return sum(_count_in_day(cron, day, after, upto) for day in _days_forward(cron.spec, first, last))
-
-
 # ------------------------------------------------------------------------------------------------- slots
 
 
@@ -580,7 +204,7 @@ def next_after(trigger: Trigger, moment: datetime) -> datetime | None:
     if isinstance(trigger, Interval):
         return _interval_slot(trigger, _interval_runs_up_to(trigger, moment))
     if isinstance(trigger, Cron):
-        return _cron_next_after(trigger, moment)
+        return cron_next_after(trigger, moment)
     return trigger.at if trigger.at > moment else None
 
 
@@ -597,7 +221,7 @@ def last_at_or_before(trigger: Trigger, moment: datetime) -> datetime | None:
         runs = _interval_runs_up_to(trigger, moment)
         return _interval_slot(trigger, runs - 1) if runs else None
     if isinstance(trigger, Cron):
-        return _cron_last_at_or_before(trigger, moment)
+        return cron_last_at_or_before(trigger, moment)
     return trigger.at if trigger.at <= moment else None
 
 
@@ -613,7 +237,7 @@ def count_between(trigger: Trigger, after: datetime, upto: datetime) -> int:
     if isinstance(trigger, Interval):
         return _interval_runs_up_to(trigger, upto) - _interval_runs_up_to(trigger, after)
     if isinstance(trigger, Cron):
-        return _cron_count_between(trigger, after, upto)
+        return cron_count_between(trigger, after, upto)
     return 1 if after < trigger.at <= upto else 0
 
 

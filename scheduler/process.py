@@ -54,7 +54,7 @@ async def run(settings: Settings, name: str, stop: asyncio.Event) -> None:
         scheduler = Scheduler(name, repository, settings.scheduler)
         path = state_file(settings, name)
         scheduler.on_state = lambda state: _write_state(path, state)
-        _write_state(path, "standby")
+        _write_state(path, "starting")
         logger.info("scheduler %s started (holder %s), waiting for the lease", name, scheduler.holder)
         await scheduler.run(stop)
         _write_state(path, "stopped")

@@ -149,8 +149,11 @@ class Scheduler:
         while not stop.is_set():
             clock = time.monotonic()
             if clock >= next_renew:
+                first = next_renew == 0.0
                 await self._renew()
                 next_renew = clock + renew_every
+                if first and not self.active and self.on_state:
+                    self.on_state("standby")  # said once the lease was tried: the active one says "active"
             if self.active and time.monotonic() >= self._lease_until:
                 logger.warning("scheduler %s: the lease could not be renewed in time; standing by", self.name)
                 await self._step_down(release=False)

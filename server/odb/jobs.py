@@ -85,7 +85,8 @@ class JobRepository:
 
     async def update(self, name: str, row: dict[str, Any], next_due_us: int | None) -> dict[str, Any]:
         values = {key: row[key] for key in JOB_COLUMNS if key in row}
-        values.update(next_due_us=None if row.get("paused") else next_due_us, run_now_us=None, updated_us=now_us())
+        # A run asked for by hand (run-now) stays asked for: a change of the job does not cancel it.
+        values.update(next_due_us=None if row.get("paused") else next_due_us, updated_us=now_us())
         async with self._changing() as conn:
             result = await conn.execute(update(Job).where(*self._named(name)).values(**values))
             if not result.rowcount:

@@ -181,6 +181,37 @@ def test_killing_the_active_scheduler_hands_over_without_running_a_slot_twice(tm
         assert {run["slot"] for run in history if run["status"] == "ok"} <= set(slots)
 
 
+def test_runs_go_to_live_servers_and_a_killed_one_costs_no_run(tmp_path: Path) -> None:
+    log = tmp_path / "runs.jsonl"
+    with running(make_cluster(tmp_path / "cluster", servers=2)) as cluster:
+        deploy_services(cluster)
+        payload = json.dumps({"log": str(log)})
+        job(
+            cluster, "create", "--name", "spread", "--service", "jobs.record", "--interval", "0.2", "--payload", payload
+        )
+        eventually(lambda: {r["server"] for r in records(log)} == {"server1", "server2"}, 20)
+        pid = int((cluster.directory / "server2" / "server.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        eventually(lambda: not alive(pid), 5)
+        killed_at = len(records(log))
+        time.sleep(3)  # server2 still counts as live in the ODB for a few seconds: the scheduler must notice
+        after = records(log)[killed_at:]
+        slots = {r["scheduler"]["slot"] for r in after}
+
+        def settled() -> list[dict[str, Any]]:
+            with cluster.admin() as admin:
+                runs = admin.get("/splice/admin/jobs/spread/history", params={"limit": 1000}).json()["runs"]
+            later: list[dict[str, Any]] = [run for run in runs if run["slot"] in slots]
+            return later if all(run["status"] != "running" for run in later) else []
+
+        later = eventually(settled, 10)
+    assert len(after) >= 10
+    assert {r["server"] for r in after} == {"server1"}
+    assert isinstance(later, list)
+    assert {run["status"] for run in later} == {"ok"}  # a refused connection went to the other server at once
+    assert {run["server"] for run in later} == {"server1"}
+
+
 def test_a_failing_run_is_retried_with_backoff_and_recorded_with_its_error(cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "flaky.jsonl"
     deploy_services(cluster)

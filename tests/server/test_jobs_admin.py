@@ -454,6 +454,8 @@ async def test_run_now_asks_for_a_run_and_keeps_the_schedule(server: InProcess) 
     assert asked["next_run"] == job["next_run"]
     _, rows = await repository(server).schedulable()
     assert rows[0]["run_now_us"] == to_us(parse(asked["run_now_requested"]))
+    changed = await server.admin.patch(f"{JOBS}/tick", json={"payload": {"v": 2}})
+    assert changed.json()["run_now_requested"] == asked["run_now_requested"]  # a change does not cancel it
 
 
 async def test_delete_removes_the_job_and_its_history(server: InProcess) -> None:

@@ -12,12 +12,16 @@ import gc
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
+
+import anyio.to_thread
 
 from .bus import Bus, HttpBus, RedisBus
 from .cluster import ClusterMember
 from .config import Settings, load_settings
+from .debug import Debugger
 from .deploy import DeploymentEngine
 from .errors import ConfigError
 from .invoker import Invoker
@@ -51,6 +55,10 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
     runtime = Runtime(settings, server, repository, store, Invoker(store, server.name), deployment)
     runtime.jobs = runtime.invoker.jobs = Jobs(JobRepository(repository))
+    ide_root = settings.deployed_dir(settings.servers[0].name)
+    runtime.debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)
+    if settings.debug.enabled:
+        await anyio.to_thread.run_sync(runtime.debugger.enable)
     loaded = await deployment.load_all()
     await runtime.reload_channels()
     await runtime.reload_tokens()
@@ -92,12 +100,16 @@ def run_server(directory: Path, server_name: str) -> None:
     settings = load_settings(directory, os.environ)
     configure_server_logging(settings.server_dir(server_name) / "logs" / "server.log", settings.log_level)
 
+    restart = False
+
     async def main() -> None:
+        nonlocal restart
         shutdown = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown.set)
         runtime = await build_runtime(settings, server_name)
+        runtime.shutdown = shutdown
         # What start-up made lives as long as the server: keep it out of every later full collection,
         # which otherwise walks it all and shows as 40-50 ms pauses under load. (No gc.collect() first:
         # it would add ~40 ms to the start for the little garbage start-up leaves.)
@@ -109,7 +121,11 @@ def run_server(directory: Path, server_name: str) -> None:
             (time.perf_counter() - started) * 1000,
         )
         await serve(runtime, shutdown)
-        logger.info("server %s stopped", server_name)
+        restart = runtime.debugger is not None and runtime.debugger.restart_requested
+        logger.info("server %s stopped%s", server_name, "; restarting without the debugger" if restart else "")
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    if restart:  # debugpy cannot stop listening: the same process (same pid, same command) starts afresh
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

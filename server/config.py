@@ -74,6 +74,26 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class DebugSettings:
+    """``[debug]``: a debugpy attach point in every server process; off unless enabled (here or at run time)."""
+
+    enabled: bool = False
+    """Listen from the start; ``splice debug enable`` (``POST /splice/admin/debug``) does it at run time."""
+    host: str = "127.0.0.1"
+    """Where attach points listen; anyone who can connect can run code in the server, so another address
+    than the loopback needs ``allow_remote = true``."""
+    port: int = 5680
+    """The first server's attach point; the server at index N of ``[[servers]]`` listens on ``port + N``."""
+    allow_remote: bool = False
+
+    def port_of(self, server: ServerSettings) -> int:
+        return self.port + server.index
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
 class Settings:
     directory: Path
     cluster_name: str
@@ -91,6 +111,7 @@ class Settings:
     pickup_dirs: tuple[Path, ...] = ()
     load_balancer: LoadBalancerSettings | None = None
     scheduler: SchedulerSettings = SchedulerSettings()
+    debug: DebugSettings = DebugSettings()
 
     @property
     def token_file(self) -> Path:
@@ -182,6 +203,33 @@ def _schedulers(data: Mapping[str, Any], file: str) -> SchedulerSettings:
     return SchedulerSettings(tuple(names), **values)
 
 
+def _debug(data: Mapping[str, Any], file: str, servers: int) -> DebugSettings:
+    table = _table(data, "debug", file)
+    known = {"enabled", "host", "port", "allow_remote"}
+    for key in table:
+        if key not in known:
+            raise ConfigError(file, f"unknown key (keys: {', '.join(sorted(known))})", f"debug.{key}")
+    default = DebugSettings()
+    debug = DebugSettings(
+        enabled=_get(table, "enabled", bool, file, "debug", default.enabled),
+        host=_get(table, "host", str, file, "debug", default.host),
+        port=_get(table, "port", int, file, "debug", default.port),
+        allow_remote=_get(table, "allow_remote", bool, file, "debug", default.allow_remote),
+    )
+    if not 0 < debug.port <= 65536 - servers:
+        raise ConfigError(
+            file, f"must leave a port for each of {servers} servers below 65536, got {debug.port}", "debug.port"
+        )
+    if debug.host not in LOOPBACK and not debug.allow_remote:
+        raise ConfigError(
+            file,
+            f"{debug.host!r} is not the loopback: anyone who can reach an attach point can run code in the server; "
+            "set allow_remote = true to mean it",
+            "debug.host",
+        )
+    return debug
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the cluster's settings; raises ``ConfigError`` naming the file and the field."""
     directory = directory.resolve()
@@ -238,6 +286,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         pickup_dirs=tuple((directory / d).resolve() for d in dirs),
         load_balancer=balancer,
         scheduler=_schedulers(data, file),
+        debug=_debug(data, file, len(servers)),
     )
 
 

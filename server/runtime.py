@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .cluster import ClusterMember
+    from .debug import Debugger
     from .jobs import Jobs
     from .odb import OdbRepository
     from .pickup import Pickup
@@ -44,6 +45,9 @@ class Runtime:
     cluster: ClusterMember | None = None
     pickup: Pickup | None = None
     jobs: Jobs | None = None
+    debugger: Debugger | None = None
+    shutdown: asyncio.Event | None = None
+    """Set to stop serving (SIGTERM, or a restart without the debugger)."""
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpliceError
-from . import cluster, commands, distributed, history, jobs, lb, lsp, scheduler
+from . import cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, scheduler
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp, scheduler, jobs)
+EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp, scheduler, jobs, debug, ide)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 __all__ = ["main"]

@@ -24,7 +24,7 @@ from ..errors import BadRequest, NotFound, SpliceError
 from ..naming import check_service_name
 from ..odb.repository import seen_within
 from ..security import KINDS, hash_secret, token_digest
-from . import admin_jobs
+from . import admin_debug, admin_jobs
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
@@ -286,6 +286,7 @@ def routes(runtime: Runtime) -> list[Route]:
         ("POST", "/rollback", rollback),
         ("POST", "/apply", apply),
         ("GET", "/pickup", pickup_status),
+        *admin_debug.TABLE,
     ]
     created = {create_channel, create_security}
     return [

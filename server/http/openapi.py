@@ -114,6 +114,22 @@ def document(server_url: str) -> dict[str, Any]:
             f"{a}/openapi.json": {"get": _op("This document")},
             f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
             f"{a}/pickup": {"get": _op("Pickup directories: which server acts on each, and its last batch")},
+            f"{a}/debug": {
+                "get": _op("This server's debugging: its attach point (server, pid, host, port, remote_root)"),
+                "post": _op(
+                    "Listen with debugpy ({enabled: true}), or stop debugging ({enabled: false}: a server that "
+                    "listened restarts in place without debugpy)",
+                    _obj(["enabled"], enabled={"type": "boolean"}, host=_STR),
+                    errors=(400, 409),
+                ),
+            },
+            f"{a}/debug/pycharm": {
+                "post": _op(
+                    "Connect to PyCharm's debug server ({host, port}), or disconnect ({connect: false})",
+                    _obj([], host=_STR, port=_INT, connect={"type": "boolean"}),
+                    errors=(400, 409),
+                )
+            },
             f"{a}/cluster/sync": {
                 "post": _op(
                     "Sync this server with the ODB now (how servers notify each other without Redis)",

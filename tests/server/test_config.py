@@ -111,6 +111,11 @@ def test_file_and_environment(
         ("[cluster]\nname = []\n" + SERVER, "cluster.name", "must be str, got []"),
         ('[deploy]\nimport_timeout = "5"\n' + SERVER, "deploy.import_timeout", "must be float, got '5'"),
         ("[deploy]\nmax_module_bytes = 1.0\n" + SERVER, "deploy.max_module_bytes", "must be int, got 1.0"),
+        ('[debug]\nhost = "0.0.0.0"\n' + SERVER, "debug.host", "'0.0.0.0' is not the loopback"),
+        ('[debug]\nhost = "10.0.0.5"\nallow_remote = "yes"\n' + SERVER, "debug.allow_remote", "must be bool"),
+        ("[debug]\nport = 65536\n" + SERVER, "debug.port", "must leave a port for each of 1 servers"),
+        ("[debug]\nenabled = 1\n" + SERVER, "debug.enabled", "must be bool, got 1"),
+        ("[debug]\nlisten = true\n" + SERVER, "debug.listen", "unknown key"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path: Path, text: str, field: str | None, message: str) -> None:
@@ -180,3 +185,11 @@ def test_deploy_limits_must_be_positive(tmp_path: Path, deploy: str, field: str)
     with pytest.raises(ConfigError) as raised:
         load_settings(tmp_path)
     assert raised.value.field == field
+
+
+def test_debug_settings_give_each_server_its_own_port(tmp_path: Path) -> None:
+    write(tmp_path, '[debug]\nhost = "10.0.0.5"\nallow_remote = true\nport = 6000\n' + SERVER + SERVER.replace(
+        "server1", "server2").replace("17010", "17011"))  # fmt: skip
+    settings = load_settings(tmp_path)
+    assert (settings.debug.enabled, settings.debug.host) == (False, "10.0.0.5")
+    assert [settings.debug.port_of(s) for s in settings.servers] == [6000, 6001]

@@ -1,0 +1,94 @@
+"""``splice debug enable|disable|info|pycharm DIR``: debugging on every server of a cluster, through the admin API.
+
+Each server is asked directly (not through the load balancer), so every one of them answers for itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..client import AdminClient, ClientError, Unreachable
+from ..config import load_settings
+from ._process import CliError
+from .cluster import read_token
+
+
+def register(sub: Any, cluster_arg: Any) -> None:
+    debug = sub.add_parser("debug", help="debugpy attach points, or PyCharm's debug server").add_subparsers(
+        dest="action", required=True
+    )
+    enable = debug.add_parser("enable", help="every server listens with debugpy (127.0.0.1 unless configured)")
+    enable.add_argument("directory", type=Path)
+    enable.add_argument("--host", help="listen on this address ([debug] allow_remote must allow it)")
+    disable = debug.add_parser("disable", help="stop debugging (a server that listened restarts without debugpy)")
+    disable.add_argument("directory", type=Path)
+    info = debug.add_parser("info", help="every attach point: server, pid, host, port, remote root")
+    info.add_argument("directory", type=Path)
+    info.add_argument("--json", action="store_true")
+    pycharm = debug.add_parser("pycharm", help="connect every server to PyCharm's debug server (the IDE listens)")
+    pycharm.add_argument("directory", type=Path)
+    pycharm.add_argument("--host", default="127.0.0.1", help="where PyCharm's debug server listens (default 127.0.0.1)")
+    pycharm.add_argument("--port", type=int, help="its port (the run configuration's; required unless --disconnect)")
+    pycharm.add_argument("--disconnect", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int | None:
+    if args.command != "debug":
+        return None
+    settings = load_settings(args.directory, os.environ)
+    token = read_token(settings)
+    if args.action == "pycharm" and not args.disconnect and args.port is None:
+        raise CliError("give the port PyCharm's debug server listens on: --port P", 2)
+    answers: list[dict[str, Any]] = []
+    failed = 0
+    for server in settings.servers:
+        client = AdminClient(server.url, token)
+        try:
+            answers.append(client.call(*_request(args)))
+        except (ClientError, Unreachable) as exc:
+            failed += 1
+            answers.append({"server": server.name, "error": str(exc)})
+    if args.action == "info" and args.json:
+        points = [point for answer in answers for point in answer.get("attach_points", [])]
+        print(json.dumps({"attach_points": points, "servers": answers}, indent=2))
+    else:
+        for answer in answers:
+            print(_line(args.action, answer), file=sys.stderr if answer.get("error") else sys.stdout)
+    return 1 if failed else 0
+
+
+def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
+    if args.action == "enable":
+        return "POST", "/splice/admin/debug", {"enabled": True, **({"host": args.host} if args.host else {})}
+    if args.action == "disable":
+        return "POST", "/splice/admin/debug", {"enabled": False}
+    if args.action == "pycharm":
+        body = {"connect": False} if args.disconnect else {"host": args.host, "port": args.port}
+        return "POST", "/splice/admin/debug/pycharm", body
+    return "GET", "/splice/admin/debug", None
+
+
+def _line(action: str, answer: dict[str, Any]) -> str:
+    server = answer.get("server", "?")
+    if answer.get("error"):
+        return f"{server}: {answer['error']}"
+    if answer.get("restarting"):
+        return f"{server}: debugging off; restarting without debugpy (it cannot stop listening otherwise)"
+    pycharm = answer.get("pycharm")
+    if pycharm:
+        return f"{server}: connected to PyCharm's debug server at {pycharm['host']}:{pycharm['port']}"
+    points = answer.get("attach_points") or []
+    if points:
+        point = points[0]
+        where = f"{point['host']}:{point['port']} (pid {point['pid']})"
+        return f"{server}: debugpy on {where}, remote root {point['remote_root']}"
+    configured = answer.get("configured", {})
+    return f"{server}: debugging off (would listen on {configured.get('host')}:{configured.get('port')})"
+
+
+__all__ = ["register", "run"]

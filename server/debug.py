@@ -110,6 +110,11 @@ class Debugger:
             logger.info("disconnected from PyCharm's debug server at %s:%s", self.pycharm["host"], self.pycharm["port"])
             self.pycharm = None
         if self.listening is not None:
+            if self.settings.enabled:
+                raise DebugError(
+                    "cluster.toml says [debug] enabled = true, so this server would come back listening: set it to "
+                    "false and restart the server"
+                )
             self.restart_requested = True
             logger.info("debugpy cannot stop listening: restarting this server without it")
         return self.info()

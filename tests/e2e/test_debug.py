@@ -200,3 +200,16 @@ def test_each_server_connects_to_pycharms_debug_server_and_answers_its_handshake
         missing_port = splice("debug", "pycharm", str(cluster.directory), check=False)
         assert missing_port.returncode == 2
         assert "--port" in missing_port.stderr
+
+
+def test_debugging_enabled_in_the_configuration_listens_from_the_start(tmp_path: Path) -> None:
+    made = debug_cluster(tmp_path)
+    with (made.directory / "cluster.toml").open("a") as config:
+        config.write("enabled = true\n")  # appended to the [debug] table
+    with running(made) as cluster:
+        (point,) = json.loads(splice("debug", "info", str(cluster.directory), "--json").stdout)["attach_points"]
+        assert listening(point["port"])
+        kept = splice("debug", "disable", str(cluster.directory), check=False)
+        assert kept.returncode == 1
+        assert "cluster.toml says [debug] enabled = true" in kept.stderr
+        assert listening(point["port"])

@@ -16,6 +16,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    parser.add_argument(
+        "--stdio", action="store_true", help="talk over stdin/stdout (the default; language clients pass it)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level of the server's stderr (default WARNING)")
 
 

@@ -14,6 +14,9 @@ from typing import Any
 def register(sub: Any, cluster_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     command = sub.add_parser("lsp", help="run the language server (stdio; --tcp HOST:PORT)")
     command.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    command.add_argument(
+        "--stdio", action="store_true", help="talk over stdin/stdout (the default; language clients pass it)"
+    )
     command.add_argument("--log-level", default="WARNING", help="logging level on stderr (default WARNING)")
 
 

@@ -73,7 +73,7 @@ async def until(check: Callable[[], Any], seconds: float = 20.0) -> Any:
 
 async def start(root: Path, options: dict[str, Any] | None = None, command: list[str] | None = None) -> LanguageClient:
     client = make_test_lsp_client()
-    await client.start_io(*(command or [sys.executable, "-m", "splice.lsp"]))
+    await client.start_io(*(command or [sys.executable, "-m", "splice.lsp", "--stdio"]))  # as VS Code starts it
     await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),

@@ -15,26 +15,8 @@ if [[ -z ${SPLICE_SKIP_INSTALL:-} ]]; then
 fi
 splice=${SPLICE:-splice}
 
+# The servers listen on 0.0.0.0 in their own containers: launch.json connects to each server's host name
+# (server1:5680, server2:5681), which is where VS Code's debug adapter, here in the workspace, reaches it.
 "$splice" vscode launch "$cluster" --project "$workspace"
 
-# The servers listen for debuggers on 0.0.0.0 inside their own containers, so `splice vscode launch` writes
-# 127.0.0.1, which in this container is nobody. VS Code's debug adapter runs here, in the workspace: point
-# each configuration at its server's host on the compose network (server1:5680, server2:5681).
-"$python" - "$cluster" "$workspace/.vscode/launch.json" <<'PY'
-import json, sys
-from pathlib import Path
-
-from splice.server.config import load_settings
-
-settings = load_settings(Path(sys.argv[1]))
-path = Path(sys.argv[2])
-launch = json.loads(path.read_text(encoding="utf-8"))
-hosts = {f"Splice: attach to {server.name}": server.host for server in settings.servers}
-for configuration in launch["configurations"]:
-    host = hosts.get(configuration.get("name"))
-    if host and configuration.get("connect", {}).get("host") in ("127.0.0.1", "::1", "localhost"):
-        configuration["connect"]["host"] = host
-        print(f"post-create: {configuration['name']} connects to {host}:{configuration['connect']['port']}")
-path.write_text(json.dumps(launch, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-PY
 echo "post-create: ready; deploy with 'splice deploy FILE' (SPLICE_CLUSTER=$cluster), see devcontainer/README.md"

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .config import LOOPBACK
 from .debug import attach_point
 from .errors import SpliceError
 
@@ -65,7 +66,22 @@ class EditorFileError(SpliceError):
 
 def attach_points(settings: Settings) -> list[dict[str, Any]]:
     """Every server's attach point as configured (see ``debug.attach_point``), in ``[[servers]]`` order."""
-    return [attach_point(settings.debug, s, settings.deployed_dir(s.name)) for s in settings.servers]
+    points = [attach_point(settings.debug, s, settings.deployed_dir(s.name)) for s in settings.servers]
+    for point, server in zip(points, settings.servers, strict=True):
+        point["server_host"] = server.host
+    return points
+
+
+def _connect_host(point: Mapping[str, Any]) -> str:
+    """Where an editor reaches an attach point: its address, or for one on every address (0.0.0.0, as in a
+    container) the server's own host name when that names another machine, else the loopback."""
+    listen = str(point["host"])
+    if listen not in _WILDCARDS:
+        return listen
+    server_host = point.get("server_host")
+    if server_host and server_host not in _WILDCARDS and server_host not in LOOPBACK:
+        return str(server_host)
+    return _WILDCARDS[listen]
 
 
 # VS Code
@@ -77,7 +93,7 @@ def launch_configuration(point: Mapping[str, Any], local_root: str = WORKSPACE_F
         "name": f"{PREFIX}attach to {point['server']}",
         "type": "debugpy",
         "request": "attach",
-        "connect": {"host": _WILDCARDS.get(point["host"], point["host"]), "port": point["port"]},
+        "connect": {"host": _connect_host(point), "port": point["port"]},
         "pathMappings": [{"localRoot": local_root, "remoteRoot": point["remote_root"]}],
         "justMyCode": True,
         # A breakpoint stops its own thread only (debugpy's default stops them all, the event loop included):

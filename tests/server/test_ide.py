@@ -17,12 +17,12 @@ from splice.server.ide import EditorFileError
 CLUSTER = Path("/srv/cluster")
 
 
-def settings(servers: int, port: int = 5680, host: str = "127.0.0.1") -> Settings:
+def settings(servers: int, port: int = 5680, host: str = "127.0.0.1", server_host: str = "127.0.0.1") -> Settings:
     return Settings(
         directory=CLUSTER,
         cluster_name="c",
         odb_url="sqlite+aiosqlite:///odb.sqlite",
-        servers=tuple(ServerSettings(f"server{i + 1}", "127.0.0.1", 17011 + i, i) for i in range(servers)),
+        servers=tuple(ServerSettings(f"server{i + 1}", server_host, 17011 + i, i) for i in range(servers)),
         debug=DebugSettings(host=host, port=port, allow_remote=host not in ("127.0.0.1", "::1", "localhost")),
     )
 
@@ -69,6 +69,15 @@ def test_one_configuration_per_server_on_its_port_mapped_onto_its_deployed_direc
 def test_an_attach_point_on_every_address_is_reached_on_the_loopback(listens_on: str, connect_to: str) -> None:
     (configuration,) = ide.launch(ide.attach_points(settings(1, host=listens_on)))["configurations"]
     assert configuration["connect"]["host"] == connect_to
+
+
+def test_an_attach_point_on_every_address_of_a_named_host_is_reached_there() -> None:
+    """In a container (the devcontainer): the server is host 'server2' and debugpy listens on 0.0.0.0 there."""
+    points = ide.attach_points(settings(2, host="0.0.0.0", server_host="server2"))
+    assert [c["connect"] for c in ide.launch(points)["configurations"]] == [
+        {"host": "server2", "port": 5680},
+        {"host": "server2", "port": 5681},
+    ]
 
 
 def test_the_local_root_can_be_a_folder_of_the_workspace() -> None:

@@ -256,7 +256,7 @@ class Scheduler:
 
     # -- claiming and dispatching ------------------------------------------------------------------------------
 
-    def _claims(self, current_us: int) -> tuple[list[Claim], dict[int, _Job]]:
+    def _claims(self, current_us: int) -> list[Claim]:
         """Claims of every slot due up to ``LOOKAHEAD_US`` from now: a slot ahead is decided as it will be then."""
         claims: list[Claim] = []
         for job in self._loaded.values():
@@ -286,14 +286,15 @@ class Scheduler:
                     error=decision.reason or None,
                 )
             )
-        return claims, self._loaded
+        return claims
 
     async def _fire(self) -> None:
         current = now_us()
         earliest = self._earliest_due_us()
         if earliest is None or earliest > current + LOOKAHEAD_US:
             return
-        claims, jobs = self._claims(current)
+        jobs = self._loaded  # the jobs these claims came from, whatever a reload does meanwhile
+        claims = self._claims(current)
         if not claims:
             return
         try:

@@ -36,6 +36,22 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+def pid_running(pid_file: Path, module: str, name: str) -> int | None:
+    """The pid in ``pid_file`` if that process runs and is still ``python -m <module> ... <name>`` (not another
+    process that got the number after a reboot), else ``None``."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid  # no /proc to ask: trust the pid file
+    return pid if module.encode() in argv and name.encode() in argv else None
+
+
 def reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Settings
 from ..jobs import SCHEDULER_STATE_FILE as STATE_FILE
-from ._process import CliError, alive, stop_one, tail
+from ._process import CliError, pid_running, stop_one, tail
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -33,17 +33,7 @@ def read_state(settings: Settings, name: str) -> dict[str, Any] | None:
 
 
 def running_pid(settings: Settings, name: str) -> int | None:
-    try:
-        pid = int(_pid_file(settings, name).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    if not alive(pid):
-        return None
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return pid
-    return pid if b"splice.scheduler" in argv and name.encode() in argv else None
+    return pid_running(_pid_file(settings, name), "splice.scheduler", name)
 
 
 def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from ..config import CONFIG_FILE, Settings, load_settings, render_config
 from ..errors import ConfigError
 from ..security import new_token, token_digest
 from . import _schedulers as schedulers
-from ._process import CliError, alive, stop_one, tail
+from ._process import CliError, pid_running, stop_one, tail
 
 
 async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
@@ -99,20 +99,7 @@ def _pid_file(settings: Settings, name: str) -> Path:
 
 
 def running_pid(settings: Settings, name: str) -> int | None:
-    try:
-        pid = int(_pid_file(settings, name).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if alive(pid) and _is_server(pid, name) else None
-
-
-def _is_server(pid: int, name: str) -> bool:
-    """Whether ``pid`` is still a Splice server (not another process that got the number after a reboot)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc to ask: trust the pid file
-    return b"splice.server.cli" in argv and name.encode() in argv
+    return pid_running(_pid_file(settings, name), "splice.server.cli", name)
 
 
 def start(directory: Path, timeout: float) -> list[dict[str, Any]]:

@@ -286,10 +286,15 @@ def routes(runtime: Runtime) -> list[Route]:
         ("POST", "/rollback", rollback),
         ("POST", "/apply", apply),
         ("GET", "/pickup", pickup_status),
+        *admin_jobs.TABLE,
         *admin_debug.TABLE,
     ]
-    created = {create_channel, create_security}
+    created = {create_channel, create_security, *admin_jobs.CREATED}
     return [
-        Route(prefix + path, endpoint(runtime, handler, 201 if handler in created else 200), methods=[method])
-        for method, path, handler in table
-    ] + admin_jobs.routes(runtime, endpoint)
+        *(
+            Route(prefix + path, endpoint(runtime, handler, 201 if handler in created else 200), methods=[method])
+            for method, path, handler in table
+        ),
+        # The scheduler's batches stream their outcomes: not a JSON-in, JSON-out endpoint.
+        Route(prefix + "/scheduler/dispatch", admin_jobs.dispatch_endpoint(runtime), methods=["POST"]),
+    ]

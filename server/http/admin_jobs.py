@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from ..context import current_cid
 from ..errors import BadRequest, SpliceError
@@ -201,13 +200,3 @@ def dispatch_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Respons
         return StreamingResponse(_outcomes(runtime, runs, scheduler), media_type="application/x-ndjson")
 
     return run
-
-
-def routes(runtime: Runtime, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]]) -> list[Route]:
-    prefix = "/splice/admin"
-    out = [
-        Route(prefix + path, endpoint(runtime, handler, 201 if handler in CREATED else 200), methods=[method])
-        for method, path, handler in TABLE
-    ]
-    out.append(Route(prefix + "/scheduler/dispatch", dispatch_endpoint(runtime), methods=["POST"]))
-    return out

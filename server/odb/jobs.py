@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import Conflict, NotFound
+from ..jobspec import iso_us
 from .models import Cluster, Job, JobRun
 from .repository import OdbRepository
 
@@ -314,12 +315,6 @@ class JobRepository:
             return int((await conn.execute(query)).scalar() or 0)
 
 
-def _iso(value: int | None) -> str | None:
-    from datetime import UTC, datetime, timedelta
-
-    return None if value is None else (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)).isoformat()
-
-
 def _job(row: Any, raw: bool = False) -> dict[str, Any]:
     out = {
         "id": row.id,
@@ -338,9 +333,9 @@ def _job(row: Any, raw: bool = False) -> dict[str, Any]:
         out.update(next_due_us=row.next_due_us, last_slot_us=row.last_slot_us, run_now_us=row.run_now_us)
     else:
         out.update(
-            next_run=_iso(row.next_due_us),
-            last_slot=_iso(row.last_slot_us),
-            run_now_requested=_iso(row.run_now_us),
+            next_run=iso_us(row.next_due_us),
+            last_slot=iso_us(row.last_slot_us),
+            run_now_requested=iso_us(row.run_now_us),
         )
     return out
 
@@ -353,7 +348,7 @@ def _run(row: Any) -> dict[str, Any]:
         "id": row.id,
         "job": row.job_name,
         "service": row.service,
-        "slot": _iso(row.slot_us),
+        "slot": iso_us(row.slot_us),
         "kind": row.kind,
         "status": row.status,
         "attempts": row.attempts,
@@ -362,8 +357,8 @@ def _run(row: Any) -> dict[str, Any]:
         "server": row.server,
         "scheduler": row.scheduler,
         "error": row.error,
-        "started": _iso(row.started_us),
-        "finished": _iso(row.finished_us),
+        "started": iso_us(row.started_us),
+        "finished": iso_us(row.finished_us),
         "late_ms": None if row.started_us is None else round((row.started_us - row.slot_us) / 1000, 3),
         "took_ms": took,
     }

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -328,21 +328,7 @@ def test_provision_brings_up_a_cluster_answering_through_haproxy(tmp_path: Path,
 
         workspace = tmp_path / "workspace"
         workspace.mkdir()
-        created = subprocess.run(
-            ["bash", str(DEVCONTAINER / "post-create.sh")],
-            env={
-                **env,
-                "SPLICE_CLUSTER": str(cluster),
-                "SPLICE_WORKSPACE": str(workspace),
-                "SPLICE_SKIP_INSTALL": "1",
-                "SPLICE_PYTHON": sys.executable,
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert created.returncode == 0, created.stdout + created.stderr
-        launch = json.loads((workspace / ".vscode" / "launch.json").read_text(encoding="utf-8"))
+        launch = post_create(cluster, workspace, env)
         connects = {c["name"]: c["connect"] for c in launch["configurations"]}
         assert connects == {
             "Splice: attach to server1": {"host": "127.0.0.1", "port": debug_port},
@@ -351,6 +337,26 @@ def test_provision_brings_up_a_cluster_answering_through_haproxy(tmp_path: Path,
     finally:
         processes.stop()
     assert all(p.poll() is not None for p in processes.started.values())
+
+
+def post_create(cluster: Path, workspace: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """Run post-create.sh as the workspace container does (Splice already installed); answer the launch.json."""
+    created = subprocess.run(
+        ["bash", str(DEVCONTAINER / "post-create.sh")],
+        env={
+            **env,
+            "SPLICE_CLUSTER": str(cluster),
+            "SPLICE_WORKSPACE": str(workspace),
+            "SPLICE_SKIP_INSTALL": "1",
+            "SPLICE_PYTHON": sys.executable,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    launch: dict[str, Any] = json.loads((workspace / ".vscode" / "launch.json").read_text(encoding="utf-8"))
+    return launch
 
 
 def test_post_create_points_launch_json_at_the_server_containers(tmp_path: Path) -> None:
@@ -364,22 +370,7 @@ def test_post_create_points_launch_json_at_the_server_containers(tmp_path: Path)
         '[[servers]]\nname = "server2"\nhost = "server2"\nport = 17012\n',
         encoding="utf-8",
     )
-    created = subprocess.run(
-        ["bash", str(DEVCONTAINER / "post-create.sh")],
-        env={
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "SPLICE_CLUSTER": str(cluster),
-            "SPLICE_WORKSPACE": str(workspace),
-            "SPLICE_SKIP_INSTALL": "1",
-            "SPLICE_PYTHON": sys.executable,
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    launch = json.loads((workspace / ".vscode" / "launch.json").read_text(encoding="utf-8"))
+    launch = post_create(cluster, workspace, {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
     assert {c["name"]: c["connect"] for c in launch["configurations"]} == {
         "Splice: attach to server1": {"host": "server1", "port": 5680},
         "Splice: attach to server2": {"host": "server2", "port": 5681},

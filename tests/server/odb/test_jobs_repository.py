@@ -231,21 +231,32 @@ async def test_a_claim_inserts_the_run_and_moves_the_job_on(odb: OdbRepository) 
     assert await jobs.claim([], "sched-a:1") == []
 
 
-async def test_a_slot_is_claimed_once_when_two_schedulers_race_for_it(odb: OdbRepository, other: OdbRepository) -> None:
+async def race(
+    odb: OdbRepository, other: OdbRepository, their_slot_after: int
+) -> list[tuple[dict[str, Any], list[Claim], list[Claim]]]:
+    """Six due jobs; two schedulers on two engines claim each at once, the second a slot ``their_slot_after``
+    µs after the first's, and each with its own next slot (so the job's ``next_due_us`` tells whose claim held).
+    Answers each job's row as read before, and what each scheduler took."""
     first, second = JobRepository(odb), JobRepository(other)
     names = [f"job-{i}" for i in range(6)]
     for name in names:
         await make(first, name)
     rows = [await raw(first, name) for name in names]
-    # Each scheduler computed a different next slot, so the job's next_due_us tells whose claim held.
     ours = [scheduled(r, r["next_due_us"], r["next_due_us"] + MINUTE_US, cid=f"a-{r['id']}") for r in rows]
-    theirs = [scheduled(r, r["next_due_us"], r["next_due_us"] + 2 * MINUTE_US, cid=f"b-{r['id']}") for r in rows]
+    theirs = [
+        scheduled(r, r["next_due_us"] + their_slot_after, r["next_due_us"] + 2 * MINUTE_US, cid=f"b-{r['id']}")
+        for r in rows
+    ]
     outcomes = await asyncio.gather(
         *(first.claim([claim], "sched-a:1") for claim in ours),
         *(second.claim([claim], "sched-b:2") for claim in theirs),
     )
-    for index, row in enumerate(rows):
-        a, b = outcomes[index], outcomes[index + len(rows)]
+    return [(row, outcomes[index], outcomes[index + len(rows)]) for index, row in enumerate(rows)]
+
+
+async def test_a_slot_is_claimed_once_when_two_schedulers_race_for_it(odb: OdbRepository, other: OdbRepository) -> None:
+    first = JobRepository(odb)
+    for row, a, b in await race(odb, other, 0):
         assert len(a) + len(b) == 1, (row["name"], a, b)
         winner = (a or b)[0]
         after = await raw(first, row["name"])
@@ -260,21 +271,8 @@ async def test_two_schedulers_that_chose_different_slots_of_one_due_job_run_it_o
     odb: OdbRepository, other: OdbRepository
 ) -> None:
     """A failover with clocks apart: both read the same due job, each picks its latest slot. One claim holds."""
-    first, second = JobRepository(odb), JobRepository(other)
-    names = [f"job-{i}" for i in range(6)]
-    for name in names:
-        await make(first, name)
-    rows = [await raw(first, name) for name in names]
-    ours = [scheduled(r, r["next_due_us"], r["next_due_us"] + MINUTE_US, cid=f"a-{r['id']}") for r in rows]
-    theirs = [
-        scheduled(r, r["next_due_us"] + MINUTE_US, r["next_due_us"] + 2 * MINUTE_US, cid=f"b-{r['id']}") for r in rows
-    ]
-    outcomes = await asyncio.gather(
-        *(first.claim([claim], "sched-a:1") for claim in ours),
-        *(second.claim([claim], "sched-b:2") for claim in theirs),
-    )
-    for index, row in enumerate(rows):
-        a, b = outcomes[index], outcomes[index + len(rows)]
+    first = JobRepository(odb)
+    for row, a, b in await race(odb, other, MINUTE_US):
         assert len(a) + len(b) == 1, (row["name"], a, b)
         winner = (a or b)[0]
         runs = await runs_of(odb, row["id"])

@@ -6,6 +6,24 @@
 # and Debian's chromium and libkrb5-dev (needed to build code-server's native kerberos module) with
 # apt-get only when they are missing. Prints the environment the test reads (eval-able).
 set -euo pipefail
+
+# Started by `npm run test:e2e`, this script inherits the outer npm's environment: npm_config_user_agent names
+# the machine's Node (code-server's postinstall reads its Node version from there and refused Node 24 as "v20"),
+# other npm_* settings (prefix, nodedir, cache...) and PATH entries for node_modules/.bin and npm's node-gyp.
+# Drop all of it (but where packages come from: registry, cache, proxy and CA settings), so the nested installs
+# below depend only on what this script puts in front of them.
+while IFS= read -r name; do
+  case "${name,,}" in npm_config_registry | npm_config_cache | npm_config_*proxy | npm_config_cafile | npm_config_strict_ssl) ;;
+    *) unset "$name" ;; esac
+done < <(compgen -e | grep -i '^npm_' || true)
+clean_path=""
+IFS=: read -ra parts <<<"$PATH"
+for part in "${parts[@]}"; do
+  case "$part" in *node_modules/.bin | *node-gyp-bin | "") continue ;; esac
+  clean_path="${clean_path:+$clean_path:}$part"
+done
+export PATH="$clean_path"
+
 CACHE="${SPLICE_E2E_CACHE:-$HOME/.cache/splice-e2e}"
 CODE_SERVER_VERSION="${CODE_SERVER_VERSION:-4.139}"
 mkdir -p "$CACHE"

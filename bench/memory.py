@@ -9,7 +9,7 @@ Read from /proc/PID/status (VmRSS; VmHWM is the peak). Figures:
   ... after 1 call each      after invoking every service once through the admin API
   ... after restart          ``splice stop`` + ``splice start``: the services loaded from the ODB at start
 
-The server's helper process (``python -m splice.server._isolate_worker``, which imports candidate modules
+The server's helper process (``python -m splice.server.deploy._isolate_worker``, which imports candidate modules
 in forked children during a deploy) is reported on its own lines. Benchmarks are not tests: nothing here
 asserts a size.
 """

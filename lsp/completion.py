@@ -122,7 +122,7 @@ class Member:
 @functools.cache
 def service_members() -> tuple[Member, ...]:
     """The public members of ``splice.server.Service`` with their documentation (read, not imported)."""
-    from splice.server import service
+    from splice.server.core import service
 
     tree = ast.parse(inspect.getsource(service))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Service")

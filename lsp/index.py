@@ -5,7 +5,7 @@ explicit ``name``, ``Input``/``Output`` fields and ``handle`` problems), its ``i
 ``invoke_async`` calls (the exact range of the service-name string and the payload literal's keys) and
 its syntax error. ``WorkspaceIndex`` keeps every file and resolves, across files, which classes are
 services (direct ``Service`` subclasses and subclasses of other workspace services) and their names,
-using ``splice.server.naming``. Every position is 0-based, with columns in UTF-16 code units (LSP's).
+using ``splice.server.core.naming``. Every position is 0-based, with columns in UTF-16 code units (LSP's).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from splice.server.naming import check_module_path, module_name, service_name
+from splice.server.core.naming import check_module_path, module_name, service_name
 
 INVOKE_METHODS = ("invoke", "ainvoke", "invoke_async")
 HOOKS = ("handle", "before_handle", "after_handle")
@@ -275,7 +275,7 @@ def _type_label(annotation: ast.expr) -> str:
 
 
 def _hook_problem(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    """The same rule as ``splice.server.store.check_handle_signature``: only ``self`` may be required."""
+    """The same rule as ``splice.server.core.store.check_handle_signature``: only ``self`` may be required."""
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     names = [a.arg for a in positional]

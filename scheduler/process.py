@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from splice.server.config import Settings, load_settings
-from splice.server.errors import ConfigError
-from splice.server.jobs import SCHEDULER_STATE_FILE
+from splice.server.core.errors import ConfigError
+from splice.server.jobs.manager import SCHEDULER_STATE_FILE
 from splice.server.logs import configure_server_logging
 
 from .runner import Scheduler

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from splice.server.context import new_cid
-from splice.server.jobs import SCHEDULER_LEASE
-from splice.server.jobspec import from_us, to_us
+from splice.server.core.context import new_cid
+from splice.server.jobs.manager import SCHEDULER_LEASE
+from splice.server.jobs.spec import from_us, to_us
+from splice.server.jobs.triggers import Trigger, trigger_from_dict
 from splice.server.odb.jobs import Claim, JobRepository, now_us
 from splice.server.odb.repository import seen_within
-from splice.server.triggers import Trigger, trigger_from_dict
 
 from .policy import decide, retry_delay
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import HTTPError, InvalidInput, ServiceFailed, ServiceNotFound, SpliceError
-from .service import Request, Response, Service
+from .core.errors import HTTPError, InvalidInput, ServiceFailed, ServiceNotFound, SpliceError
+from .core.service import Request, Response, Service
 
 __all__ = [
     "HTTPError",

@@ -18,20 +18,20 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from .bus import Bus, HttpBus, RedisBus
-from .cluster import ClusterMember
+from .cluster.bus import Bus, HttpBus, RedisBus
+from .cluster.member import ClusterMember
+from .cluster.pickup import Pickup
 from .config import Settings, load_settings
+from .core.errors import ConfigError
+from .core.invoker import Invoker
+from .core.store import ServiceStore
 from .debug import Debugger
-from .deploy import DeploymentEngine
-from .errors import ConfigError
-from .invoker import Invoker
-from .isolate import Isolation
-from .jobs import Jobs
-from .loader import drop_working_directory_from_path
+from .deploy.engine import DeploymentEngine
+from .deploy.isolate import Isolation
+from .deploy.loader import drop_working_directory_from_path
+from .jobs.manager import Jobs
 from .logs import configure_server_logging
-from .pickup import Pickup
 from .runtime import Runtime
-from .store import ServiceStore
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .errors import SpliceError
+from .core.errors import SpliceError
 
 
 class ClientError(SpliceError):

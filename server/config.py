@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 CONFIG_FILE = "cluster.toml"
 TOKEN_FILE = "admin-token"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LOOPBACK, DebugSettings, ServerSettings
-from .errors import BadRequest, SpliceError
+from .core.errors import BadRequest, SpliceError
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .context import CidFilter
+from .core.context import CidFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s [cid %(cid)s] %(message)s"
 

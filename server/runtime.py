@@ -11,23 +11,23 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .apply import apply_file
+from .channels.routing import Route, Router
+from .channels.security import SecurityDefinition, Verifier
 from .config import ServerSettings, Settings
-from .deploy import DeploymentEngine
-from .invoker import Invoker
-from .routing import Route, Router
-from .security import SecurityDefinition, Verifier
-from .store import ServiceStore
+from .core.invoker import Invoker
+from .core.store import ServiceStore
+from .declare.apply import apply_file
+from .deploy.engine import DeploymentEngine
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from .cluster import ClusterMember
+    from .cluster.member import ClusterMember
+    from .cluster.pickup import Pickup
     from .debug import Debugger
-    from .jobs import Jobs
+    from .jobs.manager import Jobs
     from .odb import OdbRepository
-    from .pickup import Pickup
 
 
 @dataclass

@@ -23,10 +23,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from splice.server.invoker import Invoker
-from splice.server.naming import module_name
-from splice.server.service import Request, Response, Service
-from splice.server.store import ServiceInfo, ServiceStore, describe, find_services
+from splice.server.core.invoker import Invoker
+from splice.server.core.naming import module_name
+from splice.server.core.service import Request, Response, Service
+from splice.server.core.store import ServiceInfo, ServiceStore, describe, find_services
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def test_the_wheel_maps_folders_onto_splice_packages(tmp_path: Path) -> None:
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     # -S: no site-packages, so only the unpacked wheel can provide splice.server (which needs nothing else).
-    probe = "import splice.server, splice.server.naming as n; print(splice.server.__file__, n.kebab('GetOrder'))"
+    probe = "import splice.server, splice.server.core.naming as n; print(splice.server.__file__, n.kebab('GetOrder'))"
     result = subprocess.run(
         [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}"],
         check=True,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import SpliceError
+from ..core.errors import SpliceError
 from . import cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, scheduler
 from .cluster import CliError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..jobs import SCHEDULER_STATE_FILE as STATE_FILE
+from ..jobs.manager import SCHEDULER_STATE_FILE as STATE_FILE
 from ._process import CliError, pid_running, stop_one, tail
 
 

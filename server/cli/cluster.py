@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import lb
+from ..channels.security import new_token, token_digest
 from ..client import ping
 from ..config import CONFIG_FILE, Settings, load_settings, render_config
-from ..errors import ConfigError
-from ..security import new_token, token_digest
+from ..core.errors import ConfigError
+from . import _haproxy as lb
 from . import _schedulers as schedulers
 from ._process import CliError, pid_running, stop_one, tail
 

@@ -17,8 +17,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ..channels.security import new_token, token_digest
 from ..config import CONFIG_FILE, load_settings, render_config
-from ..security import new_token, token_digest
 from .cluster import CliError
 
 

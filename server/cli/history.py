@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import ClientError
-from ..declare import DeclarationError, parse, resolve_secrets
+from ..declare.reader import DeclarationError, parse, resolve_secrets
 from . import commands
 from .cluster import CliError
 

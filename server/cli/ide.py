@@ -1,7 +1,7 @@
 """``splice vscode launch`` and ``splice pycharm setup``: write an editor's files for debugging a cluster.
 
 A command module of the ``splice`` command (see ``EXTENSIONS``). What the files hold comes from
-``splice.server.ide`` (pure); this module reads the files already there, writes the new ones and says what
+``splice.server.cli._ide_config`` (pure); this module reads the files already there, writes the new ones and says what
 it wrote. Every new text is made before anything is written: a file that cannot be merged into changes nothing.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import ide
 from ..config import Settings, load_settings
+from . import _ide_config as ide
 from ._process import CliError
 
 PYCHARM_PORT = 5690

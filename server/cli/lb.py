@@ -27,8 +27,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .. import config_edit, lb
 from ..config import CONFIG_FILE, LoadBalancerSettings, ServerSettings, Settings, load_settings
+from . import _config_edit as config_edit
+from . import _haproxy as lb
 from .cluster import CliError, _pid_file, running_pid
 
 _GROUPS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()

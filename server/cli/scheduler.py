@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_FILE, load_settings
-from ..config_edit import add_array_entry
+from ._config_edit import add_array_entry
 from ._process import CliError
 from .lb import create_subparsers
 

@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import routing
-from ..context import current_cid
-from ..deploy import ModuleSource
-from ..errors import BadRequest, NotFound, SpliceError
-from ..naming import check_service_name
+from ..channels import routing
+from ..channels.security import KINDS, hash_secret, token_digest
+from ..core.context import current_cid
+from ..core.errors import BadRequest, NotFound, SpliceError
+from ..core.naming import check_service_name
+from ..deploy.engine import ModuleSource
 from ..odb.repository import seen_within
-from ..security import KINDS, hash_secret, token_digest
 from . import admin_debug, admin_jobs
 from .admin_apply import apply
 from .admin_history import rollback

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from .. import declare
-from ..apply import apply_declaration
-from ..errors import BadRequest
+from ..core.errors import BadRequest
+from ..declare import reader as declare
+from ..declare.apply import apply_declaration
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from ..errors import BadRequest
+from ..core.errors import BadRequest
 
 if TYPE_CHECKING:
     from ..debug import Debugger

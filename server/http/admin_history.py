@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from ..errors import BadRequest
-from ..rollback import rollback as rollback_module
+from ..core.errors import BadRequest
+from ..deploy.rollback import rollback as rollback_module
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

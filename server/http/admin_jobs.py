@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..context import current_cid
-from ..errors import BadRequest, SpliceError
-from ..service import Request as ServiceRequest
+from ..core.context import current_cid
+from ..core.errors import BadRequest, SpliceError
+from ..core.service import Request as ServiceRequest
 from .responses import dumps, error_response
 
 if TYPE_CHECKING:
-    from ..jobs import Jobs
+    from ..jobs.manager import Jobs
     from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)

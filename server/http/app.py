@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import current_cid, new_cid
+from ..core.context import current_cid, new_cid
 from .admin import authorized, routes
 from .channels import ChannelApp
 from .responses import CID_HEADER, error_body, json_response

@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Message, Receive, Scope, Send
 
-from ..context import current_cid, new_cid
-from ..errors import BadRequest, SpliceError, TooLarge
-from ..routing import NotAllowed
-from ..service import Request
+from ..channels.routing import NotAllowed
+from ..core.context import current_cid, new_cid
+from ..core.errors import BadRequest, SpliceError, TooLarge
+from ..core.service import Request
 from .responses import CID_HEADER, dumps, encode_payload, error_body
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from .. import _pickup_rules as rules
+from ..cluster import _pickup_rules as rules
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

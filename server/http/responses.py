@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..errors import SpliceError
+from ..core.errors import SpliceError
 
 CID_HEADER = "x-splice-cid"
 

@@ -68,7 +68,7 @@ def head_revision() -> str:
 
 async def require_head(engine: AsyncEngine, odb_url: str, directory: Path) -> None:
     """Refuse (``ConfigError``) an ODB whose schema is not at ``HEAD``, naming the command that fixes it."""
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     revision = await schema_revision(engine)
     if revision != HEAD:

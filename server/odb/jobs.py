@@ -17,8 +17,8 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import Conflict, NotFound
-from ..jobspec import iso_us
+from ..core.errors import Conflict, NotFound
+from ..jobs.spec import iso_us
 from .models import Cluster, Job, JobRun
 from .repository import OdbRepository
 

@@ -160,7 +160,7 @@ class Token(Base):
 
 
 class Job(Base):
-    """A scheduled job: which service to invoke with which payload, and when (``trigger``: ``splice.server.triggers``).
+    """A scheduled job: which service to invoke with which payload, and when (``trigger``: ``jobs.triggers``).
 
     Times the scheduler computes with are integer microseconds since the epoch (UTC): exact on every
     database (MySQL's DATETIME drops fractions), and a run's identity is ``(job_id, slot_us)``.

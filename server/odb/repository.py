@@ -11,10 +11,10 @@ from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..declare import Declaration, Plan
-from ..deploy import ModuleRecord, ModuleSource
-from ..errors import Conflict, NotFound
-from ..security import new_token, token_digest
+from ..channels.security import new_token, token_digest
+from ..core.errors import Conflict, NotFound
+from ..declare.reader import Declaration, Plan
+from ..deploy.engine import ModuleRecord, ModuleSource
 from .models import (
     Channel,
     Cluster,

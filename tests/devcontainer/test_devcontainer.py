@@ -22,8 +22,8 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from splice.server.ide import loads_jsonc
-from splice.server.lb import find_haproxy
+from splice.server.cli._haproxy import find_haproxy
+from splice.server.cli._ide_config import loads_jsonc
 from tests.conftest import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]

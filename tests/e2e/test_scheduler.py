@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from splice.server.jobspec import to_us
+from splice.server.jobs.spec import to_us
 from tests.conftest import Cluster, alive, eventually, make_cluster, running, splice
 
 SERVICES = textwrap.dedent(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from splice.scheduler.policy import Decision, decide, retry_delay
-from splice.server.triggers import Cron, Interval, OneTime, Trigger, first_at_or_after
+from splice.server.jobs.triggers import Cron, Interval, OneTime, Trigger, first_at_or_after
 
 S = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 GRACE = 30.0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from splice.server.config import CONFIG_FILE, ServerSettings, load_settings, render_config, resolve_odb_url
-from splice.server.errors import ConfigError
+from splice.server.core.errors import ConfigError
 
 SERVER = '[[servers]]\nname = "server1"\nport = 17010\n'
 

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from splice.server import config_edit
-from splice.server.errors import ConfigError
+from splice.server.cli import _config_edit as config_edit
+from splice.server.core.errors import ConfigError
 
 
 def toml(text: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from splice.server.declare import (
+from splice.server.declare.reader import (
     Change,
     ChannelSpec,
     Declaration,
@@ -18,7 +18,7 @@ from splice.server.declare import (
     plan,
     resolve_secrets,
 )
-from splice.server.triggers import Interval
+from splice.server.jobs.triggers import Interval
 
 FULL = textwrap.dedent(
     """\

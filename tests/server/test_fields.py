@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from splice.server.errors import FieldProblem
-from splice.server.fields import FieldSpec, checker_for, fields_of, validate
+from splice.server.core.errors import FieldProblem
+from splice.server.core.fields import FieldSpec, checker_for, fields_of, validate
 
 # (annotation, label, value, converted value or None when refused); values arrive as JSON, not text.
 JSON_CASES: list[tuple[object, str, object, object]] = [

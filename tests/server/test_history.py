@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from splice.server.declare import DeclarationError
+from splice.server.declare.reader import DeclarationError
 from splice.server.runtime import Runtime
 from tests.conftest import InProcess
 

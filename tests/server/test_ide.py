@@ -1,4 +1,4 @@
-"""The editor files' builders and merges (``splice.server.ide``): pure, table-driven."""
+"""The editor files' builders and merges (``splice.server.cli._ide_config``): pure, table-driven."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from splice.lsp.catalog import ClusterSettings
-from splice.server import ide
+from splice.server.cli import _ide_config as ide
+from splice.server.cli._ide_config import EditorFileError
 from splice.server.config import DebugSettings, ServerSettings, Settings
-from splice.server.ide import EditorFileError
 
 CLUSTER = Path("/srv/cluster")
 

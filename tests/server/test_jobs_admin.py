@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from splice.server.jobspec import to_us
+from splice.server.jobs.spec import to_us
 from splice.server.odb.jobs import Claim, JobRepository
 from splice.server.odb.models import JobRun, Lease
 from splice.server.runtime import Runtime

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from splice.server.jobspec import JobSpec, JobSpecError, first_due_us, from_us, parse_job, to_us
-from splice.server.triggers import Cron, Interval, OneTime, Trigger
+from splice.server.jobs.spec import JobSpec, JobSpecError, first_due_us, from_us, parse_job, to_us
+from splice.server.jobs.triggers import Cron, Interval, OneTime, Trigger
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 NOW_US = 1_795_255_200_000_000

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from splice.server import lb
+from splice.server.cli import _haproxy as lb
 from splice.server.config import LoadBalancerSettings, ServerSettings, Settings
-from splice.server.errors import ConfigError
+from splice.server.core.errors import ConfigError
 
 
 def settings(

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from splice.server.modules import dependents, imports_of, load_order, shadowed
+from splice.server.deploy.modules import dependents, imports_of, load_order, shadowed
 
 
 @pytest.mark.parametrize(

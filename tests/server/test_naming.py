@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from splice.server.naming import (
+from splice.server.core.naming import (
     MAX_SERVICE_NAME,
     check_module_path,
     check_service_name,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from splice.server import _pickup_rules as rules
-from splice.server.pickup import Pickup
+from splice.server.cluster import _pickup_rules as rules
+from splice.server.cluster.pickup import Pickup
 from splice.server.runtime import Runtime
 from tests.conftest import InProcess
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from splice.server import _pickup_rules as rules
+from splice.server.cluster import _pickup_rules as rules
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from splice.server.routing import Match, NotAllowed, Route, Router, check_methods, check_pattern, compile_pattern
+from splice.server.channels.routing import (
+    Match,
+    NotAllowed,
+    Route,
+    Router,
+    check_methods,
+    check_pattern,
+    compile_pattern,
+)
 
 
 @pytest.mark.parametrize(

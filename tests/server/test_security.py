@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from splice.server.security import SecurityDefinition, Verifier, hash_secret, verify_secret
+from splice.server.channels.security import SecurityDefinition, Verifier, hash_secret, verify_secret
 
 # scrypt is slow on purpose: hash each secret once for the whole module.
 PASSWORD_HASH = hash_secret("s3cret:with colon")

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from splice.server import Service
-from splice.server.store import ServiceInfo, ServiceStore, find_services
+from splice.server.core.store import ServiceInfo, ServiceStore, find_services
 
 
 # Defined here, so its __module__ is this test module: to a user module it is an imported class.

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from splice.server.errors import BadRequest
-from splice.server.triggers import (
+from splice.server.core.errors import BadRequest
+from splice.server.jobs.triggers import (
     Cron,
     Interval,
     OneTime,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from splice.server.errors import Conflict, NotFound
-from splice.server.jobspec import first_due_us, parse_job, to_us
+from splice.server.core.errors import Conflict, NotFound
+from splice.server.jobs.spec import first_due_us, parse_job, to_us
 from splice.server.odb import OdbRepository, connect, migrate
 from splice.server.odb import jobs as jobs_module
 from splice.server.odb import repository as repository_module

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import BadRequest
-from .naming import check_service_name
+from ..core.errors import BadRequest
+from ..core.naming import check_service_name
 from .triggers import (
     Cron,
     Interval,

@@ -20,14 +20,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.context import current_cid, new_cid
 from . import _pickup_rules as rules
 from ._pickup_batch import Report, apply_batch
-from .context import current_cid, new_cid
 
 if TYPE_CHECKING:
     from watchfiles import Change
 
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

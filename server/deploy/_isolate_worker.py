@@ -1,6 +1,6 @@
 """The isolation worker: imports candidate modules in a throw-away process.
 
-Started once per server (``python -m splice.server._isolate_worker``) and kept warm with Splice
+Started once per server (``python -m splice.server.deploy._isolate_worker``) and kept warm with Splice
 already imported. For each job it reads one JSON line on stdin, forks, imports the modules in the
 child, and answers one JSON line on stdout. A child that does not finish in time is killed, so a
 module whose import never returns, calls ``sys.exit()`` or crashes the interpreter cannot harm the
@@ -20,8 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..core.store import describe, find_services
 from .loader import UserModules, drop_working_directory_from_path
-from .store import describe, find_services
 
 _RESULT_LIMIT = 64 * 1024 * 1024
 

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from . import declare
-from .declare import Declaration, DeclarationError, DeclarationProblem, Plan
-from .errors import NotFound
-from .security import hash_secret, verify_secret
+from ..channels.security import hash_secret, verify_secret
+from ..core.errors import NotFound
+from . import reader as declare
+from .reader import Declaration, DeclarationError, DeclarationProblem, Plan
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

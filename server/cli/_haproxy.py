@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_FILE, LoadBalancerSettings, Settings
-from .errors import ConfigError, SpliceError
+from ..config import CONFIG_FILE, LoadBalancerSettings, Settings
+from ..core.errors import ConfigError, SpliceError
 
 LB_DIR = "load-balancer"
 MONITOR_URI = "/haproxy/alive"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .jobspec import JobSpec, first_due_us, parse_job
+from .spec import JobSpec, first_due_us, parse_job
 from .triggers import describe, trigger_from_dict
 
 if TYPE_CHECKING:
-    from .odb.jobs import JobRepository
+    from ..odb.jobs import JobRepository
 
 SCHEDULER_LEASE = "scheduler"
 """The lease the active scheduler holds (in ``leases``)."""
@@ -95,6 +95,6 @@ class Jobs:
 
 
 def raise_rename(old: str, new: str) -> None:
-    from .errors import BadRequest
+    from ..core.errors import BadRequest
 
     raise BadRequest(f"a job cannot be renamed ('{old}' to '{new}'): create the new one and delete the old")

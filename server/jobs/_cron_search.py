@@ -3,7 +3,7 @@
 A day whose UTC offset is the same from its first to its last second ("steady", nearly every day) maps
 wall times to UTC by one subtraction, so the slot after or before a moment is found by bisection in the
 sorted hours and minutes. The few days with a DST change list their slots one wall time at a time, by the
-DST rules of ``splice.server.triggers`` (which calls these with checked, UTC moments). Days that cannot
+DST rules of ``splice.server.jobs.triggers`` (which calls these with checked, UTC moments). Days that cannot
 match are skipped, whole months at a time, and every search is bounded (100 years).
 """
 

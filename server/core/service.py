@@ -81,7 +81,7 @@ class Service:
     """Base class of every service. Subclass it and define ``handle()``."""
 
     name: ClassVar[str | None] = None
-    """The service's name; when not set, derived from module and class (see ``splice.server.naming``)."""
+    """The service's name; when not set, derived from module and class (see ``splice.server.core.naming``)."""
     abstract: ClassVar[bool] = False
     """Set ``abstract = True`` on a base class that is not itself a service."""
     Input: ClassVar[type | None] = None
@@ -139,7 +139,7 @@ class Service:
     def schedule(self) -> Schedule:
         """Create, change and cancel jobs: ``self.schedule.create("cleanup-7", "accounts.cleanup", in_=1800)``.
 
-        See ``splice.server.schedule``; inside ``async def handle`` use ``await self.schedule.acreate(...)``.
+        See ``splice.server.core.schedule``; inside ``async def handle`` use ``await self.schedule.acreate(...)``.
         """
         return Schedule(self._invoker.jobs, f"service:{self.service_name}")
 

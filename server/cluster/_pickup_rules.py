@@ -16,8 +16,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .modules import dependents
-from .naming import check_module_path
+from ..core.naming import check_module_path
+from ..deploy.modules import dependents
 
 CONFIG_FILE = "splice.toml"
 CONFIG_SUFFIX = ".splice.toml"

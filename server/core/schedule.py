@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .errors import NotFound
 
 if TYPE_CHECKING:
-    from .jobs import Jobs
+    from ..jobs.manager import Jobs
 
 T = TypeVar("T")
 _NO_ODB = "self.schedule needs a running Splice server (with an ODB); under splice.testing, stub the call instead"

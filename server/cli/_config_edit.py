@@ -12,8 +12,8 @@ import re
 import tomllib
 from typing import Any
 
-from .config import CONFIG_FILE, _toml_str
-from .errors import ConfigError
+from ..config import CONFIG_FILE, _toml_str
+from ..core.errors import ConfigError
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(#.*)?$")
 _Value = str | int

@@ -32,7 +32,7 @@ class Isolation:
             self._proc = await asyncio.create_subprocess_exec(
                 self._python,
                 "-m",
-                "splice.server._isolate_worker",
+                "splice.server.deploy._isolate_worker",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1 << 26,

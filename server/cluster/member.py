@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .bus import Ack, Bus
 
 if TYPE_CHECKING:
-    from .config import ServerSettings, Settings
-    from .deploy import DeploymentEngine
-    from .odb import OdbRepository
+    from ..config import ServerSettings, Settings
+    from ..deploy.engine import DeploymentEngine
+    from ..odb import OdbRepository
 
 logger = logging.getLogger(__name__)
 

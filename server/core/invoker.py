@@ -26,7 +26,7 @@ from .service import Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 
 if TYPE_CHECKING:
-    from .jobs import Jobs
+    from ..jobs.manager import Jobs
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .config import LOOPBACK
-from .debug import attach_point
-from .errors import SpliceError
+from ..config import LOOPBACK
+from ..core.errors import SpliceError
+from ..debug import attach_point
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 PREFIX = "Splice: "
 """Every launch.json configuration and compound whose name starts with this is ours: a merge replaces them."""

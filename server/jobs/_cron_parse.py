@@ -1,7 +1,7 @@
 """Cron expressions read into sets of allowed values: ``parse_cron`` and the ``CronSpec`` it returns.
 
 Five fields (minute hour day-of-month month day-of-week) or a macro such as ``@daily``; the syntax, the
-day rule and the DST rules are in the docstring of ``splice.server.triggers``, which re-exports both names.
+day rule and the DST rules are in the docstring of ``splice.server.jobs.triggers``, which re-exports both names.
 Every problem raises ``ScheduleError`` naming the field (``cron``, ``cron.minute`` ... ``cron.day_of_week``),
 and an expression that can never match is refused here, so the searches in ``_cron_search`` always end.
 """
@@ -21,7 +21,7 @@ class CronSpec:
     """A parsed cron expression: the values each field allows (weekdays 0-6, Sunday 0).
 
     ``dom_star``, ``dow_star`` and ``hour_star`` say the field started with ``*``: the first two choose
-    Vixie's day rule, the last marks "every N minutes" jobs for DST (see ``splice.server.triggers``).
+    Vixie's day rule, the last marks "every N minutes" jobs for DST (see ``splice.server.jobs.triggers``).
     """
 
     minute: frozenset[int]

@@ -21,12 +21,12 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from .errors import Conflict, DeployError, NotFound, SourceProblem
+from ..core.errors import Conflict, DeployError, NotFound, SourceProblem
+from ..core.naming import check_module_path, module_name
+from ..core.store import ServiceInfo, ServiceStore, describe, find_services
 from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
 from .modules import dependents, imports_of, load_order, shadowed
-from .naming import check_module_path, module_name
-from .store import ServiceInfo, ServiceStore, describe, find_services
 
 logger = logging.getLogger(__name__)
 _ATTEMPTS = 3

@@ -43,12 +43,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import routing
-from ._declare_jobs import JobDeclaration as JobDeclaration
-from ._declare_jobs import job_differs, read_job
-from .errors import SpliceError
-from .naming import check_service_name, closest
-from .security import KINDS
+from ..channels import routing
+from ..channels.security import KINDS
+from ..core.errors import SpliceError
+from ..core.naming import check_service_name, closest
+from ._jobs import JobDeclaration as JobDeclaration
+from ._jobs import job_differs, read_job
 
 SECTIONS = ("security", "channels", "jobs")
 SERVICE_ORIGIN = "service:"

@@ -2,7 +2,7 @@
 
 Pure, no I/O; ``declare`` calls these. An item is checked as ``jobspec.parse_job`` checks one, after the
 checks only a file needs (no ``in``, no stored ``trigger``, a schedule, a payload JSON can carry), and is
-compared with the stored job through the stored form of its trigger; ``splice.server.declare`` documents
+compared with the stored job through the stored form of its trigger; ``splice.server.declare.reader`` documents
 the format and re-exports ``JobDeclaration``.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from .jobspec import FIELDS as JOB_FIELDS
-from .jobspec import JobSpec, JobSpecError, parse_job
-from .triggers import Trigger, trigger_from_dict, trigger_to_dict
+from ..jobs.spec import FIELDS as JOB_FIELDS
+from ..jobs.spec import JobSpec, JobSpecError, parse_job
+from ..jobs.triggers import Trigger, trigger_from_dict, trigger_to_dict
 
 if TYPE_CHECKING:
-    from .declare import _Reader
+    from .reader import _Reader
 
 _CHECKED_AT = datetime(2100, 1, 1, tzinfo=UTC)
 """The moment declared jobs are checked and compared at (``parse_job`` needs one): nothing compared depends on

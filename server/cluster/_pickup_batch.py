@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from ..core.errors import DeployError, NotFound
+from ..core.naming import module_name
+from ..deploy.engine import DeploymentEngine, ModuleSource
+from ..deploy.modules import imports_of, load_order
 from . import _pickup_rules as rules
-from .deploy import DeploymentEngine, ModuleSource
-from .errors import DeployError, NotFound
-from .modules import imports_of, load_order
-from .naming import module_name
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .deploy import DeploymentEngine, DeployResult, ModuleRecord, ModuleSource
-from .errors import NotFound, SpliceError
+from ..core.errors import NotFound, SpliceError
+from .engine import DeploymentEngine, DeployResult, ModuleRecord, ModuleSource
 
 
 class RollbackRefused(SpliceError):

@@ -16,21 +16,39 @@
     port = 17010
 
 Variables override the file: ``SPLICE_ODB``, ``SPLICE_IMPORT_TIMEOUT``, ``SPLICE_MAX_MODULE_BYTES``,
-``SPLICE_LOG_LEVEL``.
+``SPLICE_LOG_LEVEL``. A key no section knows is refused with its line (a typo would leave a default in force).
 """
 
 from __future__ import annotations
 
+import difflib
+import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
 
 from .core.errors import ConfigError
 
 CONFIG_FILE = "cluster.toml"
 TOKEN_FILE = "admin-token"
+
+KNOWN_KEYS: Mapping[str, frozenset[str]] = {
+    "": frozenset({"cluster", "deploy", "servers", "load_balancer", "scheduler", "schedulers", "debug", "pickup"}),
+    "cluster": frozenset({"name", "odb", "log_level", "redis", "sync_interval"}),
+    "deploy": frozenset({"max_module_bytes", "import_timeout", "cluster_timeout"}),
+    "servers": frozenset({"name", "host", "port"}),
+    "load_balancer": frozenset({"host", "port"}),
+    "scheduler": frozenset({"poll_interval", "lease_ttl", "misfire_grace", "history_days"}),
+    "schedulers": frozenset({"name"}),
+    "debug": frozenset({"enabled", "host", "port", "allow_remote"}),
+    "pickup": frozenset({"dirs"}),
+}
+"""The keys of each section of ``cluster.toml`` (``""``: the top level), as the readers below take them."""
 
 
 @dataclass(frozen=True)
@@ -205,10 +223,6 @@ def _schedulers(data: Mapping[str, Any], file: str) -> SchedulerSettings:
 
 def _debug(data: Mapping[str, Any], file: str, servers: int) -> DebugSettings:
     table = _table(data, "debug", file)
-    known = {"enabled", "host", "port", "allow_remote"}
-    for key in table:
-        if key not in known:
-            raise ConfigError(file, f"unknown key (keys: {', '.join(sorted(known))})", f"debug.{key}")
     default = DebugSettings()
     debug = DebugSettings(
         enabled=_get(table, "enabled", bool, file, "debug", default.enabled),
@@ -230,19 +244,69 @@ def _debug(data: Mapping[str, Any], file: str, servers: int) -> DebugSettings:
     return debug
 
 
+def _sections(data: Mapping[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str, Mapping[str, Any]]]:
+    """``(path, section, table)`` of the top level and of each table or array entry in a known section."""
+    yield (), "", data
+    for section in KNOWN_KEYS[""]:
+        value = data.get(section)
+        if isinstance(value, dict):
+            yield (section,), section, value
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield (section, index), section, item
+
+
+def _check_keys(data: Mapping[str, Any], text: str, file: str) -> None:
+    """Refuse a key no reader takes, at its line; wrong types are left to the readers."""
+    for path, section, table in _sections(data):
+        known = KNOWN_KEYS[section]
+        for key in table:
+            if key in known:
+                continue
+            where = "at the top level" if not path else f"in [[{section}]]" if len(path) == 2 else f"in [{section}]"
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (keys: {', '.join(sorted(known))})"
+            line = _line_of(text, (*path, key))
+            raise ConfigError(file if line is None else f"{file}:{line}", f"unknown key '{key}' {where}{hint}")
+
+
+def _line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """The line where the key at ``path`` is written, ``None`` if it cannot be told.
+
+    tomllib keeps no positions and tomlkit none that can be asked for, but tomlkit writes a document back as
+    it was: the key's value is swapped for a marker, and the marker's line is the key's (quoted, dotted,
+    inline or a table header of its own alike).
+    """
+    marker = f"splice-marker-{secrets.token_hex(8)}"
+    try:
+        document = tomlkit.parse(text)
+        node: Any = document
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = marker
+    except (tomlkit.exceptions.TOMLKitError, LookupError):
+        return None
+    rendered = document.as_string()
+    at = rendered.find(marker)
+    return None if at < 0 else rendered.count("\n", 0, at) + 1
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the cluster's settings; raises ``ConfigError`` naming the file and the field."""
     directory = directory.resolve()
     path = directory / CONFIG_FILE
     file = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(
             file, "not found: is this a cluster directory? ('splice quickstart create DIR' makes one)"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, f"not valid TOML: {exc}") from None
+    _check_keys(data, text, file)
     env = environ or {}
     cluster = _table(data, "cluster", file)
     deploy = _table(data, "deploy", file)

@@ -115,7 +115,6 @@ def test_file_and_environment(
         ('[debug]\nhost = "10.0.0.5"\nallow_remote = "yes"\n' + SERVER, "debug.allow_remote", "must be bool"),
         ("[debug]\nport = 65536\n" + SERVER, "debug.port", "must leave a port for each of 1 servers"),
         ("[debug]\nenabled = 1\n" + SERVER, "debug.enabled", "must be bool, got 1"),
-        ("[debug]\nlisten = true\n" + SERVER, "debug.listen", "unknown key"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path: Path, text: str, field: str | None, message: str) -> None:
@@ -126,6 +125,48 @@ def test_errors_name_file_and_field(tmp_path: Path, text: str, field: str | None
     assert (error.file, error.field) == (str(tmp_path.resolve() / CONFIG_FILE), field)
     assert message in error.message
     assert str(error).startswith(f"{error.file}: {field}: " if field else f"{error.file}: ")
+
+
+MULTI_LINE = '# a comment\n[cluster]\nname = """\nmulti\nline"""\nlog_levle = 1\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("[deploy]\nimport_timout = 2\n" + SERVER, 2, "'import_timout' in [deploy]; did you mean 'import_timeout'?"),
+        ('nmae = "x"\n' + SERVER, 1, "'nmae' at the top level (keys: cluster, debug, deploy, load_balancer, "),
+        ("[deploys]\nx = 1\n" + SERVER, 1, "'deploys' at the top level; did you mean 'deploy'?"),
+        ('[cluster]\nname = "x"\n\nodb_url = "sqlite://"\n' + SERVER, 4, "'odb_url' in [cluster]; did you mean 'odb'?"),
+        ('[cluster]\nredis_url = ""\n' + SERVER, 2, "'redis_url' in [cluster]; did you mean 'redis'?"),
+        (SERVER + 'hots = "::1"\n', 4, "'hots' in [[servers]]; did you mean 'host'?"),
+        (SERVER + '\n[[servers]]\nname = "b"\nport = 2\n"pot" = 3\n', 8, "'pot' in [[servers]]; did you mean 'port'?"),
+        (SERVER + "[servers.extra]\nx = 1\n", 4, "'extra' in [[servers]] (keys: host, name, port)"),
+        ("[load_balancer]\nport = 1\nhost_name = 'h'\n" + SERVER, 3, "'host_name' in [load_balancer]; did you mean"),
+        ("[scheduler]\nlease_tll = 2\n" + SERVER, 2, "'lease_tll' in [scheduler]; did you mean 'lease_ttl'?"),
+        (SERVER + "[[schedulers]]\nname = 's'\nnames = 't'\n", 6, "'names' in [[schedulers]]; did you mean 'name'?"),
+        ("[debug]\nlisten = true\n" + SERVER, 2, "'listen' in [debug] (keys: allow_remote, enabled, host, port)"),
+        ("[debug]\nenable = true\n" + SERVER, 2, "'enable' in [debug]; did you mean 'enabled'?"),
+        ("[pickup]\ndir = []\n" + SERVER, 2, "'dir' in [pickup]; did you mean 'dirs'?"),
+        ("deploy.import_timout = 2\n" + SERVER, 1, "'import_timout' in [deploy]; did you mean"),  # a dotted key
+        ("deploy = {max_module_bytes = 1, import_timout = 2}\n" + SERVER, 1, "'import_timout' in [deploy]"),
+        (MULTI_LINE + SERVER, 6, "'log_levle' in [cluster]; did you mean 'log_level'?"),
+    ],
+)
+def test_unknown_keys_are_refused_at_their_line(tmp_path: Path, text: str, line: int, message: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path.resolve() / CONFIG_FILE}:{line}: unknown key {message}")
+
+
+def test_every_key_the_readers_take_is_known(tmp_path: Path) -> None:
+    text = render_config("c", "sqlite://", [("s", "::1", 1)], redis="r", pickup=["p"], load_balancer=("::1", 2))
+    text = text.replace("[cluster]\n", '[cluster]\nlog_level = "DEBUG"\nsync_interval = 2\n')
+    text += "\n[[schedulers]]\nname = 's1'\n\n[scheduler]\npoll_interval = 1\nlease_ttl = 2\nmisfire_grace = 3\n"
+    text += "history_days = 4\n\n[debug]\nenabled = false\nhost = '::1'\nport = 7000\nallow_remote = false\n"
+    write(tmp_path, text)
+    settings = load_settings(tmp_path)
+    assert (settings.sync_interval, settings.scheduler.history_days, settings.debug.port) == (2.0, 4.0, 7000)
 
 
 def test_missing_file(tmp_path: Path) -> None:

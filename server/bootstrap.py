@@ -20,23 +20,22 @@ import anyio.to_thread
 
 from .cluster.bus import Bus, HttpBus, RedisBus
 from .cluster.member import ClusterMember
-from .cluster.pickup import Pickup
 from .config import Settings, load_settings
 from .core.errors import ConfigError
 from .core.invoker import Invoker
 from .core.store import ServiceStore
 from .debug import Debugger
-from .deploy.engine import DeploymentEngine
+from .deploy import DeploymentEngine, DeploymentPath
 from .deploy.isolate import Isolation
 from .deploy.loader import drop_working_directory_from_path
 from .jobs.manager import Jobs
 from .logs import configure_server_logging
-from .runtime import Runtime
+from .runtime import LiveConfig, Runtime
 
 logger = logging.getLogger(__name__)
 
 
-async def build_runtime(settings: Settings, server_name: str) -> Runtime:
+async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.Event | None = None) -> Runtime:
     """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
     from .odb import OdbRepository, connect
     from .odb.engine import require_head
@@ -53,20 +52,24 @@ async def build_runtime(settings: Settings, server_name: str) -> Runtime:
     await repository.ensure_cluster()
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
-    runtime = Runtime(settings, server, repository, store, Invoker(store, server.name), deployment)
-    runtime.jobs = runtime.invoker.jobs = Jobs(JobRepository(repository))
+    invoker = Invoker(store, server.name)
+    jobs = invoker.jobs = Jobs(JobRepository(repository))
     ide_root = settings.deployed_dir(settings.servers[0].name)
-    runtime.debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)
+    debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)
     if settings.debug.enabled:
-        await anyio.to_thread.run_sync(runtime.debugger.enable)
+        await anyio.to_thread.run_sync(debugger.enable)
     loaded = await deployment.load_all()
-    await runtime.reload_channels()
-    await runtime.reload_tokens()
+    live = LiveConfig(repository)
+    await live.reload()
     await repository.register_server(server.name, server.url, os.getpid(), deployment.applied)
     http = HttpBus(server.name, repository.internal_token)
     bus: Bus = RedisBus(settings.redis_url, settings.cluster_name, server.name, http) if settings.redis_url else http
-    runtime.cluster = ClusterMember(settings, server, repository, deployment, bus, runtime.reload_config)
-    await runtime.cluster.start()
+    cluster = ClusterMember(settings, server, repository, deployment, bus, live.reload)
+    path = DeploymentPath(deployment, cluster, repository)
+    runtime = Runtime(settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
+    if shutdown is not None:
+        runtime.shutdown = shutdown
+    await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime
 
@@ -83,9 +86,7 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
-    if runtime.settings.pickup_dirs:
-        runtime.pickup = Pickup(runtime)
-        runtime.pickup.start()
+    runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
     try:
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
     finally:
@@ -108,8 +109,7 @@ def run_server(directory: Path, server_name: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown.set)
-        runtime = await build_runtime(settings, server_name)
-        runtime.shutdown = shutdown
+        runtime = await build_runtime(settings, server_name, shutdown)
         # What start-up made lives as long as the server: keep it out of every later full collection,
         # which otherwise walks it all and shows as 40-50 ms pauses under load. (No gc.collect() first:
         # it would add ~40 ms to the start for the little garbage start-up leaves.)
@@ -121,7 +121,7 @@ def run_server(directory: Path, server_name: str) -> None:
             (time.perf_counter() - started) * 1000,
         )
         await serve(runtime, shutdown)
-        restart = runtime.debugger is not None and runtime.debugger.restart_requested
+        restart = runtime.debugger.restart_requested
         logger.info("server %s stopped%s", server_name, "; restarting without the debugger" if restart else "")
 
     with contextlib.suppress(KeyboardInterrupt):

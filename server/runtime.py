@@ -1,6 +1,8 @@
-"""What one running server holds: its settings, store, invoker, deployment engine, channels and tokens.
+"""What one running server holds: its settings, store, invoker, deployment path, cluster membership, channels.
 
-Built by ``bootstrap`` (the composition root) and handed to the HTTP edge.
+Built whole by ``bootstrap`` (the composition root; nothing is filled in afterwards) and handed to the HTTP edge.
+The parts that change at run time (channels, security definitions, admin tokens) live in ``LiveConfig``, which
+the cluster membership reloads when another server records a change.
 """
 
 from __future__ import annotations
@@ -9,51 +11,38 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .channels.routing import Route, Router
 from .channels.security import SecurityDefinition, Verifier
+from .cluster.pickup import Pickup
 from .config import ServerSettings, Settings
 from .core.invoker import Invoker
 from .core.store import ServiceStore
 from .declare.apply import apply_file
-from .deploy.engine import DeploymentEngine
+from .deploy import DeploymentEngine, DeploymentPath, ServerOutcome
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
     from .cluster.member import ClusterMember
-    from .cluster.pickup import Pickup
     from .debug import Debugger
     from .jobs.manager import Jobs
     from .odb import OdbRepository
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    server: ServerSettings
-    repository: OdbRepository
-    store: ServiceStore
-    invoker: Invoker
-    engine: DeploymentEngine
-    router: Router = field(default_factory=lambda: Router([]))
-    securities: dict[str, SecurityDefinition] = field(default_factory=dict)
-    verifier: Verifier = field(default_factory=Verifier)
-    token_hashes: frozenset[str] = frozenset()
-    cluster: ClusterMember | None = None
-    pickup: Pickup | None = None
-    jobs: Jobs | None = None
-    debugger: Debugger | None = None
-    shutdown: asyncio.Event | None = None
-    """Set to stop serving (SIGTERM, or a restart without the debugger)."""
-    started_at: float = field(default_factory=time.time)
-    pid: int = field(default_factory=os.getpid)
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
-    """The environment this server started with: where a declaration file applied here finds its secrets."""
+class LiveConfig:
+    """Channels, security definitions and admin token digests as the ODB holds them; reloaded on every change."""
 
-    async def reload_channels(self) -> None:
+    def __init__(self, repository: OdbRepository) -> None:
+        self.repository = repository
+        self.router = Router([])
+        self.securities: dict[str, SecurityDefinition] = {}
+        self.verifier = Verifier()
+        self.token_hashes: frozenset[str] = frozenset()
+
+    async def reload(self) -> None:
         securities = {
             row["name"]: SecurityDefinition(
                 row["name"], row["kind"], row["secret_hash"], row["username"], row["header"]
@@ -64,36 +53,60 @@ class Runtime:
             Route(row["name"], row["path"], frozenset(row["methods"]), row["service"], row["security"])
             for row in await self.repository.list_channels()
         ]
-        self.securities = securities
-        self.router = Router(routes)
+        tokens = frozenset(await self.repository.token_hashes())
+        self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
 
-    async def reload_tokens(self) -> None:
-        self.token_hashes = frozenset(await self.repository.token_hashes())
 
-    async def reload_config(self) -> None:
-        await self.reload_channels()
-        await self.reload_tokens()
+@dataclass
+class Runtime:
+    settings: Settings
+    server: ServerSettings
+    repository: OdbRepository
+    store: ServiceStore
+    invoker: Invoker
+    engine: DeploymentEngine
+    live: LiveConfig
+    cluster: ClusterMember
+    deployments: DeploymentPath
+    """The one deployment path: every deploy, undeploy, rollback and pickup batch goes through it."""
+    debugger: Debugger
+    jobs: Jobs | None
+    """``None`` only on a server that keeps no jobs (declared jobs are then refused)."""
+    pickup: Pickup = field(init=False)
+    shutdown: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to stop serving (SIGTERM, or a restart without the debugger)."""
+    started_at: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    """The environment this server started with: where a declaration file applied here finds its secrets."""
 
-    async def propagate(
-        self, sequence: int, peers: asyncio.Future[list[dict[str, Any]]] | None = None
-    ) -> list[dict[str, object]]:
-        """Every server's outcome of deployment ``sequence`` (just this one's when it runs alone)."""
-        if self.cluster is None:
-            return [{"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}]
-        return await self.cluster.propagate(sequence, await peers if peers is not None else None)
+    def __post_init__(self) -> None:
+        self.pickup = Pickup(self)
 
-    def look_up_peers(self) -> asyncio.Future[list[dict[str, Any]]] | None:
-        """Start finding the live servers now, to overlap that query with a deployment under way."""
-        return asyncio.ensure_future(self.cluster.live_peers()) if self.cluster is not None else None
+    @property
+    def router(self) -> Router:
+        return self.live.router
 
-    async def config_changed(self, what: str, by: str = "admin-api") -> list[dict[str, object]]:
+    @property
+    def securities(self) -> dict[str, SecurityDefinition]:
+        return self.live.securities
+
+    @property
+    def verifier(self) -> Verifier:
+        return self.live.verifier
+
+    @property
+    def token_hashes(self) -> frozenset[str]:
+        return self.live.token_hashes
+
+    async def config_changed(self, what: str, by: str = "admin-api") -> list[ServerOutcome]:
         """After a change of channels or security here: record it, reload here, tell the others."""
         sequence = await self.repository.record_config_change(what, by)
-        if self.cluster is not None:
-            await self.cluster.catch_up()
-        else:
-            await self.reload_config()
-        return await self.propagate(sequence)
+        await self.cluster.catch_up()
+        # catch_up reloads only if its own sync saw the change; a sync running beside it (the pickup's) may have
+        # taken it and still be reloading: this server answers with the change in force, so reload here too.
+        await self.live.reload()
+        return await self.deployments.tell(sequence)
 
     async def apply_config(self, path: Path, prune: bool = False) -> dict[str, object]:
         """Apply the declaration file ``path`` (``splice.toml``, ``*.splice.toml``) to the whole cluster.
@@ -106,10 +119,8 @@ class Runtime:
         return await apply_file(self, path, self.environ, where, by=f"file:{path}", prune=prune)
 
     async def close(self) -> None:
-        if self.pickup is not None:
-            await self.pickup.stop()
-        if self.cluster is not None:
-            await self.cluster.stop()
+        await self.pickup.stop()
+        await self.cluster.stop()
         await self.invoker.drain()
         self.engine.close()
         await self.engine.isolation.close()

@@ -18,20 +18,56 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 
 from ..core.errors import DeployError, NotFound
 from ..core.naming import module_name
-from ..deploy.engine import DeploymentEngine, ModuleSource
+from ..deploy import DeploymentEngine, ModuleSource
 from ..deploy.modules import imports_of, load_order
 from . import _pickup_rules as rules
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from ..config import ServerSettings, Settings
+    from ..deploy import DeploymentPath
+    from .bus import Ack
 
 logger = logging.getLogger(__name__)
+
+
+class Leases(Protocol):
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool: ...
+
+    async def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class Member(Protocol):
+    async def catch_up(self) -> Ack: ...
+
+
+class PickupHost(Protocol):
+    """What the pickup component needs of its server (``splice.server.runtime.Runtime`` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server(self) -> ServerSettings: ...
+
+    @property
+    def repository(self) -> Leases: ...
+
+    @property
+    def cluster(self) -> Member: ...
+
+    @property
+    def engine(self) -> DeploymentEngine: ...
+
+    @property
+    def deployments(self) -> DeploymentPath: ...
+
+    async def apply_config(self, path: Path, prune: bool = False) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +151,7 @@ def _add(found: Found, root: Path, path: Path) -> None:
             found.skipped.append(Outcome(rel, "skipped", error=f"cannot read it: {exc.strerror}"))
 
 
-async def apply_batch(runtime: Runtime, root: Path, scope: Collection[str] | None, trigger: str, by: str) -> Report:
+async def apply_batch(host: PickupHost, root: Path, scope: Collection[str] | None, trigger: str, by: str) -> Report:
     """Bring the cluster to what ``root`` holds (in ``scope``), tell every server, log and return the outcomes."""
     started = time.perf_counter()
     origin = rules.tag(str(root))
@@ -123,29 +159,31 @@ async def apply_batch(runtime: Runtime, root: Path, scope: Collection[str] | Non
     found = await anyio.to_thread.run_sync(read_files, root, scope)
     digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in found.modules.items()}
     # The engine's records mirror the ODB once caught up, without reading every module's source again.
-    if runtime.cluster is not None:
-        await runtime.cluster.catch_up()
-    else:
-        await runtime.engine.sync()
-    plan = rules.plan(digests, list(runtime.engine.records.values()), origin, scope)
+    await host.cluster.catch_up()
+    plan = rules.plan(digests, list(host.engine.records.values()), origin, scope)
     report.outcomes.extend(found.skipped)
     sources, undecodable = _sources(found.modules, plan.deploy, origin)
     report.outcomes.extend(undecodable)
-    engine = runtime.engine
-    sequences: list[int] = []
-    deployed = await _deploy(engine, root, sources, by, sequences) if sources else []
-    if plan.undeploy:
-        report.outcomes.extend(await _undeploy(engine, root, plan.undeploy, by, sequences))
-        failed = {o.path for o in deployed if o.status == "failed"}
-        if failed and any(o.status == "undeployed" for o in report.outcomes):
-            # A module may have clashed with one that is now gone (a service moved to another file): once more.
-            retried = await _deploy(engine, root, [s for s in sources if s.path in failed], by, sequences)
-            deployed = [o for o in deployed if o.path not in failed] + retried
-    report.outcomes[:0] = deployed
-    report.outcomes.extend(await _apply_configs(runtime, root, found.configs))
-    if sequences:
-        report.sequence = max(sequences)
-        report.servers = await runtime.propagate(report.sequence)
+
+    async def change(engine: DeploymentEngine) -> tuple[list[Outcome], list[int]]:
+        sequences: list[int] = []
+        outcomes: list[Outcome] = []
+        deployed = await _deploy(engine, root, sources, by, sequences) if sources else []
+        if plan.undeploy:
+            outcomes.extend(await _undeploy(engine, root, plan.undeploy, by, sequences))
+            failed = {o.path for o in deployed if o.status == "failed"}
+            if failed and any(o.status == "undeployed" for o in outcomes):
+                # A module may have clashed with one that is now gone (a service moved to another file): once more.
+                retried = await _deploy(engine, root, [s for s in sources if s.path in failed], by, sequences)
+                deployed = [o for o in deployed if o.path not in failed] + retried
+        return deployed + outcomes, sequences
+
+    rollout = await host.deployments.run(change, lambda done: max(done[1], default=None))
+    report.outcomes.extend(rollout.result[0])
+    if rollout.result[1]:
+        report.sequence = max(rollout.result[1])
+        report.servers = rollout.servers
+    report.outcomes.extend(await _apply_configs(host, root, found.configs))
     report.total_ms = round((time.perf_counter() - started) * 1000, 3)
     _log(root, report, len(plan.unchanged))
     return report
@@ -247,7 +285,7 @@ async def _undeploy(
     except (DeployError, NotFound):
         pass
     else:
-        sequences.append(int(str(result["sequence"])))
+        sequences.append(result.sequence)
         return [Outcome(p, "undeployed") for p in paths]
     # Together they were refused: one at a time, again while any goes (one deleted module may import another).
     outcomes: list[Outcome] = []
@@ -265,7 +303,7 @@ async def _undeploy(
             except DeployError as exc:
                 errors[path] = exc
                 continue
-            sequences.append(int(str(result["sequence"])))
+            sequences.append(result.sequence)
             outcomes.append(Outcome(path, "undeployed"))
             remaining.remove(path)
             progress = True
@@ -284,13 +322,11 @@ def _still_imported(engine: DeploymentEngine, path: str, exc: DeployError | None
     return f"{why}; it keeps running until they stop importing it ({exc})" if exc else why
 
 
-async def _apply_configs(runtime: Runtime, root: Path, configs: Sequence[str]) -> list[Outcome]:
-    """Configuration as code: handed to ``Runtime.apply_config`` when this Splice has it (``splice apply``)."""
+async def _apply_configs(host: PickupHost, root: Path, configs: Sequence[str]) -> list[Outcome]:
+    """Configuration as code (``*.splice.toml``): applied to the cluster like ``splice apply``."""
     if not configs:
         return []
-    apply = getattr(runtime, "apply_config", None)
-    if apply is None:
-        return [Outcome(rel, "skipped", error="configuration files are not supported yet") for rel in configs]
+    apply = host.apply_config
     outcomes = []
     for rel in configs:
         try:

@@ -22,12 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.context import current_cid, new_cid
 from . import _pickup_rules as rules
-from ._pickup_batch import Report, apply_batch
+from ._pickup_batch import PickupHost, Report, apply_batch
 
 if TYPE_CHECKING:
     from watchfiles import Change
-
-    from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +68,7 @@ def git_lock(root: Path) -> Path | None:
 class PickupDirectory:
     """One watched directory: its lease, its watcher while this server holds the lease, its last batch."""
 
-    def __init__(self, runtime: Runtime, root: Path, ttl: float, renew: float) -> None:
+    def __init__(self, runtime: PickupHost, root: Path, ttl: float, renew: float) -> None:
         self.runtime = runtime
         self.root = root
         self.lease = rules.tag(str(root))
@@ -243,7 +241,7 @@ class PickupDirectory:
 class Pickup:
     """Every pickup directory of the cluster, as seen from this server."""
 
-    def __init__(self, runtime: Runtime, ttl: float = LEASE_TTL, renew: float = RENEW_EVERY) -> None:
+    def __init__(self, runtime: PickupHost, ttl: float = LEASE_TTL, renew: float = RENEW_EVERY) -> None:
         roots = dict.fromkeys(runtime.settings.pickup_dirs)
         self.dirs = [PickupDirectory(runtime, root, ttl, renew) for root in roots]
         self._tasks: list[asyncio.Task[None]] = []

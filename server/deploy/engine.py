@@ -15,9 +15,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio.to_thread
 
@@ -27,6 +26,15 @@ from ..core.store import ServiceInfo, ServiceStore, describe, find_services
 from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
 from .modules import dependents, imports_of, load_order, shadowed
+from .records import (
+    DeploymentRepository,
+    DeployResult,
+    Limits,
+    ModuleRecord,
+    ModuleSource,
+    SyncResult,
+    UndeployResult,
+)
 
 logger = logging.getLogger(__name__)
 _ATTEMPTS = 3
@@ -45,83 +53,6 @@ async def _within(isolation: asyncio.Future[Any], seconds: float) -> Any:
         if not isolation.done():
             raise _SlowIsolation
     return isolation.result()
-
-
-@dataclass(frozen=True)
-class ModuleSource:
-    path: str
-    source: str
-    origin: str | None = None
-    """Set when Splice deployed the file on its own (``pickup:<directory>``); ``None`` for deploy calls."""
-
-
-@dataclass(frozen=True)
-class ModuleRecord:
-    """One deployed module as the ODB holds it."""
-
-    path: str
-    module: str
-    version: int
-    source: str
-    sha256: str
-    sequence: int
-    deployed_by: str = ""
-    deployed_at: str = ""
-    origin: str | None = None
-
-
-class DeployTransaction(Protocol):
-    async def record_deploy(
-        self, modules: Sequence[tuple[ModuleSource, str, str]], by: str
-    ) -> tuple[int, dict[str, int]]:
-        """Record modules (source, module name, sha256); returns the sequence and each module's version."""
-
-    async def record_services(self, services: dict[str, list[dict[str, Any]]]) -> None:
-        """Replace the catalog of services of each module path."""
-
-    async def record_undeploy(self, paths: Sequence[str], by: str) -> int: ...
-
-
-class DeploymentRepository(Protocol):
-    def transaction(self) -> contextlib.AbstractAsyncContextManager[DeployTransaction]: ...
-
-    async def current_modules(self) -> list[ModuleRecord]: ...
-
-    async def state(self) -> tuple[int, list[ModuleRecord]]: ...
-
-    async def heads(self, since: int) -> tuple[int, dict[str, tuple[int, str]], bool]: ...
-
-    async def modules(self, paths: Sequence[str]) -> list[ModuleRecord]: ...
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one sync with the ODB did: the sequence now applied, modules (re)loaded and removed, any error."""
-
-    sequence: int
-    loaded: dict[str, int]
-    removed: list[str]
-    error: str | None
-    config_changed: bool = False
-
-
-@dataclass
-class DeployResult:
-    sequence: int
-    modules: list[dict[str, Any]]
-    timings: dict[str, float]
-    reloaded: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"sequence": self.sequence, "modules": self.modules, "reloaded": self.reloaded, "timings": self.timings}
-
-
-class Limits(Protocol):
-    @property
-    def max_module_bytes(self) -> int: ...
-
-    @property
-    def import_timeout(self) -> float: ...
 
 
 def sha256(source: str) -> str:
@@ -518,7 +449,7 @@ class DeploymentEngine:
 
     # -- undeploy --------------------------------------------------------------------------------
 
-    async def undeploy(self, paths: Sequence[str], by: str = "") -> dict[str, object]:
+    async def undeploy(self, paths: Sequence[str], by: str = "") -> UndeployResult:
         """Remove modules and their services; refused if a remaining module still imports one of them."""
         started = time.perf_counter()
         async with self._lock:
@@ -538,12 +469,7 @@ class DeploymentEngine:
                 await self._apply({}, removed=set(paths), order=order, graph=graph)
             self._advance(sequence)
         logger.info("undeployed %s as sequence %s", ", ".join(paths), sequence)
-        return {
-            "sequence": sequence,
-            "paths": list(paths),
-            "services": services,
-            "total_ms": _ms(started, time.perf_counter()),
-        }
+        return UndeployResult(sequence, list(paths), services, _ms(started, time.perf_counter()))
 
 
 def _packages(files: dict[str, str]) -> frozenset[str]:

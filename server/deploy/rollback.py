@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..core.errors import NotFound, SpliceError
-from .engine import DeploymentEngine, DeployResult, ModuleRecord, ModuleSource
+from .engine import DeploymentEngine
+from .records import DeployResult, ModuleRecord, ModuleSource
 
 
 class RollbackRefused(SpliceError):

@@ -22,7 +22,7 @@ from ..channels.security import KINDS, hash_secret, token_digest
 from ..core.context import current_cid
 from ..core.errors import BadRequest, NotFound, SpliceError
 from ..core.naming import check_service_name
-from ..deploy.engine import ModuleSource
+from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
 from . import admin_debug, admin_jobs
 from .admin_apply import apply
@@ -107,48 +107,41 @@ async def deploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> An
             raise BadRequest(f"modules[{index}] must be an object with string fields 'path' and 'source'")
         sources.append(ModuleSource(item["path"], item["source"]))
     by = _require(body, "deployed_by", str, required=False) or "admin-api"
-    peers = runtime.look_up_peers()
-    try:
-        result = await runtime.engine.deploy(sources, by=by)
-    except BaseException:
-        if peers is not None:
-            peers.cancel()
-        raise
-    return _cluster_answer(runtime, result.as_dict(), await runtime.propagate(result.sequence, peers), "deployed")
+    rollout = await runtime.deployments.deploy(sources, by=by)
+    return _cluster_answer(runtime, rollout, rollout.result.as_dict(), "deployed")
 
 
-def _cluster_answer(runtime: Runtime, result: dict[str, Any], servers: list[dict[str, Any]], done: str) -> Any:
+def _cluster_answer(runtime: Runtime, rollout: Rollout[Any], result: dict[str, Any], done: str) -> Any:
     """A cluster-wide answer: ``status`` is ``done`` only if every server confirmed it."""
-    ok = all(s.get("status") == "deployed" for s in servers)
-    return {"server": runtime.server.name, "status": done if ok else "partial", **result, "servers": servers}
+    status = done if rollout.ok else "partial"
+    return {"server": runtime.server.name, "status": status, **result, "servers": rollout.servers}
 
 
 async def undeploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     paths = _require(body, "paths", list)
     if not paths or not all(isinstance(p, str) for p in paths):
         raise BadRequest("field 'paths' must be a non-empty list of module paths")
-    result = await runtime.engine.undeploy(paths, by=_require(body, "deployed_by", str, required=False) or "admin-api")
-    return _cluster_answer(runtime, result, await runtime.propagate(int(str(result["sequence"]))), "undeployed")
+    by = _require(body, "deployed_by", str, required=False) or "admin-api"
+    rollout = await runtime.deployments.undeploy(paths, by=by)
+    return _cluster_answer(runtime, rollout, rollout.result.as_dict(), "undeployed")
 
 
 async def cluster_sync(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     """A peer's notice (the HTTP bus): sync with the ODB now and answer this server's outcome."""
     sequence = _require(body, "sequence", int)
-    if runtime.cluster is None:
-        raise BadRequest("this server is not a cluster member")
     return await runtime.cluster.on_notice(sequence, _require(body, "origin", str, required=False) or "")
 
 
 async def cluster_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
     servers = await runtime.repository.servers()
-    liveness = runtime.cluster.liveness if runtime.cluster is not None else 3.0
+    liveness = runtime.cluster.liveness
     for server in servers:
         server["live"] = seen_within(server, liveness)
         server["last_seen"] = server["last_seen"].isoformat() if server["last_seen"] else None
     newest = await runtime.repository.last_sequence()
     bus = {
         "kind": "redis" if runtime.settings.redis_url else "http",
-        "connected": runtime.cluster.bus.connected if runtime.cluster is not None else False,
+        "connected": runtime.cluster.bus.connected,
     }
     return {"cluster": runtime.settings.cluster_name, "bus": bus, "sequence": newest, "servers": servers}
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from ..core.errors import BadRequest
-from ..deploy.rollback import rollback as rollback_module
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -22,17 +21,14 @@ async def rollback(runtime: Runtime, request: Request, body: dict[str, Any]) -> 
         raise BadRequest("field 'path' must be a module path such as 'shop/orders.py'")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadRequest(f"field 'version' must be a positive integer, got {version!r}")
-    result = await rollback_module(
-        runtime.repository, runtime.engine, path, version, by if isinstance(by, str) and by else "admin-api"
-    )
-    servers = await runtime.propagate(result.sequence)
-    ok = all(s.get("status") == "deployed" for s in servers)
+    rollout = await runtime.deployments.rollback(path, version, by if isinstance(by, str) and by else "admin-api")
+    result = rollout.result
     return {
         "server": runtime.server.name,
-        "status": "rolled_back" if ok else "partial",
+        "status": "rolled_back" if rollout.ok else "partial",
         "path": path,
         "rolled_back_to": version,
         "version": result.modules[0]["version"],
         **result.as_dict(),
-        "servers": servers,
+        "servers": rollout.servers,
     }

@@ -22,7 +22,7 @@ _ASK_TIMEOUT = 2.0
 
 
 async def pickup_status(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    mine = {d["path"]: d for d in runtime.pickup.status()} if runtime.pickup is not None else {}
+    mine = {d["path"]: d for d in runtime.pickup.status()}
     leases = await runtime.repository.leases("pickup:")
     now = datetime.now(UTC)
     dirs = []
@@ -43,7 +43,7 @@ async def pickup_status(runtime: Runtime, request: Request, body: dict[str, Any]
         await _ask_holders(runtime, dirs)
     return {
         "server": runtime.server.name,
-        "config_files": "supported" if hasattr(runtime, "apply_config") else "not supported yet",
+        "config_files": "supported",
         "dirs": dirs,
     }
 

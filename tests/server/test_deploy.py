@@ -143,8 +143,7 @@ async def test_a_restarted_server_loads_every_module_from_the_odb(server: InProc
             fresh.engine.deployed_dir / "billing/common.py"
         )  # type: ignore[union-attr]
     finally:
-        fresh.engine.close()
-        await fresh.repository.engine.dispose()
+        await fresh.close()
 
 
 async def test_undeploy_is_refused_while_another_module_imports_it(server: InProcess) -> None:

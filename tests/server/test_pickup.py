@@ -50,12 +50,12 @@ async def pickup(server: InProcess) -> AsyncIterator[Pickup]:
     runtime = server.runtime
     assert isinstance(runtime, Runtime)
     made = Pickup(runtime, ttl=3.0, renew=0.1)
-    runtime.pickup = made
+    original, runtime.pickup = runtime.pickup, made
     try:
         yield made
     finally:
         await made.stop()
-        runtime.pickup = None
+        runtime.pickup = original
 
 
 async def admin_pickup(server: InProcess) -> dict[str, Any]:

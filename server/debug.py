@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 class DebugError(SpliceError):
     """Debugging cannot be turned on as asked."""
 
-    status = 409
     code = "debug_refused"
 
 

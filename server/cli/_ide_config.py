@@ -53,7 +53,6 @@ class EditorFileError(SpliceError):
     line: int | None
     message: str
 
-    status = 422
     code = "editor_file_invalid"
 
     def __post_init__(self) -> None:

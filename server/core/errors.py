@@ -1,8 +1,9 @@
 """The one error hierarchy of Splice.
 
 The core raises these; each edge translates them (HTTP status and JSON body, CLI message and exit
-code, LSP diagnostic). Every error carries the fields an edge needs and says what was wrong and
-where in its ``__str__``.
+code, LSP diagnostic). An error names what went wrong with its ``code``; which HTTP status that is, is
+the HTTP edge's business (``splice.server.http.responses``), never the domain's. Every error carries
+the fields an edge needs and says what was wrong and where in its ``__str__``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 class SpliceError(Exception):
     """Base class of every error Splice raises on purpose."""
 
-    status = 500
     code = "error"
 
     def as_dict(self) -> dict[str, object]:
@@ -51,7 +51,6 @@ class SourceProblem:
 class DeployError(SpliceError):
     """A deployment was refused; nothing was replaced."""
 
-    status = 422
     code = "deploy_failed"
 
     def __init__(self, problems: Sequence[SourceProblem]) -> None:
@@ -92,7 +91,6 @@ class _FieldsError(SpliceError):
 class InvalidInput(_FieldsError):
     """A service's declared input was not met; ``handle()`` was not called."""
 
-    status = 400
     code = "invalid_input"
     template = "invalid input for service '{service}': {listed}"
 
@@ -105,7 +103,6 @@ class InvalidOutput(_FieldsError):
 
 
 class ServiceNotFound(SpliceError):
-    status = 404
     code = "service_not_found"
 
     def __init__(self, name: str) -> None:
@@ -136,7 +133,8 @@ class ServiceFailed(SpliceError):
 
 
 class HTTPError(SpliceError):
-    """Raised by a service to answer with a given HTTP status and message."""
+    """Raised by a service to answer with a given HTTP status and message (the one error that names a status:
+    the service chose it)."""
 
     code = "http_error"
 
@@ -146,22 +144,18 @@ class HTTPError(SpliceError):
 
 
 class NotFound(SpliceError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(SpliceError):
-    status = 409
     code = "conflict"
 
 
 class BadRequest(SpliceError):
-    status = 400
     code = "bad_request"
 
 
 class TooLarge(SpliceError):
-    status = 413
     code = "too_large"
 
 

@@ -96,7 +96,6 @@ class DeclarationProblem:
 class DeclarationError(SpliceError):
     """A declaration file was refused; nothing was changed."""
 
-    status = 422
     code = "invalid_declaration"
 
     def __init__(self, problems: Sequence[DeclarationProblem]) -> None:

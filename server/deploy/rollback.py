@@ -17,7 +17,6 @@ from .records import DeployResult, ModuleRecord, ModuleSource
 class RollbackRefused(SpliceError):
     """The version asked for holds no code to go back to (it recorded an undeploy)."""
 
-    status = 422
     code = "rollback_refused"
 
 

@@ -16,7 +16,7 @@ from ..channels.routing import NotAllowed
 from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError, TooLarge
 from ..core.service import Request
-from .responses import CID_HEADER, dumps, encode_payload, error_body
+from .responses import CID_HEADER, dumps, encode_payload, error_body, http_status
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -68,7 +68,7 @@ class ChannelApp:
             request.channel = route.name
             response = await self.runtime.invoker.call(route.service, request=request, cid=cid)
         except SpliceError as exc:
-            return await _send(send, exc.status, dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
+            return await _send(send, http_status(exc), dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
         body, content_type = encode_payload(response.payload, response.content_type)
         status = response.status or (200 if body or response.payload is not None else 204)
         try:

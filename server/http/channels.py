@@ -68,7 +68,9 @@ class ChannelApp:
             request.channel = route.name
             response = await self.runtime.invoker.call(route.service, request=request, cid=cid)
         except SpliceError as exc:
-            return await _send(send, http_status(exc), dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
+            return await _send(
+                send, http_status(exc), dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid
+            )
         body, content_type = encode_payload(response.payload, response.content_type)
         status = response.status or (200 if body or response.payload is not None else 204)
         try:

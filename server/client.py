@@ -61,3 +61,6 @@ def ping(base_url: str, timeout: float = 1.0) -> dict[str, Any] | None:
             return answer
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+__all__ = ["AdminClient", "ClientError", "Unreachable", "ping"]

@@ -399,3 +399,18 @@ def _toml_str(value: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "LOOPBACK",
+    "TOKEN_FILE",
+    "DebugSettings",
+    "LoadBalancerSettings",
+    "SchedulerSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+    "render_config",
+    "resolve_odb_url",
+]

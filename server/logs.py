@@ -20,3 +20,6 @@ def configure_server_logging(log_file: Path, level: str) -> None:
     root.setLevel(level.upper())
     # watchfiles says "N changes detected" at INFO on every batch; the pickup directory logs what it did.
     logging.getLogger("watchfiles").setLevel(max(logging.WARNING, root.level))
+
+
+__all__ = ["FORMAT", "configure_server_logging"]

@@ -1,1 +1,10 @@
-"""TODO"""
+"""This server as a member of its cluster: liveness and catching up, the bus, and the watched pickup directories."""
+
+from __future__ import annotations
+
+from .bus import Ack, Bus, HttpBus, RedisBus
+from .member import ClusterMember
+from ._pickup_batch import PickupHost
+from .pickup import Pickup
+
+__all__ = ["Ack", "Bus", "ClusterMember", "HttpBus", "Pickup", "PickupHost", "RedisBus"]

@@ -12,16 +12,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .bus import Ack, Bus
 
 if TYPE_CHECKING:
     from ..config import ServerSettings, Settings
     from ..deploy.engine import DeploymentEngine
-    from ..odb import OdbRepository
 
 logger = logging.getLogger(__name__)
+
+
+class Membership(Protocol):
+    """What a member needs of the ODB (``splice.server.odb.OdbRepository`` is one)."""
+
+    async def heartbeat(self, name: str, sequence: int) -> int: ...
+
+    async def mark_stopped(self, name: str) -> None: ...
+
+    async def live_servers(self, within: float) -> list[dict[str, Any]]: ...
 
 LIVENESS_FACTOR = 4
 """A server not seen for this many sync intervals (at least 3 s) is taken as down."""
@@ -32,7 +41,7 @@ class ClusterMember:
         self,
         settings: Settings,
         server: ServerSettings,
-        repository: OdbRepository,
+        repository: Membership,
         engine: DeploymentEngine,
         bus: Bus,
         reload_config: Callable[[], Awaitable[None]],

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 
@@ -28,13 +28,39 @@ from . import reader as declare
 from .reader import Declaration, DeclarationError, DeclarationProblem, Plan
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime
+    from ..core.store import ServiceStore
+    from ..jobs.manager import Jobs
 
 logger = logging.getLogger(__name__)
 
 
+class DeclaredStore(Protocol):
+    """Where the cluster's channels and security definitions are kept (``splice.server.odb.OdbRepository``)."""
+
+    async def list_channels(self) -> list[dict[str, Any]]: ...
+
+    async def list_security(self) -> list[dict[str, Any]]: ...
+
+    async def apply_declared(self, declaration: Declaration, plan: Plan, secret_hashes: dict[str, str]) -> None: ...
+
+
+class Target(Protocol):
+    """The cluster a declaration is applied to, as one of its servers sees it (``splice.server.runtime.Runtime``)."""
+
+    @property
+    def repository(self) -> DeclaredStore: ...
+
+    @property
+    def jobs(self) -> Jobs | None: ...
+
+    @property
+    def store(self) -> ServiceStore: ...
+
+    async def config_changed(self, what: str, by: str = ...) -> list[dict[str, Any]]: ...
+
+
 async def apply_file(
-    runtime: Runtime, path: Path, environ: Mapping[str, str], where: str, *, by: str, prune: bool = False
+    runtime: Target, path: Path, environ: Mapping[str, str], where: str, *, by: str, prune: bool = False
 ) -> dict[str, Any]:
     """Apply the declaration file at ``path``, its secrets from ``environ`` (``where`` names that environment)."""
     try:
@@ -49,7 +75,7 @@ async def apply_file(
 
 
 async def apply_declaration(
-    runtime: Runtime,
+    runtime: Target,
     declaration: Declaration,
     secrets: Mapping[str, str],
     *,
@@ -85,7 +111,7 @@ async def apply_declaration(
     return answer
 
 
-async def _apply_jobs(runtime: Runtime, declaration: Declaration, plan: Plan) -> None:
+async def _apply_jobs(runtime: Target, declaration: Declaration, plan: Plan) -> None:
     """Write the plan's jobs; servers need not reload for them (the scheduler watches the jobs)."""
     jobs = runtime.jobs
     if jobs is None:

@@ -1,14 +1,21 @@
-"""The ``splice`` command. Errors are one line on stderr and a non-zero exit, never a traceback."""
+"""The ``splice`` command. Errors are one line on stderr and a non-zero exit, never a traceback.
+
+Every command that acts on a cluster takes its directory as ``--cluster DIR`` (the commands that always
+took it first also as ``DIR``), else from ``$SPLICE_CLUSTER``; ``_cluster_dir`` settles which, once, for all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+import shtab
 
 from ..core.errors import SpliceError
 from . import cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, scheduler
@@ -17,24 +24,56 @@ from .cluster import CliError
 EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp, scheduler, jobs, debug, ide)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
+SHELLS = ("bash", "zsh")
+"""The shells ``splice completion`` writes a script for."""
+
 __all__ = ["main"]
 
 
 class Extension(Protocol):
-    def register(self, sub: Any, cluster_arg: Any) -> None: ...
+    def register(self, sub: Any, cluster_arg: Callable[..., None]) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int | None: ...
 
 
-def _cluster_arg(parser: argparse.ArgumentParser) -> None:
-    default = os.environ.get("SPLICE_CLUSTER", ".")
-    parser.add_argument(
-        "--cluster", type=Path, default=Path(default), help="the cluster directory (default: $SPLICE_CLUSTER or .)"
-    )
+def _cluster_arg(parser: argparse.ArgumentParser, *, positional: bool = False, option: bool = True) -> None:
+    """The cluster directory of a command: ``--cluster DIR`` and, with ``positional``, ``DIR`` (both optional:
+    ``$SPLICE_CLUSTER`` is the default). ``option=False`` where ``--cluster`` already means something else."""
+    if positional:
+        where = parser.add_argument("directory", nargs="?", type=Path, metavar="DIR", help="the cluster directory")
+        where.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    if option:
+        text = "the cluster directory (default: $SPLICE_CLUSTER)"
+        where = parser.add_argument("--cluster", type=Path, metavar="DIR", help=text)
+        where.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    parser.set_defaults(cluster_forms=" or ".join(["DIR"] * positional + ["--cluster DIR"] * option))
+
+
+def _cluster_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Settle the cluster directory of a command that acts on one into ``args.directory`` and ``args.cluster``."""
+    forms = getattr(args, "cluster_forms", None)
+    if forms is None:
+        return
+    positional = getattr(args, "directory", None)
+    option = getattr(args, "cluster", None)
+    if positional is not None and option is not None and positional != option:
+        raise CliError(f"two cluster directories: {positional} and --cluster {option}; give one", 2)
+    directory = positional or option or (Path(environ["SPLICE_CLUSTER"]) if environ.get("SPLICE_CLUSTER") else None)
+    if directory is None:
+        raise CliError(f"which cluster? give its directory ({forms}) or set $SPLICE_CLUSTER", 2)
+    args.directory = args.cluster = directory
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("splice")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splice", description="Splice: a Python integration platform.")
+    parser.add_argument("--version", action="version", version=f"splice {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     quick = sub.add_parser("quickstart", help="create a local cluster").add_subparsers(dest="action", required=True)
@@ -57,23 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("start", "start every server; returns when all answer ping"), ("stop", "stop every server")):
         command = sub.add_parser(name, help=text)
-        command.add_argument("directory", type=Path)
+        _cluster_arg(command, positional=True)
         command.add_argument("--timeout", type=float, default=30.0)
     status = sub.add_parser("status", help="which servers run and answer")
-    status.add_argument("directory", type=Path)
+    _cluster_arg(status, positional=True)
     status.add_argument("--json", action="store_true")
-    sub.add_parser("migrate", help="bring the ODB schema up to date").add_argument("directory", type=Path)
+    _cluster_arg(sub.add_parser("migrate", help="bring the ODB schema up to date"), positional=True)
 
     server = sub.add_parser("server", help="run one server in the foreground").add_subparsers(
         dest="action", required=True
     )
-    run = server.add_parser("run")
-    run.add_argument("directory", type=Path)
+    run = server.add_parser("run", help="one server of the cluster (what 'splice start' launches)")
+    _cluster_arg(run, positional=True)
     run.add_argument("--server", default="server1")
 
     for name, text in (("deploy", "deploy Python files to the cluster"), ("undeploy", "remove deployed files")):
         command = sub.add_parser(name, help=text)
-        command.add_argument("files", nargs="+", metavar="FILE", help="a .py file, or a directory of them")
+        files = command.add_argument("files", nargs="+", metavar="FILE", help="a .py file, or a directory of them")
+        files.complete = shtab.FILE  # type: ignore[attr-defined]
         _cluster_arg(command)
         command.add_argument("--root", type=Path, default=Path("."), help="the project root (default: .)")
 
@@ -87,15 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_argument("--json", action="store_true")
 
     channel = sub.add_parser("channel", help="REST channels").add_subparsers(dest="action", required=True)
-    ch_create = channel.add_parser("create")
+    ch_create = channel.add_parser("create", help="a REST channel: a path and methods that call a service")
     _cluster_arg(ch_create)
     ch_create.add_argument("--name", required=True)
     ch_create.add_argument("--path", required=True, help="e.g. /orders/{id}")
     ch_create.add_argument("--service", required=True)
     ch_create.add_argument("--method", action="append", help="HTTP method; repeat for several (default GET)")
     ch_create.add_argument("--security", help="name of a security definition")
-    _cluster_arg(channel.add_parser("list"))
-    ch_delete = channel.add_parser("delete")
+    _cluster_arg(channel.add_parser("list", help="every channel"))
+    ch_delete = channel.add_parser("delete", help="remove a channel")
     ch_delete.add_argument("name")
     _cluster_arg(ch_delete)
 
@@ -110,12 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     sec_create.add_argument("--password")
     sec_create.add_argument("--key")
     sec_create.add_argument("--header", help="API key header (default X-API-Key)")
-    _cluster_arg(security.add_parser("list"))
-    sec_delete = security.add_parser("delete")
+    _cluster_arg(security.add_parser("list", help="every security definition (no secrets)"))
+    sec_delete = security.add_parser("delete", help="remove a security definition")
     sec_delete.add_argument("name")
     _cluster_arg(sec_delete)
     for extension in EXTENSIONS:
         extension.register(sub, _cluster_arg)
+    completion = sub.add_parser("completion", help="print a shell completion script: source <(splice completion bash)")
+    completion.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -125,22 +167,11 @@ def _print_json(value: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     command = args.command
-    if command == "quickstart":
-        created = cluster.quickstart_create(
-            args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer
-        )
-        print(f"created cluster '{created['cluster']}' in {created['directory']}")
-        print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
-        if created["load_balancer"]:
-            print(f"load balancer (HAProxy): {created['load_balancer']}")
-        elif args.load_balancer is None:
-            print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
-        print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
-        print(f"scheduler: {', '.join(created['schedulers'])} (runs jobs: 'splice job create --help')")
-        if args.start:
-            return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
-        print(f"start it with: splice start {args.directory}")
+    if command == "completion":
+        print(shtab.complete(build_parser(), shell=args.shell), end="")
         return 0
+    if command == "quickstart":
+        return _quickstart(args)
     if command == "start":
         for server in cluster.start(args.directory, args.timeout):
             if server.get("error"):  # a part that could not start (HAProxy not installed); the rest runs
@@ -168,6 +199,24 @@ def _run(args: argparse.Namespace) -> int:
     return _run_client(args)
 
 
+def _quickstart(args: argparse.Namespace) -> int:
+    created = cluster.quickstart_create(
+        args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer
+    )
+    print(f"created cluster '{created['cluster']}' in {created['directory']}")
+    print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
+    if created["load_balancer"]:
+        print(f"load balancer (HAProxy): {created['load_balancer']}")
+    elif args.load_balancer is None:
+        print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
+    print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
+    print(f"scheduler: {', '.join(created['schedulers'])} (runs jobs: 'splice job create --help')")
+    if args.start:
+        return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
+    print(f"start it with: splice start {args.directory}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     result = cluster.status(args.directory)
     balancer = result.get("load_balancer")
@@ -189,7 +238,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _run_client(args: argparse.Namespace) -> int:
     command = args.command
-    directory: Path = getattr(args, "cluster", Path("."))
+    for extension in EXTENSIONS:
+        answered = extension.run(args)
+        if answered is not None:
+            return answered
+    directory: Path = args.cluster  # every command below takes one, settled by _cluster_dir
     if command == "deploy":
         lines, code = commands.deploy(args.files, directory, args.root)
         print("\n".join(lines), file=sys.stderr if code == 1 else sys.stdout)
@@ -211,10 +264,6 @@ def _run_client(args: argparse.Namespace) -> int:
         return _channel(args, directory)
     if command == "security":
         return _security(args, directory)
-    for extension in EXTENSIONS:
-        answered = extension.run(args)
-        if answered is not None:
-            return answered
     raise CliError(f"unknown command {command}", 2)
 
 
@@ -259,6 +308,7 @@ def _security(args: argparse.Namespace, directory: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _cluster_dir(args, os.environ)
         return _run(args)
     except CliError as exc:
         print(f"splice: {exc}", file=sys.stderr)

@@ -65,13 +65,16 @@ def server_lines(answer: dict[str, Any]) -> list[str]:
 
 def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str], int]:
     """Lines to print, and the exit code: 0 deployed everywhere, 1 refused, 3 not confirmed by every server."""
+    missing = next((file for file in files if not Path(file).exists()), None)
+    if missing is not None:  # before the root is looked at: a missing file is outside every root
+        raise CliError(f"no such file: {missing}")
     pairs = module_paths(files, root)
     modules = []
     for file, path in pairs:
         try:
             source = Path(file).read_bytes().decode("utf-8")
         except FileNotFoundError:
-            raise CliError(f"{file}: no such file") from None
+            raise CliError(f"no such file: {file}") from None  # gone since it was looked for
         except UnicodeDecodeError as exc:
             raise CliError(f"{file}: not valid UTF-8 at byte {exc.start}") from None
         modules.append({"path": path, "source": source})

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..client import AdminClient, ClientError, Unreachable
@@ -18,20 +18,20 @@ from ._process import CliError
 from .cluster import read_token
 
 
-def register(sub: Any, cluster_arg: Any) -> None:
+def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     debug = sub.add_parser("debug", help="debugpy attach points, or PyCharm's debug server").add_subparsers(
         dest="action", required=True
     )
     enable = debug.add_parser("enable", help="every server listens with debugpy (127.0.0.1 unless configured)")
-    enable.add_argument("directory", type=Path)
+    cluster_arg(enable, positional=True)
     enable.add_argument("--host", help="listen on this address ([debug] allow_remote must allow it)")
     disable = debug.add_parser("disable", help="stop debugging (a server that listened restarts without debugpy)")
-    disable.add_argument("directory", type=Path)
+    cluster_arg(disable, positional=True)
     info = debug.add_parser("info", help="every attach point: server, pid, host, port, remote root")
-    info.add_argument("directory", type=Path)
+    cluster_arg(info, positional=True)
     info.add_argument("--json", action="store_true")
     pycharm = debug.add_parser("pycharm", help="connect every server to PyCharm's debug server (the IDE listens)")
-    pycharm.add_argument("directory", type=Path)
+    cluster_arg(pycharm, positional=True)
     pycharm.add_argument("--host", default="127.0.0.1", help="where PyCharm's debug server listens (default 127.0.0.1)")
     pycharm.add_argument("--port", type=int, help="its port (the run configuration's; required unless --disconnect)")
     pycharm.add_argument("--disconnect", action="store_true")

@@ -25,13 +25,13 @@ PYCHARM_PORT = 5690
 """Where PyCharm's debug server listens unless ``--port`` says otherwise."""
 
 
-def register(sub: Any, cluster_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     project_help = "the project root, as given to 'splice deploy --root' (default: .)"
     vscode = sub.add_parser("vscode", help="VS Code: debug configurations for a cluster").add_subparsers(
         dest="action", required=True
     )
     launch = vscode.add_parser("launch", help="write PROJECT/.vscode/launch.json: attach to each server, or to all")
-    launch.add_argument("directory", type=Path, metavar="DIR", help="the cluster directory")
+    cluster_arg(launch, positional=True)
     launch.add_argument("--project", type=Path, default=Path("."), metavar="ROOT", help=project_help)
 
     pycharm = sub.add_parser("pycharm", help="PyCharm: debug server, deploy on save, language server").add_subparsers(
@@ -40,7 +40,7 @@ def register(sub: Any, cluster_arg: Callable[[argparse.ArgumentParser], None]) -
     setup = pycharm.add_parser(
         "setup", help="write PROJECT/.idea files: a Python Debug Server, a File Watcher, an LSP4IJ template"
     )
-    setup.add_argument("directory", type=Path, metavar="DIR", help="the cluster directory")
+    cluster_arg(setup, positional=True)
     setup.add_argument("--project", type=Path, default=Path("."), metavar="ROOT", help=project_help)
     setup.add_argument(
         "--port",

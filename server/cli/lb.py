@@ -24,6 +24,7 @@ import signal
 import socket
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +55,18 @@ def remove_subparsers(sub: Any) -> Any:
     return _group(sub, "remove", "take a part out of a cluster directory")
 
 
-def register(sub: Any, cluster_arg: Any) -> None:
+def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     balancer = create_subparsers(sub).add_parser(
         "load-balancer", help="an HAProxy in front of the servers: [load_balancer] in cluster.toml, haproxy.cfg"
     )
-    balancer.add_argument("directory", type=Path)
+    cluster_arg(balancer, positional=True)
     balancer.add_argument("--host", help="the address HAProxy listens on (default: as before, else 127.0.0.1)")
     balancer.add_argument("--port", type=int, help="default: as before, else the port below the first server's")
     server = create_subparsers(sub).add_parser(
         "server", help="add a server to a cluster directory, or make a new server directory (--odb, --cluster)"
     )
-    server.add_argument("directory", type=Path)
+    # --cluster names the cluster of a new server directory here: the directory is DIR or $SPLICE_CLUSTER.
+    cluster_arg(server, positional=True, option=False)
     server.add_argument("--name", help="default: server<N>, the next free number")
     server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     server.add_argument("--port", type=int, help="default: the port after the highest one the cluster uses")
@@ -72,7 +74,7 @@ def register(sub: Any, cluster_arg: Any) -> None:
     server.add_argument("--cluster", dest="cluster_name", metavar="NAME", help="a new server directory: the cluster")
     server.add_argument("--redis", help="a new server directory: the Redis URL of the cluster bus")
     remove = remove_subparsers(sub).add_parser("server", help="remove a server (stopping it if it runs)")
-    remove.add_argument("directory", type=Path)
+    cluster_arg(remove, positional=True)
     remove.add_argument("--name", required=True)
     remove.add_argument("--timeout", type=float, default=15.0)
 

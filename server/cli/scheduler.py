@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,17 @@ from ._process import CliError
 from .lb import create_subparsers
 
 
-def register(sub: Any, cluster_arg: Any) -> None:
+def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     create = create_subparsers(sub).add_parser(
         "scheduler", help="add a scheduler to a cluster directory (two give a standby that takes over)"
     )
-    create.add_argument("directory", type=Path)
+    cluster_arg(create, positional=True)
     create.add_argument("--name", help="default: scheduler<N>, the next free number")
     run = sub.add_parser("scheduler", help="run one scheduler in the foreground").add_subparsers(
         dest="action", required=True
     )
-    foreground = run.add_parser("run")
-    foreground.add_argument("directory", type=Path)
+    foreground = run.add_parser("run", help="one scheduler of the cluster (what 'splice start' launches)")
+    cluster_arg(foreground, positional=True)
     foreground.add_argument("--name", default="scheduler1")
 
 

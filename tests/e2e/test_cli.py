@@ -6,6 +6,7 @@ broken file, invoke, undeploy, stop and restart; and every error is one line, ne
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -345,8 +346,12 @@ def not_running(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         (("services", "--cluster", "{cluster}"), "no server of"),
         (("invoke", "orders.get", "--payload", "{{not json", "--cluster", "{cluster}"), "--payload is not valid JSON"),
         (("deploy", "{src}/a.py", "--cluster", "{nowhere}", "--root", "{src}"), "cluster.toml: not found"),
+        (("deploy", "missing.py", "--cluster", "{cluster}", "--root", "{src}"), "no such file: missing.py"),
         (("invoke", "orders.get", "--cluster", "{nowhere}"), "cluster.toml: not found"),
         (("status", "{nowhere}"), "cluster.toml: not found"),
+        (("status", "--cluster", "{nowhere}"), "cluster.toml: not found"),
+        (("debug", "info", "--cluster", "{nowhere}"), "cluster.toml: not found"),
+        (("status", "{cluster}", "--cluster", "{nowhere}"), "two cluster directories"),
         (("start", "{nowhere}"), "cluster.toml: not found"),
         (("stop", "{nowhere}"), "cluster.toml: not found"),
         (("channel", "list", "--cluster", "{nowhere}"), "cluster.toml: not found"),
@@ -394,3 +399,77 @@ def test_errors_with_a_running_cluster_are_one_line(cluster: Cluster, tmp_path: 
     # None of it harmed the cluster.
     assert status(cluster.directory)[0] == 0
     assert splice("services", "--json", "--cluster", directory).stdout.strip() == "[]"
+
+
+# -- the command itself: its version, shell completion, which cluster ----------------------------------------------
+
+
+def without_splice_cluster(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """The real ``splice`` with ``$SPLICE_CLUSTER`` only as given here (a devcontainer sets one)."""
+    env = {name: value for name, value in os.environ.items() if name != "SPLICE_CLUSTER"} | environ
+    command = [sys.executable, "-m", "splice.server.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_version() -> None:
+    result = splice("--version")
+    assert result.stdout == f"splice {importlib.metadata.version('splice')}\n"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_name_every_command(shell: str) -> None:
+    script = splice("completion", shell).stdout
+    for command in ("quickstart", "start", "status", "deploy", "channel", "job", "debug", "completion"):
+        assert re.search(rf"\b{command}\b", script), command
+    assert "--cluster" in script
+    if shell == "bash":
+        checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_bash_completes_commands_and_options() -> None:
+    script = splice("completion", "bash").stdout
+    probe = textwrap.dedent(
+        """
+        complete() { :; }  # the script registers itself; not needed to call its function
+        source /dev/stdin
+        words=(splice channel create --)
+        COMP_WORDS=("${words[@]}"); COMP_CWORD=3; COMP_LINE="${words[*]}"; COMP_POINT=${#COMP_LINE}
+        _shtab_splice splice -- create
+        echo "${COMPREPLY[*]}"
+        COMP_WORDS=(splice st); COMP_CWORD=1; COMP_LINE="splice st"; COMP_POINT=9
+        _shtab_splice splice st splice
+        echo "${COMPREPLY[*]}"
+        """
+    )
+    result = subprocess.run(["bash", "-c", probe], input=script, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    options, commands = result.stdout.splitlines()
+    assert {"--cluster", "--name", "--path", "--service"} <= set(options.split())
+    assert commands.split() == ["start", "stop", "status"]
+
+
+def test_the_cluster_directory_comes_from_splice_cluster(not_running: dict[str, str]) -> None:
+    directory = Path(not_running["cluster"])
+    result = without_splice_cluster("status", "--json", SPLICE_CLUSTER=str(directory))
+    assert result.returncode == 3, result.stderr  # not started: every server down
+    assert json.loads(result.stdout)["directory"] == str(directory.resolve())
+    # The directory given on the command line wins over the variable.
+    given = without_splice_cluster(
+        "status", "--json", "--cluster", str(directory), SPLICE_CLUSTER=not_running["nowhere"]
+    )
+    assert json.loads(given.stdout)["directory"] == str(directory.resolve())
+
+
+@pytest.mark.parametrize(
+    ("args", "forms"),
+    [
+        (("status",), "DIR or --cluster DIR"),
+        (("services",), "--cluster DIR"),
+        (("job", "list"), "--cluster DIR"),
+        (("create", "server"), "DIR"),  # its --cluster names the cluster of a new server directory
+    ],
+)
+def test_without_a_cluster_directory_says_how_to_give_one(args: tuple[str, ...], forms: str) -> None:
+    message = one_line_error(without_splice_cluster(*args))
+    assert message == f"splice: which cluster? give its directory ({forms}) or set $SPLICE_CLUSTER"

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { parseToml, TomlTable } from "./toml";
+import { parse, TomlError, type TomlTableWithoutBigInt as TomlTable } from "smol-toml";
 
 export class ClusterDirError extends Error {}
 
@@ -20,20 +20,33 @@ function hostUrl(host: string, port: number): string {
   return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
 }
 
+function isTable(value: unknown): value is TomlTable {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** The URL of a `[load_balancer]` or `[[servers]]` table, when it has a port. */
+function tableUrl(table: unknown): string | undefined {
+  if (!isTable(table) || typeof table["port"] !== "number") return undefined;
+  return hostUrl(typeof table["host"] === "string" ? table["host"] : "127.0.0.1", table["port"]);
+}
+
 /** The admin URL named by a parsed `cluster.toml`, or `undefined` when it names no server. */
 export function clusterUrlFromToml(doc: TomlTable): string | undefined {
-  const lb = doc["load_balancer"];
-  if (lb && typeof lb === "object" && !Array.isArray(lb) && typeof lb["port"] === "number") {
-    return hostUrl(typeof lb["host"] === "string" ? lb["host"] : "127.0.0.1", lb["port"]);
-  }
   const servers = doc["servers"];
-  if (Array.isArray(servers)) {
-    const first = servers[0] as TomlTable | undefined;
-    if (first && typeof first === "object" && typeof first["port"] === "number") {
-      return hostUrl(typeof first["host"] === "string" ? first["host"] : "127.0.0.1", first["port"]);
+  return tableUrl(doc["load_balancer"]) ?? (Array.isArray(servers) ? tableUrl(servers[0]) : undefined);
+}
+
+/** A parsed `cluster.toml` (any TOML: inline tables, multi-line arrays); a syntax error names its line. */
+export function parseClusterToml(text: string): TomlTable {
+  try {
+    return parse(text, { integersAsBigInt: false }); // ports are numbers, never bigints
+  } catch (err) {
+    if (err instanceof TomlError) {
+      const [first] = err.message.split("\n", 1); // the rest is a picture of the line
+      throw new ClusterDirError(`line ${err.line}: ${first.replace(/^Invalid TOML document: /, "")}`);
     }
+    throw err;
   }
-  return undefined;
 }
 
 export interface ClusterDirInfo {
@@ -52,7 +65,7 @@ export async function readClusterDir(dir: string): Promise<ClusterDirInfo> {
   }
   let url: string | undefined;
   try {
-    url = clusterUrlFromToml(parseToml(text));
+    url = clusterUrlFromToml(parseClusterToml(text));
   } catch (err) {
     throw new ClusterDirError(`${tomlPath}: ${(err as Error).message}`);
   }

@@ -403,6 +403,7 @@ def _toml_str(value: str) -> str:
 
 __all__ = [
     "CONFIG_FILE",
+    "KNOWN_KEYS",
     "LOOPBACK",
     "TOKEN_FILE",
     "DebugSettings",

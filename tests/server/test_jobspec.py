@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from splice.server.http.responses import http_status
 from splice.server.jobs.spec import JobSpec, JobSpecError, first_due_us, from_us, parse_job, to_us
 from splice.server.jobs.triggers import Cron, Interval, OneTime, Trigger
 
@@ -194,7 +195,7 @@ def test_name_and_service_errors(body: dict[str, Any], field: str, message: str)
 def test_job_spec_error_answers_with_its_field() -> None:
     with pytest.raises(JobSpecError) as caught:
         parse({"interval": 60, "retries": -1})
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400  # the HTTP edge maps the error's code
     assert caught.value.as_dict() == {"code": "invalid_job", "message": str(caught.value), "field": "retries"}
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from splice.server.core.errors import BadRequest
+from splice.server.http.responses import http_status
 from splice.server.jobs.triggers import (
     Cron,
     Interval,
@@ -133,7 +134,7 @@ def test_schedule_error_is_a_bad_request_with_its_field() -> None:
         Cron("61 * * * *")
     assert isinstance(caught.value, BadRequest)
     assert isinstance(caught.value, ValueError)
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400  # the HTTP edge maps the error's code
     assert caught.value.as_dict()["field"] == "cron.minute"
     assert caught.value.as_dict()["code"] == "invalid_schedule"
 

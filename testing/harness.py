@@ -8,8 +8,8 @@
         assert splice_services.invoke("billing.orders.create-order", {"customer_id": 1}) == {"order_id": 1}
         assert splice_services.calls[-1].name == "crm.get-customer"
 
-Services run exactly as on a server (same input checks, hooks, threads for plain ``def handle``), so
-what passes here behaves the same once deployed.
+Services run exactly as on a server (same input checks, by the service's ``Input``, a plain class or a pydantic
+model; hooks; threads for plain ``def handle``), so what passes here behaves the same once deployed.
 """
 
 from __future__ import annotations

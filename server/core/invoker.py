@@ -1,5 +1,9 @@
 """Running a service: check input, instantiate, hooks, ``handle()``, check output.
 
+The input is checked by the service's ``Input`` model (``splice.server.core.fields``) and reaches the service as
+an ``InputView``; an ``Output`` model checks a ``dict`` answer (a pydantic Output also shapes it: its JSON
+form is what the caller gets), and an answer that is a pydantic instance is turned into its JSON form.
+
 ``async def`` services run on the event loop; plain ``def`` services run in a worker thread, so a
 blocking call in a service (an HTTP client, a database driver) never stalls the server. Errors that
 escape user code become ``ServiceFailed`` naming the chain of services that led to them; this is the
@@ -21,8 +25,8 @@ import anyio.to_thread
 
 from .context import current_cid, new_cid
 from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
-from .fields import validate
-from .service import Request, Response, Service
+from .fields import is_model_instance
+from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 
 if TYPE_CHECKING:
@@ -97,8 +101,8 @@ class Invoker:
 
     @staticmethod
     def _check_input(info: ServiceInfo, request: Request) -> None:
-        if not info.input:
-            request.input = request.payload if isinstance(request.payload, dict) else {}
+        if info.input is None:
+            request.input = InputView(request.payload if isinstance(request.payload, dict) else {})
             return
         textual: dict[str, str] = {}
         where: dict[str, str] = {}
@@ -106,17 +110,22 @@ class Invoker:
             for key, value in values.items():
                 textual[key] = value
                 where[key] = source
-        converted, problems = validate(info.input, request.payload, textual=textual, textual_where=where)
-        if problems:
+        instance, problems = info.input.check(request.payload, textual, where)
+        if instance is None:
             raise InvalidInput(info.name, problems)
-        request.input = converted
+        request.input = InputView(info.input.values(instance), instance, info.input.keys)
 
     @staticmethod
     def _check_output(info: ServiceInfo, response: Response) -> None:
-        if info.output and isinstance(response.payload, dict):
-            _, problems = validate(info.output, response.payload)
-            if problems:
-                raise InvalidOutput(info.name, problems)
+        if is_model_instance(response.payload):
+            response.payload = response.payload.model_dump(mode="json", by_alias=True)
+        if info.output is None or not isinstance(response.payload, dict):
+            return
+        instance, problems = info.output.check(response.payload)
+        if instance is None:
+            raise InvalidOutput(info.name, problems)
+        if not info.output.plain:
+            response.payload = instance.model_dump(mode="json", by_alias=True)
 
     async def invoke_nested(self, name: str, payload: Any, *, parent: Service) -> Any:
         try:

@@ -8,27 +8,140 @@ for every call, so nothing is shared between calls through ``self``::
     class GetOrder(Service):
         name = "orders.get"                 # optional; else derived from module and class
 
-        class Input:
+        class Input:                        # or a pydantic model: class Input(BaseModel)
             id: int
 
         async def handle(self) -> None:
-            order_id = self.request.input["id"]
+            order_id = self.request.input.id    # or self.request.input["id"]
             customer = await self.ainvoke("crm.get-customer", {"order": order_id})
             self.response.payload = {"id": order_id, "customer": customer}
+
+``self.request.scheduler`` (a ``SchedulerRun``) says which job, run and slot started a call, when the scheduler
+did: ``self.request.scheduler.job``, ``.job_id``, ``.run``, ``.slot``, ``.kind``, ``.attempt``, ``.missed``,
+``.scheduler`` (``self.request.scheduler["job"]`` too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from .context import current_cid
 from .schedule import Schedule
 
 if TYPE_CHECKING:
     from .invoker import Invoker
+
+
+class InputView:
+    """``self.request.input``: the declared input fields, by attribute (``.id``) or by key (``["id"]``).
+
+    A read-only mapping of field name to value (``in``, ``.get``, ``.keys()``, iteration, ``dict(...)``).
+    ``model_instance`` is the checked pydantic instance when the service declares ``Input``. A declared field
+    wins over a method of the same name: with a field ``items``, ``.items`` is the field.
+    """
+
+    __slots__ = ("_fields", "_instance", "_values")
+
+    def __init__(self, values: Mapping[str, Any], instance: Any = None, fields: Iterable[str] = ()) -> None:
+        self._values = dict(values)
+        self._instance = instance
+        self._fields = frozenset(fields)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name[:1] != "_" and name in object.__getattribute__(self, "_fields"):
+            return object.__getattribute__(self, "_values")[name]
+        return object.__getattribute__(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        """Keys that are no declared field: those of a payload when the service declares no ``Input``."""
+        if not name.startswith("_"):
+            try:
+                return self._values[name]
+            except KeyError:
+                pass
+        raise AttributeError(f"the input has no field {name!r}")
+
+    @property
+    def model_instance(self) -> Any:
+        """The checked instance of the service's ``Input`` model (``None`` when it declares none)."""
+        return self._instance
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> Any:
+        return self._values.keys()
+
+    def values(self) -> Any:
+        return self._values.values()
+
+    def items(self) -> Any:
+        return self._values.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, InputView):
+            return self._values == other._values
+        return self._values == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"InputView({self._values!r})"
+
+
+Mapping.register(InputView)
+
+
+@dataclass(frozen=True)
+class SchedulerRun(dict[str, Any]):
+    """``self.request.scheduler``: the scheduler's run that started this call.
+
+    Attributes (``.job``) and keys (``["job"]``) alike; also a read-only ``dict``, so ``json.dumps`` and
+    ``dict(...)`` take it as they took the plain dict it used to be.
+    """
+
+    job: str
+    job_id: int
+    run: str
+    """``<job id>:<slot in microseconds>``: the run's identity."""
+    slot: str | None
+    """When the run was due (ISO-8601)."""
+    kind: str
+    """``scheduled`` or ``manual`` (``run-now``)."""
+    attempt: int
+    missed: int
+    """How many missed slots this run stands for."""
+    scheduler: str
+    """The name of the scheduler that sent it."""
+
+    def __post_init__(self) -> None:
+        dict.update(self, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), tuple(self.values())
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("self.request.scheduler is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
 
 
 class Request:
@@ -49,7 +162,7 @@ class Request:
     ) -> None:
         self.payload = payload
         """The body: parsed JSON, else ``str`` for text and ``bytes`` for anything else; ``None`` if empty."""
-        self.input: dict[str, Any] = {}
+        self.input = InputView({})
         """The declared input fields, checked and converted, gathered from payload, path and query."""
         self.method = method
         self.path = path
@@ -59,7 +172,7 @@ class Request:
         """HTTP headers, with lower-case names."""
         self.channel = channel
         """The name of the channel the call came through, or ``None`` for an invoke."""
-        self.scheduler: Mapping[str, Any] | None = None
+        self.scheduler: SchedulerRun | None = None
         """Set when the scheduler started the call: ``job``, ``job_id``, ``run``, ``slot`` (the time it was due,
         ISO-8601), ``kind`` (``scheduled`` or ``manual``), ``attempt``, ``missed``, ``scheduler``."""
 
@@ -144,4 +257,4 @@ class Service:
         return Schedule(self._invoker.jobs, f"service:{self.service_name}")
 
 
-__all__ = ["Request", "Response", "Service", "current_cid"]
+__all__ = ["InputView", "Request", "Response", "SchedulerRun", "Service", "current_cid"]

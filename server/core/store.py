@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
-from .fields import FieldSpec, fields_of
+from .fields import Declared, declare
 from .naming import check_service_name, service_name
 from .service import Service
 
@@ -24,8 +24,8 @@ class ServiceInfo:
     module: str
     path: str
     version: int
-    input: list[FieldSpec] = field(default_factory=list)
-    output: list[FieldSpec] = field(default_factory=list)
+    input: Declared | None = None
+    output: Declared | None = None
     is_async: bool = False
 
     @property
@@ -41,8 +41,10 @@ class ServiceInfo:
             "version": self.version,
             "doc": self.doc,
             "async": self.is_async,
-            "input": [f.as_dict() for f in self.input],
-            "output": [f.as_dict() for f in self.output],
+            "input": [f.as_dict() for f in self.input.fields] if self.input else [],
+            "output": [f.as_dict() for f in self.output.fields] if self.output else [],
+            "input_schema": self.input.schema if self.input else None,
+            "output_schema": self.output.schema if self.output else None,
         }
 
 
@@ -88,8 +90,8 @@ def describe(cls: type[Service], module: str, path: str, version: int, namespace
         module=module,
         path=path,
         version=version,
-        input=fields_of(getattr(cls, "Input", None), namespace),
-        output=fields_of(getattr(cls, "Output", None), namespace),
+        input=declare(getattr(cls, "Input", None), namespace, owner=cls),
+        output=declare(getattr(cls, "Output", None), namespace, output=True, owner=cls),
         is_async=inspect.iscoroutinefunction(cls.handle),
     )
 

@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from ..core.context import current_cid
 from ..core.errors import BadRequest, SpliceError
 from ..core.service import Request as ServiceRequest
+from ..core.service import SchedulerRun
 from .responses import dumps, error_response
 
 if TYPE_CHECKING:
@@ -124,16 +125,16 @@ def _check_runs(body: Any) -> list[dict[str, Any]]:
 
 async def _run_one(runtime: Runtime, run: dict[str, Any], scheduler: str) -> dict[str, Any]:
     request = ServiceRequest(run.get("payload"), channel="scheduler")
-    request.scheduler = {
-        "job": run["job"],
-        "job_id": run["job_id"],
-        "run": f"{run['job_id']}:{run['slot_us']}",
-        "slot": run.get("slot"),
-        "kind": run.get("kind", "scheduled"),
-        "attempt": run.get("attempt", 1),
-        "missed": run.get("missed", 0),
-        "scheduler": scheduler,
-    }
+    request.scheduler = SchedulerRun(
+        job=run["job"],
+        job_id=run["job_id"],
+        run=f"{run['job_id']}:{run['slot_us']}",
+        slot=run.get("slot"),
+        kind=run.get("kind", "scheduled"),
+        attempt=run.get("attempt", 1),
+        missed=run.get("missed", 0),
+        scheduler=scheduler,
+    )
     started = time.time_ns() // 1000
     outcome: dict[str, Any] = {"job_id": run["job_id"], "slot_us": run["slot_us"], "started_us": started}
     try:

@@ -1,14 +1,19 @@
-"""Field declarations: checkers per annotation, text conversion, validation and resolving annotations."""
+"""Field declarations: checkers per annotation, text conversion, validation and resolving annotations; pydantic
+models, and the problems both kinds of declaration give."""
 
 from __future__ import annotations
 
+import textwrap
 import typing
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splice.server.core.errors import FieldProblem
-from splice.server.core.fields import FieldSpec, checker_for, fields_of, validate
+from splice.server.core.fields import Declared, FieldSpec, checker_for, declare, fields_of, render, validate
 
 # (annotation, label, value, converted value or None when refused); values arrive as JSON, not text.
 JSON_CASES: list[tuple[object, str, object, object]] = [
@@ -253,3 +258,188 @@ def test_fields_of_refuses(declaration: type, namespace: dict[str, object], mess
 @pytest.mark.parametrize("declaration", [None, Nothing])
 def test_fields_of_nothing_declared(declaration: type | None) -> None:
     assert fields_of(declaration, {}) == []
+
+
+# -- pydantic models, and the one validator both kinds of declaration share ----------------------------------------
+
+
+class Line(BaseModel):
+    sku: str
+    qty: Annotated[int, Field(gt=0)]
+
+
+class OrderIn(BaseModel):
+    customer: int
+    lines: list[Line]
+    kind: Literal["web", "phone"] = "web"
+    due: datetime | None = None
+    ref: UUID | None = None
+    tags: list[str] = Field(default_factory=list)
+    client_ref: str = Field("", alias="clientRef")
+
+
+def declared(declaration: type) -> Declared:
+    found = declare(declaration, globals())
+    assert found is not None
+    return found
+
+
+def test_a_pydantic_model_lists_its_fields() -> None:
+    fields = [f.as_dict() for f in declared(OrderIn).fields]
+    assert fields == [
+        {"name": "customer", "type": "int", "required": True},
+        {"name": "lines", "type": "list[Line]", "required": True},
+        {"name": "kind", "type": "Literal['web', 'phone']", "required": False, "default": "web"},
+        {"name": "due", "type": "datetime | None", "required": False, "default": None},
+        {"name": "ref", "type": "UUID | None", "required": False, "default": None},
+        {"name": "tags", "type": "list[str]", "required": False},  # what a factory makes is not told
+        {"name": "clientRef", "type": "str", "required": False, "default": ""},  # callers send the alias
+    ]
+    schema = declared(OrderIn).schema
+    assert schema["required"] == ["customer", "lines"]
+    assert schema["properties"]["lines"]["items"] == {"$ref": "#/$defs/Line"}
+    assert schema["$defs"]["Line"]["properties"]["qty"]["exclusiveMinimum"] == 0
+
+
+GOOD = {"customer": 1, "lines": [{"sku": "a", "qty": 1}]}
+
+
+@pytest.mark.parametrize(
+    ("payload", "textual", "problems"),
+    [
+        (GOOD, {}, []),
+        ({**GOOD, "customer": "7"}, {}, []),  # a pydantic model's own (lax) rules
+        (
+            {"customer": "x", "lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": "many"}, {"qty": 0}]},
+            {},
+            [
+                FieldProblem("customer", "expected int, got string"),
+                FieldProblem("lines[1].qty", "expected int, got string"),
+                FieldProblem("lines[2].sku", "required field is missing"),
+                FieldProblem("lines[2].qty", "Input should be greater than 0"),
+            ],
+        ),
+        ({**GOOD, "kind": "fax"}, {}, [FieldProblem("kind", "Input should be 'web' or 'phone'")]),
+        ({**GOOD, "due": "soon"}, {}, [FieldProblem("due", "expected datetime | None, got string")]),
+        ({**GOOD, "lines": {"sku": "a"}}, {}, [FieldProblem("lines", "expected list[Line], got object")]),
+        ({**GOOD, "lines": ["a"]}, {}, [FieldProblem("lines[0]", "expected Line, got string")]),
+        ({"lines": GOOD["lines"]}, {"customer": "12"}, []),
+        (
+            {"lines": GOOD["lines"]},
+            {"customer": "twelve"},
+            [FieldProblem("customer", "expected int, got 'twelve'", "path")],
+        ),
+        ({"lines": GOOD["lines"]}, {"customer": "5", "due": "2026-12-24T09:00:00"}, []),
+        (
+            {"lines": GOOD["lines"]},
+            {"customer": "5", "due": "Christmas"},
+            [FieldProblem("due", "expected datetime | None, got string", "query")],
+        ),
+        ("text", {}, [FieldProblem("(payload)", "expected a JSON object, got string")]),
+    ],
+)
+def test_checking_a_pydantic_model(payload: object, textual: dict[str, str], problems: list[FieldProblem]) -> None:
+    instance, found = declared(OrderIn).check(payload, textual, {"customer": "path"})
+    assert found == problems
+    assert (instance is None) == bool(problems)
+    if instance is not None:
+        assert isinstance(instance, OrderIn)
+
+
+def test_a_checked_model_gives_values_by_attribute_and_keeps_its_instance() -> None:
+    order = declared(OrderIn)
+    instance, _ = order.check({**GOOD, "clientRef": "r-1", "ignored": 1})
+    assert instance is not None
+    values = order.values(instance)
+    assert list(values) == ["customer", "lines", "kind", "due", "ref", "tags", "client_ref"]
+    assert values["client_ref"] == "r-1"
+    assert values["lines"] == [Line(sku="a", qty=1)]
+    again, problems = order.check(instance)  # an instance as the payload (a service invoking another with one)
+    assert problems == []
+    assert again == instance
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    n: int
+    flag: bool = False
+
+    @model_validator(mode="after")
+    def positive(self) -> Strict:
+        if self.n < 0:
+            raise ValueError("n must not be negative")
+        return self
+
+
+@pytest.mark.parametrize(
+    ("payload", "textual", "problems"),
+    [
+        ({"n": 1}, {}, []),
+        ({"n": "1"}, {}, [FieldProblem("n", "expected int, got string")]),  # strict, as the model says
+        ({}, {"n": "1", "flag": "on"}, []),  # text from the path or the query is still converted
+        ({"n": -1}, {}, [FieldProblem("(payload)", "Value error, n must not be negative")]),
+    ],
+)
+def test_a_strict_model_with_a_model_validator(
+    payload: object, textual: dict[str, str], problems: list[FieldProblem]
+) -> None:
+    assert declared(Strict).check(payload, textual)[1] == problems
+
+
+class Clashing:
+    json: str
+    schema: int = 0
+    model_config: bool = False
+
+
+def test_a_plain_class_may_use_names_pydantic_keeps_for_itself() -> None:
+    clashing = declared(Clashing)
+    instance, problems = clashing.check({"json": "j", "model_config": True, "more": 1})
+    assert problems == []
+    assert instance is not None
+    assert clashing.values(instance) == {"json": "j", "schema": 0, "model_config": True, "more": 1}
+    assert list(clashing.schema["properties"]) == ["json", "schema", "model_config"]
+    assert clashing.schema["title"] == "Clashing"
+
+
+def test_a_model_refering_to_one_defined_later_in_the_service_is_resolved_at_deploy() -> None:
+    source = textwrap.dedent(
+        """
+        from __future__ import annotations
+        from pydantic import BaseModel
+        from splice.server import Service
+
+        class Create(Service):
+            class Input(BaseModel):
+                part: Part
+
+            class Part(BaseModel):
+                id: int
+
+            def handle(self):
+                pass
+
+        class Broken(Service):
+            class Input(BaseModel):
+                part: Nowhere
+
+            def handle(self):
+                pass
+        """
+    )
+    namespace: dict[str, Any] = {"__name__": "shop.parts"}
+    exec(compile(source, "shop/parts.py", "exec"), namespace)
+    found = declare(namespace["Create"].Input, namespace, owner=namespace["Create"])
+    assert found is not None
+    assert found.check({"part": {"id": "x"}})[1] == [FieldProblem("part.id", "expected int, got string")]
+    with pytest.raises(TypeError, match=r"^cannot resolve the annotations of Broken\.Input: .*Nowhere"):
+        declare(namespace["Broken"].Input, namespace, owner=namespace["Broken"])
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [((), ""), (("a",), "a"), (("items", 1, "qty"), "items[1].qty"), ((0, "x", 2, 3), "[0].x[2][3]")],
+)
+def test_render(path: tuple[int | str, ...], text: str) -> None:
+    assert render(path) == text

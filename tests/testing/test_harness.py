@@ -6,8 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field
 
 from splice.server import HTTPError, InvalidInput, Service, ServiceFailed
+from splice.server.core.errors import InvalidOutput
 from splice.testing import ServiceHarness
 
 
@@ -186,3 +188,62 @@ def test_load_refuses_a_path_outside_the_root(tmp_path: Path) -> None:
     harness = ServiceHarness(tmp_path / "project")
     with pytest.raises(ValueError, match="not inside the project root"):
         harness.load(tmp_path / "elsewhere.py")
+
+
+class Line(BaseModel):
+    sku: str
+    qty: int = Field(gt=0)
+
+
+class PlaceOrder(Service):
+    name = "shop.place-order"
+
+    class Input(BaseModel):
+        customer: int
+        lines: list[Line]
+        express: bool = False
+
+    class Output(BaseModel):
+        lines: int
+        quantity: int
+
+    def handle(self) -> None:
+        lines = self.request.input.lines
+        assert self.request.input["lines"] is lines
+        assert isinstance(self.request.input.model_instance, PlaceOrder.Input)
+        self.response.payload = PlaceOrder.Output(lines=len(lines), quantity=sum(line.qty for line in lines))
+
+
+class Reorder(Service):
+    name = "shop.reorder"
+
+    async def handle(self) -> None:
+        order = PlaceOrder.Input(customer=1, lines=[Line(sku="a", qty=2)])
+        self.response.payload = {"again": await self.ainvoke("shop.place-order", order)}
+
+
+class Sloppy(Service):
+    name = "shop.sloppy"
+
+    class Output(BaseModel):
+        lines: int
+
+    def handle(self) -> None:
+        self.response.payload = {"lines": "several"}
+
+
+def test_pydantic_input_and_output() -> None:
+    harness = ServiceHarness()
+    harness.add(PlaceOrder, Reorder, Sloppy)
+    order = {"customer": 1, "lines": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 3}]}
+    assert harness.invoke("shop.place-order", order) == {"lines": 2, "quantity": 5}
+    assert harness.invoke("shop.reorder") == {"again": {"lines": 1, "quantity": 2}}
+    assert harness.invoke("shop.place-order", {"lines": []}, query={"customer": "4", "express": "on"}) == {
+        "lines": 0,
+        "quantity": 0,
+    }
+    with pytest.raises(InvalidInput) as caught:
+        harness.invoke("shop.place-order", {"customer": 1, "lines": [{"sku": "a", "qty": 2}, {"sku": "b", "qty": 0}]})
+    assert [(p.field, p.message) for p in caught.value.problems] == [("lines[1].qty", "Input should be greater than 0")]
+    with pytest.raises(InvalidOutput, match="lines: expected int, got string"):
+        harness.invoke("shop.sloppy")

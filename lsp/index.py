@@ -11,7 +11,7 @@ using ``splice.server.core.naming``. Every position is 0-based, with columns in 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from splice.server.core.naming import check_module_path, module_name, service_name
@@ -60,6 +60,9 @@ class ClassInfo:
     """Which of ``handle``/``before_handle``/``after_handle`` the class itself defines."""
     hook_problems: tuple[tuple[str, Range], ...]
     is_async: bool
+    declares: frozenset[str] = frozenset()
+    """Which of ``Input``/``Output`` the class itself declares; one whose fields this file cannot tell (a base
+    model defined elsewhere) is declared, with ``None`` fields."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,11 @@ def parse_module(path: str, source: str) -> ModuleIndex:
     except ValueError as exc:  # e.g. a NUL byte
         return ModuleIndex(path, module, syntax_error=SyntaxProblem(str(exc), Range(0, 0, 0, 0)))
     lines = _Lines(source)
-    classes = tuple(_class_info(node, lines) for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
+    defined: dict[str, ast.ClassDef] = {}
+    for node in (*tree.body, *ast.walk(tree)):  # a module-level class wins over a nested one of the same name
+        if isinstance(node, ast.ClassDef):
+            defined.setdefault(node.name, node)
+    classes = tuple(_class_info(node, lines, defined) for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
     invokes = tuple(call for node in ast.walk(tree) if (call := _invoke_call(node, lines)) is not None)
     return ModuleIndex(path, module, classes, invokes)
 
@@ -201,11 +208,11 @@ def _dotted(node: ast.expr) -> str:
     return ""
 
 
-def _class_info(node: ast.ClassDef, lines: _Lines) -> ClassInfo:
+def _class_info(node: ast.ClassDef, lines: _Lines, defined: Mapping[str, ast.ClassDef]) -> ClassInfo:
     explicit: str | None = None
     explicit_range: Range | None = None
     abstract = False
-    nested: dict[str, tuple[Field, ...]] = {}
+    nested: dict[str, tuple[Field, ...] | None] = {}
     hooks: set[str] = set()
     problems: list[tuple[str, Range]] = []
     is_async = False
@@ -215,8 +222,11 @@ def _class_info(node: ast.ClassDef, lines: _Lines) -> ClassInfo:
             explicit, explicit_range = value.value, lines.string_inside(value)
         elif target == "abstract" and isinstance(value, ast.Constant):
             abstract = bool(value.value)
-        elif isinstance(item, ast.ClassDef) and item.name in ("Input", "Output"):
-            nested[item.name] = _fields(item)
+        elif isinstance(item, ast.ClassDef) and item.name in DECLARATIONS:
+            nested[item.name] = _fields(item, defined)
+        elif target in DECLARATIONS and value is not None:  # Input = OrderIn: a model defined elsewhere
+            model = defined.get(_dotted(value)) if isinstance(value, ast.Name) else None
+            nested[str(target)] = _fields(model, defined) if model is not None else None
         elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name in HOOKS:
             hooks.add(item.name)
             is_async = is_async or (item.name == "handle" and isinstance(item, ast.AsyncFunctionDef))
@@ -241,6 +251,7 @@ def _class_info(node: ast.ClassDef, lines: _Lines) -> ClassInfo:
         hooks=frozenset(hooks),
         hook_problems=tuple(problems),
         is_async=is_async,
+        declares=frozenset(nested),
     )
 
 
@@ -259,13 +270,81 @@ def _assignment(item: ast.stmt) -> tuple[str | None, ast.expr | None]:
     return None, None
 
 
-def _fields(node: ast.ClassDef) -> tuple[Field, ...]:
-    out = []
+def _fields(
+    node: ast.ClassDef, defined: Mapping[str, ast.ClassDef], seen: frozenset[str] = frozenset()
+) -> tuple[Field, ...] | None:
+    """The fields of a plain class or a pydantic model, its bases' first; ``None`` when a base is not in the file."""
+    out: dict[str, Field] = {}
+    for base in node.bases:
+        name = _dotted(base)
+        if name.rsplit(".", 1)[-1] in _FIELDLESS_BASES:
+            continue
+        parent = defined.get(name)
+        inherited = _fields(parent, defined, seen | {node.name}) if parent and name not in seen else None
+        if inherited is None:
+            return None
+        out.update((f.name, f) for f in inherited)
     for item in node.body:
-        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and not item.target.id.startswith("_"):
-            default = None if item.value is None else ast.unparse(item.value)
-            out.append(Field(item.target.id, _type_label(item.annotation), item.value is None, default))
-    return tuple(out)
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and (f := _field(item)):
+            out[f.name] = f
+    return tuple(out.values())
+
+
+DECLARATIONS = ("Input", "Output")
+_FIELDLESS_BASES = frozenset({"BaseModel", "object", "Generic"})
+_FIELD_CALLS = frozenset({"Field", "pydantic.Field"})
+
+
+def _field(item: ast.AnnAssign) -> Field | None:
+    """One annotated line of a declaration: plain (a default makes a field optional) or pydantic's ``Field(...)``."""
+    name = item.target.id if isinstance(item.target, ast.Name) else ""
+    annotation, metadata = _annotated(item.annotation)
+    if name.startswith("_") or name == "model_config" or _dotted(annotation).rsplit(".", 1)[-1] == "ClassVar":
+        return None
+    required, default = item.value is None, None if item.value is None else ast.unparse(item.value)
+    value = _field_call(item.value)
+    if value is not None:
+        required, default = _field_default(value)
+    alias = next((a for call in (*map(_field_call, metadata), value) if call and (a := _alias(call))), None)
+    return Field(alias or name, _type_label(annotation), required, default)
+
+
+def _field_call(node: ast.expr | None) -> ast.Call | None:
+    return node if isinstance(node, ast.Call) and _dotted(node.func) in _FIELD_CALLS else None
+
+
+def _annotated(annotation: ast.expr) -> tuple[ast.expr, list[ast.expr]]:
+    """``Annotated[T, m1, m2]`` -> ``(T, [m1, m2])``; anything else -> ``(annotation, [])``."""
+    if (
+        isinstance(annotation, ast.Subscript)
+        and _dotted(annotation.value).rsplit(".", 1)[-1] == "Annotated"
+        and isinstance(annotation.slice, ast.Tuple)
+        and annotation.slice.elts
+    ):
+        first, *rest = annotation.slice.elts
+        return first, rest
+    return annotation, []
+
+
+def _alias(call: ast.Call) -> str | None:
+    for keyword in call.keywords:
+        value = keyword.value
+        if keyword.arg in ("alias", "validation_alias") and isinstance(value, ast.Constant):
+            return value.value if isinstance(value.value, str) else None
+    return None
+
+
+def _field_default(call: ast.Call) -> tuple[bool, str | None]:
+    """Whether ``Field(...)`` leaves its field required, and the default it gives as text."""
+    given = call.args[0] if call.args else None
+    for keyword in call.keywords:
+        if keyword.arg == "default":
+            given = keyword.value
+        elif keyword.arg == "default_factory":
+            return False, f"{ast.unparse(keyword.value)}()"
+    if given is None or (isinstance(given, ast.Constant) and given.value is Ellipsis):
+        return True, None
+    return False, ast.unparse(given)
 
 
 def _type_label(annotation: ast.expr) -> str:
@@ -369,8 +448,8 @@ def resolve_services(modules: Iterable[ModuleIndex]) -> dict[str, list[ServiceDe
         if module.module is None or cls.abstract or not resolver.is_service(cls):
             continue
         chain = resolver.ancestors(cls)
-        inputs = next((c.input for c in chain if c.input is not None), None)
-        outputs = next((c.output for c in chain if c.output is not None), None)
+        inputs = next((c.input for c in chain if "Input" in c.declares), None)
+        outputs = next((c.output for c in chain if "Output" in c.declares), None)
         has_handle = any("handle" in c.hooks for c in chain)
         name = service_name(module.module, cls.name, cls.explicit_name)
         out.setdefault(name, []).append(ServiceDef(name, module.path, module.module, cls, inputs, outputs, has_handle))

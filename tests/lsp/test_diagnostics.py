@@ -117,3 +117,54 @@ def test_a_duplicate_is_an_error_on_both_definitions() -> None:
         assert problem.severity == "error"
         assert problem.range == Range(3, 6, 3, 17)
         assert problem.message == f"service name 'crm.get-customer' is also defined in {other} (GetCustomer)"
+
+
+ORDERS = """from pydantic import BaseModel, Field
+from splice.server import Service
+
+
+class Line(BaseModel):
+    sku: str
+    qty: int
+
+
+class Create(Service):
+    name = "orders.create"
+
+    class Input(BaseModel):
+        customer: int
+        lines: list[Line]
+        note: str = Field(default="")
+        code: str = Field(alias="orderCode")
+
+    def handle(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # nested models' keys are not the service's fields: no diagnostics for them
+        (
+            "self.invoke('orders.create', {'customer': 1, 'orderCode': 'x', 'lines': [{'sku': 'a', 'qty': 1}]})\n",
+            [],
+        ),
+        (
+            "self.invoke('orders.create', {'customer': 1, 'code': 'x', 'lines': []})\n",
+            [
+                ("missing-input-field", "'orders.create' requires input field 'orderCode'"),
+                ("unknown-input-field", "'orders.create' declares no input field 'code'"),
+            ],
+        ),
+        (
+            "self.invoke('orders.create', {'orderCode': 'x', 'lines': []})\n",
+            [("missing-input-field", "'orders.create' requires input field 'customer'")],
+        ),
+    ],
+)
+def test_a_pydantic_input(source: str, expected: list[tuple[str, str]]) -> None:
+    index = WorkspaceIndex()
+    index.update("orders.py", ORDERS)
+    module = index.update("app.py", source)
+    assert [(p.code, p.message.split(";")[0]) for p in diagnose(module, index.services(), {})] == expected

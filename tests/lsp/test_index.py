@@ -142,3 +142,87 @@ def test_a_path_that_cannot_be_a_module_has_no_services() -> None:
     index = WorkspaceIndex()
     index.update("my-scripts/x.py", "from splice.server import Service\nclass A(Service):\n    def handle(self): ...\n")
     assert index.services() == {}
+
+
+PYDANTIC = """from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from splice.server import Service
+from shop.models import Remote
+
+
+class Line(BaseModel):
+    sku: str
+    qty: int = Field(gt=0)
+
+
+class Base(BaseModel):
+    customer: int
+
+
+class OrderIn(Base):
+    model_config = ConfigDict(strict=True)
+    registry: ClassVar[dict[str, int]] = {}
+    lines: list[Line]
+    note: str = Field("", max_length=80)
+    code: str = Field(..., alias="orderCode")
+    tags: list[str] = Field(default_factory=list)
+    due: Annotated[str, Field(alias="dueDate")] = "today"
+    kind: str = Field(default="web")
+    rank: int = Field(ge=0)
+
+
+class Create(Service):
+    Input = OrderIn
+
+    class Output(BaseModel):
+        order: int
+
+    def handle(self): ...
+
+
+class Nested(Service):
+    class Input(BaseModel):
+        lines: list[Line]
+        when: Annotated[str, Field(min_length=1)]
+
+    def handle(self): ...
+
+
+class Elsewhere(Service):
+    class Input(Remote):
+        extra: int
+
+    def handle(self): ...
+
+
+class Child(Nested):
+    Input = Remote
+"""
+
+
+def test_pydantic_models_as_input_and_output() -> None:
+    module = parse_module("shop/orders.py", PYDANTIC)
+    classes = {c.name: c for c in module.classes}
+    assert classes["Create"].input == (
+        Field("customer", "int", True),  # inherited from a base model of the file, first
+        Field("lines", "list[Line]", True),
+        Field("note", "str", False, "''"),
+        Field("orderCode", "str", True),  # callers send the alias; Field(...) is required
+        Field("tags", "list[str]", False, "list()"),
+        Field("dueDate", "str", False, "'today'"),
+        Field("kind", "str", False, "'web'"),
+        Field("rank", "int", True),  # Field() without a default is required
+    )
+    assert classes["Create"].output == (Field("order", "int", True),)
+    assert classes["Create"].declares == {"Input", "Output"}
+    assert classes["Nested"].input == (Field("lines", "list[Line]", True), Field("when", "str", True))
+    # A base model from another file: its fields are not known here, so none are claimed
+    assert classes["Elsewhere"].input is None
+    assert classes["Elsewhere"].declares == {"Input"}
+    services = WorkspaceIndex()
+    services.update("shop/orders.py", PYDANTIC)
+    found = services.services()
+    assert found["shop.orders.child"][0].input is None  # not Nested's: Child declares an Input of its own
+    assert found["shop.orders.nested"][0].input == classes["Nested"].input

@@ -15,6 +15,7 @@ from ..core.context import current_cid, new_cid
 from .admin import authorized, routes
 from .channels import ChannelApp
 from .responses import CID_HEADER, error_body, json_response
+from .user_openapi import route as user_openapi
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -34,7 +35,9 @@ def build_app(runtime: Runtime) -> ASGIApp:
         return Response(body, status, media_type="application/json", headers={CID_HEADER: cid})
 
     handlers = {404: not_found, 405: not_found}
-    splice = Starlette(routes=[Route("/splice/ping", ping), *routes(runtime)], exception_handlers=handlers)
+    splice = Starlette(
+        routes=[Route("/splice/ping", ping), user_openapi(runtime), *routes(runtime)], exception_handlers=handlers
+    )
     channels = ChannelApp(runtime)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

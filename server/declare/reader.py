@@ -41,24 +41,38 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from ..channels import routing
-from ..channels.security import KINDS
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from ..channels import specs as channels
+from ..channels.specs import DEFAULT_HEADER as DEFAULT_HEADER
+from ..channels.specs import KINDS, SECRET_FIELD, ApiKeySecurity, BasicSecurity
 from ..core.errors import SpliceError
 from ..core.naming import check_service_name, closest
+from ..core.validation import problems
 from ._jobs import JobDeclaration as JobDeclaration
 from ._jobs import job_differs, read_job
 
 SECTIONS = ("security", "channels", "jobs")
 SERVICE_ORIGIN = "service:"
 """How the origin of a job a service made at run time starts (``self.schedule``): pruning never deletes one."""
-DEFAULT_HEADER = "X-API-Key"
-SECRET_FIELD = {"basic": "password", "apikey": "key"}
-"""The name a kind gives its secret; the file names the variable holding it as ``<field>_env``."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise PydanticCustomError(
+            "env_name", f"must name an environment variable (letters, digits, '_'), got {value!r}"
+        )
+    return value
+
+
+EnvName = Annotated[
+    str, AfterValidator(_env_name), WithJsonSchema({"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"})
+]
 _SYNTAX_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
 _TABLE_HEADER = re.compile(r"^\s*\[")
@@ -309,13 +323,6 @@ class _Reader:
             return None
         return value
 
-    def env(self, key: str) -> str | None:
-        value = self.text(key)
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            self.problem(key, f"must name an environment variable (letters, digits, '_'), got {value!r}")
-            return None
-        return value
-
     def only(self, allowed: Collection[str], kind: str) -> None:
         for key in self.table:
             if key in allowed:
@@ -357,64 +364,55 @@ def _items(
     return readers
 
 
+class _DeclaredBasic(BasicSecurity):
+    password_env: EnvName
+
+
+class _DeclaredApiKey(ApiKeySecurity):
+    key_env: EnvName
+
+
+_DECLARED_SECURITY: TypeAdapter[_DeclaredBasic | _DeclaredApiKey] = TypeAdapter(
+    Annotated[_DeclaredBasic | _DeclaredApiKey, Field(discriminator="kind")]
+)
+_SECRET_KEYS = ("password", "key", "secret", "token")
+
+
 def _security(reader: _Reader) -> SecuritySpec | None:
-    before = len(reader.problems)
-    name = reader.name("name")
-    kind = reader.text("kind")
-    if kind is not None and kind not in KINDS:
-        reader.problem("kind", f"must be one of {', '.join(repr(k) for k in KINDS)}, got {kind!r}")
-        kind = None
-    if kind is None:
-        reader.only({"name", "kind", "username", "header", "password_env", "key_env"}, "security")
+    try:
+        spec = _DECLARED_SECURITY.validate_python(reader.table)
+    except ValidationError as exc:
+        kind = reader.table.get("kind")
+        model = _DeclaredBasic if kind == "basic" else _DeclaredApiKey if kind == "apikey" else None
+        allowed = set(model.model_fields) if model else {*_DeclaredBasic.model_fields, *_DeclaredApiKey.model_fields}
+        _report(reader, exc, allowed, f"kind '{kind}'" if model else "security")
         return None
-    username = header = None
-    if kind == "basic":
-        reader.only({"name", "kind", "username", "password_env"}, "kind 'basic'")
-        username = reader.text("username")
-        if username == "":
-            reader.problem("username", "must not be empty")
-        elif username is not None and ":" in username:
-            reader.problem("username", "must not contain ':' (HTTP Basic separates user and password with it)")
-    else:
-        reader.only({"name", "kind", "header", "key_env"}, "kind 'apikey'")
-        header = reader.text("header", required=False) or DEFAULT_HEADER
-        if not _HEADER_NAME.fullmatch(header):
-            reader.problem("header", f"is not a valid HTTP header name: {header!r}")
-    secret_env = reader.env(f"{SECRET_FIELD[kind]}_env")
-    if len(reader.problems) > before or name is None or secret_env is None:
-        return None
-    return SecuritySpec(name, kind, username, header, secret_env, reader.where, reader.lines)
+    secret_env = spec.password_env if isinstance(spec, _DeclaredBasic) else spec.key_env
+    return SecuritySpec(spec.name, spec.kind, spec.username, spec.header, secret_env, reader.where, reader.lines)
 
 
 def _channel(reader: _Reader) -> ChannelSpec | None:
-    before = len(reader.problems)
-    reader.only({"name", "path", "service", "methods", "security"}, "channels")
-    name = reader.name("name")
-    path = reader.text("path")
-    problem = None if path is None else routing.check_pattern(path)
-    if problem:
-        reader.problem("path", problem)
-    service = reader.name("service")
-    security = reader.text("security", required=False)
-    methods = _methods(reader)
-    if len(reader.problems) > before or name is None or path is None or service is None or methods is None:
-        return None
-    return ChannelSpec(name, path, methods, service, security, reader.where, reader.lines)
-
-
-def _methods(reader: _Reader) -> tuple[str, ...] | None:
-    value = reader.table.get("methods", ["GET"])
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-        reader.problem("methods", f'must be an array of strings such as ["GET", "POST"], got {value!r}')
-        return None
-    if not value:
-        reader.problem("methods", "must name at least one HTTP method")
-        return None
     try:
-        return tuple(routing.check_methods(value))
-    except ValueError as exc:
-        reader.problem("methods", str(exc))
+        spec = channels.ChannelSpec.model_validate(reader.table)
+    except ValidationError as exc:
+        _report(reader, exc, set(channels.ChannelSpec.model_fields), "channels")
         return None
+    methods = tuple(spec.methods)
+    return ChannelSpec(spec.name, spec.path, methods, spec.service, spec.security, reader.where, reader.lines)
+
+
+def _report(reader: _Reader, exc: ValidationError, allowed: set[str], kind: str) -> None:
+    """The model's problems as the file's, each at the line of its key (an unknown key with a hint)."""
+    for problem in problems(exc, KINDS, _toml_type):
+        key = problem.field
+        if problem.message != "unknown field":
+            reader.problem(key, problem.message)
+        elif reader.where.startswith("security") and key in _SECRET_KEYS:
+            reader.problem(key, f"secrets never come from the file: name an environment variable with {key}_env")
+        else:
+            hint = closest(key, sorted(allowed))
+            suffix = f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(sorted(allowed))})"
+            reader.problem(key, f"unknown field for {kind}{suffix}")
 
 
 def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec | JobDeclaration]) -> list[DeclarationProblem]:

@@ -18,6 +18,7 @@ from splice.server.declare.reader import (
     plan,
     resolve_secrets,
 )
+from splice.server.http.responses import http_status
 from splice.server.jobs.triggers import Interval
 
 FULL = textwrap.dedent(
@@ -169,7 +170,7 @@ def test_problems_name_file_line_and_field(text: str, expected: str) -> None:
     assert any(str(p).startswith(expected) or expected in str(p) for p in caught.value.problems), [
         str(p) for p in caught.value.problems
     ]
-    assert caught.value.status == 422
+    assert http_status(caught.value) == 422
 
 
 def test_every_problem_is_named_at_once_in_line_order() -> None:

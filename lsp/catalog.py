@@ -18,7 +18,7 @@ from typing import Any
 
 from splice.server.client import AdminClient, ClientError
 from splice.server.config import load_settings
-from splice.server.core.errors import SpliceError
+from splice.server.core import SpliceError
 
 from .index import Field
 

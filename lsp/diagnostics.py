@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from splice.server.core.naming import check_service_name, closest
+from splice.server.core import check_service_name, closest
 
 from .index import Field, InvokeCall, ModuleIndex, Range, ServiceDef
 

@@ -14,7 +14,7 @@ import ast
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from splice.server.core.naming import check_module_path, module_name, service_name
+from splice.server.core import check_module_path, module_name, service_name
 
 INVOKE_METHODS = ("invoke", "ainvoke", "invoke_async")
 HOOKS = ("handle", "before_handle", "after_handle")

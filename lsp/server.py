@@ -21,7 +21,7 @@ from pygls.protocol.language_server import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from splice.server.client import ClientError
-from splice.server.core.errors import SpliceError
+from splice.server.core import SpliceError
 
 from . import diagnostics as diag
 from .catalog import Catalog, ClusterSettings

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from splice.server.core.errors import Conflict, NotFound
 from splice.server.jobs.spec import first_due_us, parse_job, to_us
 from splice.server.odb import OdbRepository, connect, migrate
+from splice.server.odb import cluster as cluster_module
 from splice.server.odb import jobs as jobs_module
-from splice.server.odb import repository as repository_module
 from splice.server.odb.jobs import Claim, JobRepository, now_us
 from splice.server.odb.models import JobRun
 
@@ -491,7 +491,7 @@ class _Clock(datetime):
 
 @pytest.fixture
 def lease_clock(monkeypatch: pytest.MonkeyPatch) -> type[_Clock]:
-    monkeypatch.setattr(repository_module, "datetime", _Clock)
+    monkeypatch.setattr(cluster_module, "datetime", _Clock)
     monkeypatch.setattr(_Clock, "at", datetime(2026, 11, 21, 10, 0, tzinfo=UTC))
     return _Clock
 

@@ -1,0 +1,160 @@
+"""Channels and security definitions in the ODB, and ``splice apply``'s one transaction that changes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..core.errors import Conflict, NotFound
+from ..declare.reader import Declaration, Plan
+from .models import Channel, SecurityDefinition
+from .scope import ClusterScope
+
+
+class OdbChannels(ClusterScope):
+    """Channels and security definitions of one cluster."""
+
+    async def create_security(
+        self, name: str, kind: str, username: str | None, header: str | None, secret_hash: str
+    ) -> None:
+        values = {"name": name, "kind": kind, "username": username, "header": header, "secret_hash": secret_hash}
+        await self._insert_unique(SecurityDefinition, values, f"security definition '{name}' already exists")
+
+    async def list_security(self) -> list[dict[str, Any]]:
+        query = select(SecurityDefinition).where(SecurityDefinition.cluster_id == self.cluster_id)
+        rows = await self._all(query.order_by(SecurityDefinition.name))
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "kind": r.kind,
+                "username": r.username,
+                "header": r.header,
+                "secret_hash": r.secret_hash,
+            }
+            for r in rows
+        ]
+
+    async def delete_security(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    select(SecurityDefinition.id).where(
+                        SecurityDefinition.cluster_id == self.cluster_id, SecurityDefinition.name == name
+                    )
+                )
+            ).scalar()
+            if found is None:
+                raise NotFound(f"no security definition named '{name}'")
+            users = (await conn.execute(select(Channel.name).where(Channel.security_id == found))).scalars().all()
+            if users:
+                raise Conflict(f"security definition '{name}' is used by channels: {', '.join(sorted(users))}")
+            await conn.execute(delete(SecurityDefinition).where(SecurityDefinition.id == found))
+
+    # -- channels --------------------------------------------------------------------------------
+
+    async def create_channel(
+        self, name: str, path: str, methods: list[str], service: str, security: str | None
+    ) -> None:
+        security_id = None
+        if security is not None:
+            async with self.engine.connect() as conn:
+                security_id = (
+                    await conn.execute(
+                        select(SecurityDefinition.id).where(
+                            SecurityDefinition.cluster_id == self.cluster_id, SecurityDefinition.name == security
+                        )
+                    )
+                ).scalar()
+            if security_id is None:
+                raise NotFound(f"no security definition named '{security}'")
+        values = {"name": name, "path": path, "methods": methods, "service": service, "security_id": security_id}
+        await self._insert_unique(Channel, values, f"channel '{name}' already exists")
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        query = (
+            select(Channel, SecurityDefinition.name.label("security"))
+            .outerjoin(SecurityDefinition, SecurityDefinition.id == Channel.security_id)
+            .where(Channel.cluster_id == self.cluster_id)
+            .order_by(Channel.name)
+        )
+        rows = await self._all(query)
+        return [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "path": r.path,
+                "methods": r.methods,
+                "service": r.service,
+                "security": r.security,
+            }
+            for r in rows
+        ]
+
+    async def delete_channel(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(Channel).where(Channel.cluster_id == self.cluster_id, Channel.name == name)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no channel named '{name}'")
+
+    async def _insert_unique(
+        self, model: type[Channel] | type[SecurityDefinition], values: dict[str, Any], taken: str
+    ) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(model).values(cluster_id=self.cluster_id, **values))
+        except IntegrityError as exc:
+            raise Conflict(taken) from exc
+
+    # -- declared configuration (splice apply) ---------------------------------------------------
+
+    async def apply_declared(self, declaration: Declaration, plan: Plan, secret_hashes: dict[str, str]) -> None:
+        """Carry out ``plan`` (made for ``declaration``) in one transaction: all of it or nothing.
+
+        ``secret_hashes`` holds the hashed secret of every security definition the plan creates or updates.
+        """
+        security = {s.name: s for s in declaration.security}
+        channels = {c.name: c for c in declaration.channels}
+        values: dict[str, Any]
+        try:
+            async with self.engine.begin() as conn:
+                for change in plan.of("security", "create", "update"):
+                    spec = security[change.name]
+                    values = {"kind": spec.kind, "username": spec.username, "header": spec.header}
+                    values["secret_hash"] = secret_hashes[spec.name]
+                    await self._put(conn, SecurityDefinition, change.name, change.action, values)
+                where = SecurityDefinition.cluster_id == self.cluster_id
+                rows = await conn.execute(select(SecurityDefinition.name, SecurityDefinition.id).where(where))
+                ids: dict[str, int] = {name: found for name, found in rows}
+                for change in plan.of("channel", "create", "update"):
+                    ch = channels[change.name]
+                    values = {"path": ch.path, "methods": list(ch.methods), "service": ch.service}
+                    values["security_id"] = ids.get(ch.security or "")
+                    await self._put(conn, Channel, ch.name, change.action, values)
+                for model, kind in ((Channel, "channel"), (SecurityDefinition, "security")):
+                    if names := [c.name for c in plan.of(kind, "delete")]:
+                        doomed = (model.cluster_id == self.cluster_id, model.name.in_(names))
+                        await conn.execute(delete(model).where(*doomed))
+        except IntegrityError as exc:
+            message = f"{declaration.file}: channels or security changed while it was applied; apply it again"
+            raise Conflict(message) from exc
+
+    async def _put(
+        self,
+        conn: AsyncConnection,
+        model: type[Channel] | type[SecurityDefinition],
+        name: str,
+        action: str,
+        values: dict[str, Any],
+    ) -> None:
+        if action == "create":
+            await conn.execute(insert(model).values(cluster_id=self.cluster_id, name=name, **values))
+            return
+        where = (model.cluster_id == self.cluster_id, model.name == name)
+        if (await conn.execute(update(model).where(*where).values(**values))).rowcount == 0:
+            raise Conflict(f"'{name}' was deleted while the declaration was applied; apply it again")

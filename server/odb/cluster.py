@@ -1,0 +1,122 @@
+"""The cluster's members in the ODB: servers and their heartbeats, leases, tokens, and configuration changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .models import Deployment, Lease, Server, Token
+from .scope import ClusterScope, aware
+
+
+class OdbCluster(ClusterScope):
+    """Servers, leases, tokens and configuration changes of one cluster."""
+
+    async def record_config_change(self, what: str, by: str) -> int:
+        """A new sequence number for a change of channels or security, so that every server reloads them."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(Deployment).values(cluster_id=self.cluster_id, action=what[:20], deployed_by=by)
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def heartbeat(self, name: str, sequence: int) -> int:
+        """Say ``name`` is alive and has applied ``sequence``; returns the newest sequence of the cluster."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(Server)
+                .where(Server.cluster_id == self.cluster_id, Server.name == name)
+                .values(last_seen=now, last_sequence=sequence)
+            )
+            newest = await conn.execute(select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id))
+            return int(newest.scalar() or 0)
+
+    async def mark_stopped(self, name: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(Server).where(Server.cluster_id == self.cluster_id, Server.name == name).values(last_seen=None)
+            )
+
+    async def servers(self) -> list[dict[str, Any]]:
+        """Every server that ever registered, with when it was last seen alive."""
+        rows = await self._all(select(Server).where(Server.cluster_id == self.cluster_id).order_by(Server.name))
+        return [
+            {
+                "name": r.name,
+                "url": r.url,
+                "pid": r.pid,
+                "last_sequence": r.last_sequence,
+                "last_seen": aware(r.last_seen),
+            }
+            for r in rows
+        ]
+
+    async def live_servers(self, within: float) -> list[dict[str, Any]]:
+        """Servers seen alive in the last ``within`` seconds."""
+        return [s for s in await self.servers() if seen_within(s, within)]
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew lease ``name`` for ``ttl`` seconds; ``False`` if another holder has it."""
+        now = datetime.now(UTC)
+        expires = now + timedelta(seconds=ttl)
+        where = (Lease.cluster_id == self.cluster_id, Lease.name == name)
+        try:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(select(Lease.holder, Lease.expires_at).where(*where))).first()
+                if row is None:
+                    await conn.execute(
+                        insert(Lease).values(cluster_id=self.cluster_id, name=name, holder=holder, expires_at=expires)
+                    )
+                    return True
+                if row.holder != holder and aware(row.expires_at) > now:  # type: ignore[operator]
+                    return False
+                result = await conn.execute(
+                    update(Lease)
+                    .where(*where, Lease.holder == row.holder, Lease.expires_at == row.expires_at)
+                    .values(holder=holder, expires_at=expires)
+                )
+                return bool(result.rowcount)
+        except (IntegrityError, OperationalError):  # another server took it first, or held the write lock
+            return False
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(Lease).where(Lease.cluster_id == self.cluster_id, Lease.name == name, Lease.holder == holder)
+            )
+
+    async def leases(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Leases whose name starts with ``prefix``: name → holder and ``expires_at`` (expired ones too)."""
+        query = select(Lease).where(Lease.cluster_id == self.cluster_id, Lease.name.startswith(prefix, autoescape=True))
+        return {r.name: {"holder": r.holder, "expires_at": aware(r.expires_at)} for r in await self._all(query)}
+
+    async def register_server(self, name: str, url: str, pid: int, sequence: int) -> None:
+        now = datetime.now(UTC)
+        values = {"url": url, "pid": pid, "last_sequence": sequence, "started_at": now, "last_seen": now}
+        async with self.engine.begin() as conn:
+            where = (Server.cluster_id == self.cluster_id, Server.name == name)
+            result = await conn.execute(update(Server).where(*where).values(**values))
+            if result.rowcount == 0:
+                await conn.execute(insert(Server).values(cluster_id=self.cluster_id, name=name, **values))
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    async def add_token(self, name: str, token_sha256: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(Token).where(Token.cluster_id == self.cluster_id, Token.name == name))
+            await conn.execute(insert(Token).values(cluster_id=self.cluster_id, name=name, token_sha256=token_sha256))
+
+    async def token_hashes(self) -> set[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(Token.token_sha256).where(Token.cluster_id == self.cluster_id))
+            return {r[0] for r in rows}
+
+
+def seen_within(server: dict[str, Any], within: float) -> bool:
+    """Whether a row of ``servers()`` was seen alive in the last ``within`` seconds."""
+    last_seen: datetime | None = server["last_seen"]
+    return last_seen is not None and last_seen >= datetime.now(UTC) - timedelta(seconds=within)

@@ -38,7 +38,9 @@ CONFIG_FILE = "cluster.toml"
 TOKEN_FILE = "admin-token"
 
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"cluster", "deploy", "servers", "load_balancer", "scheduler", "schedulers", "debug", "pickup"}),
+    "": frozenset(
+        {"cluster", "deploy", "servers", "load_balancer", "scheduler", "schedulers", "debug", "pickup", "openapi"}
+    ),
     "cluster": frozenset({"name", "odb", "log_level", "redis", "sync_interval"}),
     "deploy": frozenset({"max_module_bytes", "import_timeout", "cluster_timeout"}),
     "servers": frozenset({"name", "host", "port"}),
@@ -47,6 +49,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "schedulers": frozenset({"name"}),
     "debug": frozenset({"enabled", "host", "port", "allow_remote"}),
     "pickup": frozenset({"dirs"}),
+    "openapi": frozenset({"public"}),
 }
 """The keys of each section of ``cluster.toml`` (``""``: the top level), as the readers below take them."""
 
@@ -130,6 +133,8 @@ class Settings:
     load_balancer: LoadBalancerSettings | None = None
     scheduler: SchedulerSettings = SchedulerSettings()
     debug: DebugSettings = DebugSettings()
+    openapi_public: bool = False
+    """``[openapi] public = true``: ``GET /splice/openapi.json`` (the channels' document) answers without the token."""
 
     @property
     def token_file(self) -> Path:
@@ -351,6 +356,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         load_balancer=balancer,
         scheduler=_schedulers(data, file),
         debug=_debug(data, file, len(servers)),
+        openapi_public=_get(_table(data, "openapi", file), "public", bool, file, "openapi", False),
     )
 
 

@@ -4,7 +4,7 @@ Every channel this server routes, with what its service declares: the JSON schem
 body (``POST``, ``PUT``, ``PATCH``) or as query parameters (the other methods; fields that text cannot carry
 stay in a body), path parameters from the channel's pattern, ``Output`` as the 200 answer. Nested models go to
 ``components/schemas`` under ``<service>.<model>``. The document names every channel and service, so it needs
-the admin token, like the admin API.
+the admin token, like the admin API, unless ``cluster.toml`` says ``[openapi] public = true``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def route(runtime: Runtime) -> Route:
 
     async def openapi(request: Request) -> Response:
         cid = current_cid.get()
-        if not authorized(runtime, request.headers.get("authorization", "")):
+        if not runtime.settings.openapi_public and not authorized(runtime, request.headers.get("authorization", "")):
             headers = {CID_HEADER: cid, "www-authenticate": "Bearer"}
             return Response(error_body(401, "unauthorized", _UNAUTHORIZED, cid), 401, headers, "application/json")
         servers = [runtime.server.url]

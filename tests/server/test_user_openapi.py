@@ -1,25 +1,31 @@
-"""``GET /splice/openapi.json``: the channels' OpenAPI document, against a real server in-process, and how one
-channel becomes parameters, a body and answers (table-driven, from real service classes)."""
+"""``GET /splice/openapi.json``: the channels' OpenAPI document, against a real server in-process; how one
+channel becomes parameters, a body and answers (table-driven, from real service classes); ``[openapi] public``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 import schemathesis
 from pydantic import BaseModel
 
 from splice.server import Service
 from splice.server.channels.routing import Route
+from splice.server.config import load_settings
+from splice.server.core.errors import ConfigError
 from splice.server.core.store import ServiceInfo, describe
 from splice.server.http.user_openapi import component_prefix, document
-from tests.conftest import InProcess
+from tests.conftest import InProcess, free_port
 
 SHOP = textwrap.dedent(
     '''
@@ -295,3 +301,66 @@ def test_the_document_is_plain_json() -> None:
     text = json.dumps(op)  # no default=: defaults are written as JSON already
     assert '"default": "2026-01-01T00:00:00Z"' in text
     assert [p["schema"]["format"] for p in op["parameters"]] == ["date-time", "uuid"]
+
+
+def write_config(directory: Path, extra: str) -> Path:
+    directory.mkdir()
+    (directory / "cluster.toml").write_text(
+        f'[cluster]\nname = "t"\n\n[[servers]]\nname = "server1"\nport = {free_port()}\n\n{extra}'
+    )
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("extra", "public", "problem"),
+    [
+        ("", False, None),
+        ("[openapi]\npublic = true\n", True, None),
+        ("[openapi]\npublic = false\n", False, None),
+        ("[openapi]\npublic = 'yes'\n", None, "openapi.public: must be bool, got 'yes'"),
+        ("[openapi]\npublik = true\n", None, "unknown key 'publik' in [openapi]; did you mean 'public'?"),
+    ],
+)
+def test_the_openapi_section_of_cluster_toml(
+    tmp_path: Path, extra: str, public: bool | None, problem: str | None
+) -> None:
+    directory = write_config(tmp_path / "c", extra)
+    if problem is None:
+        assert load_settings(directory).openapi_public is public
+    else:
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            load_settings(directory)
+
+
+@pytest.fixture
+async def public_server(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """A real server whose cluster.toml makes the channels' document public."""
+    from splice.server.bootstrap import build_runtime
+    from splice.server.cli.cluster import quickstart_create
+    from splice.server.http.app import build_app
+
+    directory = tmp_path / "cluster"
+    odb = f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
+    await asyncio.to_thread(quickstart_create, directory, free_port(), odb, None, 1, None, False)
+    with (directory / "cluster.toml").open("a") as config:
+        config.write("\n[openapi]\npublic = true\n")
+    runtime = await build_runtime(load_settings(directory), "server1")
+    token = (directory / "admin-token").read_text().strip()
+    transport = httpx.ASGITransport(app=build_app(runtime))
+    base = runtime.server.url
+    async with (
+        httpx.AsyncClient(transport=transport, base_url=base) as client,
+        httpx.AsyncClient(transport=transport, base_url=base, headers={"Authorization": f"Bearer {token}"}) as admin,
+    ):
+        try:
+            yield InProcess(runtime, client, admin)
+        finally:
+            await runtime.close()
+
+
+async def test_a_public_document_needs_no_token_and_the_admin_api_still_does(public_server: InProcess) -> None:
+    await setup_shop(public_server)
+    answer = await public_server.client.get("/splice/openapi.json")
+    assert answer.status_code == 200, answer.text
+    assert "/orders" in answer.json()["paths"]
+    assert (await public_server.client.get("/splice/admin/services")).status_code == 401

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from splice.server.core.errors import SpliceError
+from splice.server import SpliceError
 
 from .process import run_scheduler
 

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from splice.server.jobs.spec import MAX_BACKOFF
-from splice.server.jobs.triggers import Trigger, count_between, last_at_or_before, next_after
+from splice.server.jobs import MAX_BACKOFF, Trigger, count_between, last_at_or_before, next_after
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from splice.server.config import Settings, load_settings
-from splice.server.core.errors import ConfigError
-from splice.server.jobs.manager import SCHEDULER_STATE_FILE
+from splice.server.core import ConfigError
+from splice.server.jobs import SCHEDULER_STATE_FILE
 from splice.server.logs import configure_server_logging
 
 from .runner import Scheduler
@@ -43,8 +43,7 @@ def check_name(settings: Settings, name: str) -> None:
 
 
 async def run(settings: Settings, name: str, stop: asyncio.Event) -> None:
-    from splice.server.odb import OdbRepository, connect
-    from splice.server.odb.engine import require_head
+    from splice.server.odb import OdbRepository, connect, require_head
 
     engine = connect(settings.odb_url)
     try:

@@ -20,23 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from splice.server.core.context import new_cid
-from splice.server.jobs.manager import SCHEDULER_LEASE
-from splice.server.jobs.spec import from_us, to_us
-from splice.server.jobs.triggers import Trigger, trigger_from_dict
-from splice.server.odb.jobs import Claim, JobRepository, now_us
-from splice.server.odb.repository import seen_within
+from splice.server.jobs import SCHEDULER_LEASE, Claim, Job, JobSpec, RunOutcome, from_us, now_us, to_us
+from splice.server.odb import JobRepository, seen_within
 
 from .policy import decide, retry_delay
 
@@ -57,27 +54,12 @@ a thousand slots at once costs tens of milliseconds, which would otherwise make 
 
 
 @dataclass
-class _Job:
-    id: int
-    name: str
-    service: str
-    payload: Any
-    trigger: Trigger
-    misfire: str
-    retries: int
-    backoff: float
-    next_due_us: int | None
-    run_now_us: int | None
-
-
-@dataclass
 class Run:
     """One run on its way to a server: what the dispatch endpoint takes, and its attempt."""
 
     claim: Claim
-    payload: Any
-    retries: int
-    backoff: float
+    spec: JobSpec
+    """The job as it was when the run was claimed: its payload, retries and backoff."""
     attempt: int = 1
     tried: list[str] = field(default_factory=list)
 
@@ -89,7 +71,7 @@ class Run:
             "job": c.job_name,
             "service": c.service,
             "cid": c.cid,
-            "payload": self.payload,
+            "payload": self.spec.payload,
             "slot": from_us(c.slot_us).isoformat(),
             "kind": c.kind,
             "attempt": self.attempt,
@@ -110,17 +92,17 @@ class Scheduler:
         self.active = False
         self._lease_until = 0.0  # monotonic: the lease is surely ours until then
         self._seen_change = -1
-        self._loaded: dict[int, _Job] = {}
+        self._loaded: dict[int, Job] = {}
         self._servers: list[dict[str, Any]] = []
         self._servers_read = 0.0
         self._turn = 0
         self._dead: dict[str, float] = {}  # server name -> monotonic time it refused a connection
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._outcomes: list[dict[str, Any]] = []
+        self._outcomes: list[RunOutcome] = []
         self._outcome_ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._last_prune = 0.0
-        self.on_state: Any = None
+        self.on_state: Callable[[str], None] | None = None
         """Called with ``"active"`` or ``"standby"`` whenever that changes (the process writes its state file)."""
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -223,29 +205,11 @@ class Scheduler:
             counter = await self.jobs.changed()
             if counter == self._seen_change:
                 return
-            counter, rows = await self.jobs.schedulable()
+            counter, jobs = await self.jobs.schedulable()
         except Exception as exc:
             logger.warning("scheduler %s: cannot read the jobs (%s); trying again", self.name, exc)
             return
-        loaded = {}
-        for row in rows:
-            try:
-                trigger = trigger_from_dict(row["trigger"])
-            except ValueError as exc:
-                logger.error("job %s has a trigger that cannot be read (%s); it is not run", row["name"], exc)
-                continue
-            loaded[row["id"]] = _Job(
-                row["id"],
-                row["name"],
-                row["service"],
-                row["payload"],
-                trigger,
-                row["misfire"],
-                row["retries"],
-                row["backoff"],
-                row["next_due_us"],
-                row["run_now_us"],
-            )
+        loaded = {job.id: job for job in jobs}
         self._loaded = loaded
         self._seen_change = counter
         logger.debug("scheduler %s: %s jobs to run (change %s)", self.name, len(loaded), counter)
@@ -259,32 +223,21 @@ class Scheduler:
     def _claims(self, current_us: int) -> list[Claim]:
         """Claims of every slot due up to ``LOOKAHEAD_US`` from now: a slot ahead is decided as it will be then."""
         claims: list[Claim] = []
-        for job in self._loaded.values():
+        for job in list(self._loaded.values()):
             if job.run_now_us is not None:
-                at = job.run_now_us
-                claims.append(Claim(job.id, job.name, job.service, at, "manual", "running", 0, new_cid(), None, at))
+                claims.append(Claim.manual(job))
             if job.next_due_us is None or job.next_due_us > current_us + LOOKAHEAD_US:
                 continue
             when = from_us(max(current_us, job.next_due_us))
-            decision = decide(job.trigger, from_us(job.next_due_us), when, job.misfire, self.settings.misfire_grace)
+            spec = job.spec
+            decision = decide(spec.trigger, from_us(job.next_due_us), when, spec.misfire, self.settings.misfire_grace)
             next_us = None if decision.next_due is None else to_us(decision.next_due)
             if decision.slot is None:
-                job.next_due_us = next_us
+                self._loaded[job.id] = dataclasses.replace(job, next_due_us=next_us)
                 continue
+            slot_us = to_us(decision.slot)
             claims.append(
-                Claim(
-                    job.id,
-                    job.name,
-                    job.service,
-                    to_us(decision.slot),
-                    "scheduled",
-                    "running" if decision.run else "skipped",
-                    decision.missed,
-                    new_cid(),
-                    next_us,
-                    job.next_due_us,
-                    error=decision.reason or None,
-                )
+                Claim.scheduled(job, slot_us, next_us, run=decision.run, missed=decision.missed, reason=decision.reason)
             )
         return claims
 
@@ -308,19 +261,15 @@ class Scheduler:
         for claim in taken:
             job = jobs[claim.job_id]
             if claim.kind == "scheduled":
-                job.next_due_us = claim.next_due_us
+                jobs[claim.job_id] = dataclasses.replace(job, next_due_us=claim.next_due_us)
             else:
-                job.run_now_us = None
+                jobs[claim.job_id] = dataclasses.replace(job, run_now_us=None)
         kept = {(claim.job_id, claim.slot_us) for claim in taken}
         for claim in claims:
             if (claim.job_id, claim.slot_us) not in kept and claim.job_id in jobs:
-                jobs[claim.job_id].next_due_us = None  # wait for the reload rather than claim again
-                jobs[claim.job_id].run_now_us = None
-        runs = [
-            Run(c, jobs[c.job_id].payload, jobs[c.job_id].retries, jobs[c.job_id].backoff)
-            for c in taken
-            if c.status == "running"
-        ]
+                # Wait for the reload rather than claim again.
+                jobs[claim.job_id] = dataclasses.replace(jobs[claim.job_id], next_due_us=None, run_now_us=None)
+        runs = [Run(c, jobs[c.job_id].spec) for c in taken if c.status == "running"]
         for claim in taken:
             if claim.status == "skipped":
                 logger.info("job %s: slot %s %s", claim.job_name, from_us(claim.slot_us).isoformat(), claim.error)
@@ -347,7 +296,7 @@ class Scheduler:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(client.get(url, timeout=0.5) for url in urls), return_exceptions=True)
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -426,38 +375,41 @@ class Scheduler:
                     outcome = json.loads(line)
                     key = (outcome["job_id"], outcome["slot_us"])
                     if key in pending:
-                        self._outcome(pending.pop(key), outcome)
+                        self._outcome(
+                            pending.pop(key),
+                            outcome.get("status", "failed"),
+                            outcome.get("error"),
+                            outcome.get("server"),
+                            outcome.get("started_us"),
+                            outcome.get("finished_us"),
+                        )
 
     def _settle(self, runs: Iterable[Run], status: str, error: str, server: str | None) -> None:
         for run in list(runs):
-            self._outcome(run, {"status": status, "error": error, "server": server})
+            self._outcome(run, status, error, server)
 
-    def _outcome(self, run: Run, outcome: dict[str, Any]) -> None:
-        status = outcome.get("status", "failed")
-        record = {
-            "job_id": run.claim.job_id,
-            "slot_us": run.claim.slot_us,
-            "status": status,
-            "attempts": run.attempt,
-            "server": outcome.get("server"),
-            "error": outcome.get("error"),
-            "started_us": outcome.get("started_us"),
-            "finished_us": outcome.get("finished_us") or now_us(),
-        }
-        if status == "failed" and run.attempt <= run.retries and self.active:
-            delay = retry_delay(run.attempt, run.backoff)
-            record["status"] = "retrying"
-            logger.info(
-                "job %s: attempt %s failed (%s); retrying in %.1f s",
-                run.claim.job_name,
-                run.attempt,
-                outcome.get("error"),
-                delay,
-            )
+    def _outcome(
+        self,
+        run: Run,
+        status: str,
+        error: str | None,
+        server: str | None,
+        started_us: int | None = None,
+        finished_us: int | None = None,
+    ) -> None:
+        """Record what became of ``run``'s attempt; a failed one is retried when its job asks for it."""
+        c = run.claim
+        outcome = RunOutcome(
+            c.job_id, c.slot_us, status, run.attempt, server, error, started_us, finished_us or now_us()
+        )
+        if status == "failed" and run.attempt <= run.spec.retries and self.active:
+            delay = retry_delay(run.attempt, run.spec.backoff)
+            outcome = dataclasses.replace(outcome, status="retrying")
+            logger.info("job %s: attempt %s failed (%s); retrying in %.1f s", c.job_name, run.attempt, error, delay)
             self._spawn(self._retry(run, delay))
         elif status != "ok":
-            logger.warning("job %s [cid %s]: %s: %s", run.claim.job_name, run.claim.cid, status, outcome.get("error"))
-        self._outcomes.append(record)
+            logger.warning("job %s [cid %s]: %s: %s", c.job_name, c.cid, status, error)
+        self._outcomes.append(outcome)
         self._outcome_ready.set()
 
     async def _retry(self, run: Run, delay: float) -> None:

@@ -30,7 +30,7 @@ from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 
 if TYPE_CHECKING:
-    from ..jobs.manager import Jobs
+    from .schedule import JobBackend
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Invoker:
         self.store = store
         self.server = server
         self._background: set[asyncio.Task[Any]] = set()
-        self.jobs: Jobs | None = None
+        self.jobs: JobBackend | None = None
         """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
 
     def lookup(self, name: str) -> ServiceInfo:

@@ -11,23 +11,45 @@
 
 Plain methods are for ``def handle`` (they wait for the ODB from the worker thread); inside ``async def
 handle`` use the ``a``-prefixed ones. The scheduler sees every change within a second.
+
+The jobs live behind a ``JobBackend`` (the server's jobs manager, wired in at start up): the core knows only
+this protocol of it, and hands services each job in its JSON form, as the admin API shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .errors import NotFound
 
-if TYPE_CHECKING:
-    from ..jobs.manager import Jobs
-
 T = TypeVar("T")
 _NO_ODB = "self.schedule needs a running Splice server (with an ODB); under splice.testing, stub the call instead"
+
+
+class ScheduledJob(Protocol):
+    """A stored job, as far as ``self.schedule`` needs it."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The job as the admin API shows it (``id``, ``name``, ``service``, ``trigger``, ``schedule``...)."""
+        ...
+
+
+class JobBackend(Protocol):
+    """Where jobs are created, changed and read: a job definition in, stored jobs out; raises ``NotFound``."""
+
+    async def create(self, body: Mapping[str, Any], origin: str, replace: bool = False) -> ScheduledJob: ...
+
+    async def change(self, name: str, body: Mapping[str, Any]) -> ScheduledJob: ...
+
+    async def delete(self, name: str) -> None: ...
+
+    async def find(self, name: str) -> ScheduledJob | None: ...
+
+    async def all(self) -> Sequence[ScheduledJob]: ...
 
 
 def _seconds(value: float | timedelta | Mapping[str, float]) -> Any:
@@ -60,11 +82,11 @@ def job_body(name: str, service: str, **fields: Any) -> dict[str, Any]:
 class Schedule:
     """Jobs, as one service call sees them; ``origin`` (``service:<name>``) is recorded on what it creates."""
 
-    def __init__(self, jobs: Jobs | None, origin: str) -> None:
+    def __init__(self, jobs: JobBackend | None, origin: str) -> None:
         self._jobs = jobs
         self.origin = origin
 
-    def _backend(self) -> Jobs:
+    def _backend(self) -> JobBackend:
         if self._jobs is None:
             raise RuntimeError(_NO_ODB)
         return self._jobs
@@ -118,7 +140,7 @@ class Schedule:
             retries=retries,
             backoff=backoff,
         )
-        return await self._backend().create(body, self.origin, replace=replace)
+        return (await self._backend().create(body, self.origin, replace=replace)).as_json()
 
     def create(self, name: str, service: str, **fields: Any) -> dict[str, Any]:
         """``acreate`` for ``def handle``."""
@@ -130,7 +152,7 @@ class Schedule:
         body = job_body(name, service or "", **fields)
         if service is None:
             del body["service"]
-        return await self._backend().change(name, body)
+        return (await self._backend().change(name, body)).as_json()
 
     def change(self, name: str, **fields: Any) -> dict[str, Any]:
         return self._blocking("change", functools.partial(self.achange, name, **fields))
@@ -148,7 +170,8 @@ class Schedule:
 
     async def aget(self, name: str) -> dict[str, Any] | None:
         """Job ``name`` as the admin API shows it, or ``None``."""
-        return await self._backend().find(name)
+        job = await self._backend().find(name)
+        return None if job is None else job.as_json()
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._blocking("get", functools.partial(self.aget, name))

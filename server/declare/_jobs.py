@@ -1,9 +1,9 @@
 """The ``[[jobs]]`` part of a declaration file: reading one item and comparing it with the stored job.
 
-Pure, no I/O; ``declare`` calls these. An item is checked as ``jobspec.parse_job`` checks one, after the
-checks only a file needs (no ``in``, no stored ``trigger``, a schedule, a payload JSON can carry), and is
-compared with the stored job through the stored form of its trigger; ``splice.server.declare.reader`` documents
-the format and re-exports ``JobDeclaration``.
+Pure, no I/O; ``declare`` calls these. An item is checked as ``splice.server.jobs.parse_job`` checks one, after
+the checks only a file needs (no ``in``, no stored ``trigger``, a schedule, a payload JSON can carry), and is
+compared with the stored job (a ``splice.server.jobs.Job``, in its JSON form) through the stored form of its
+trigger; ``splice.server.declare.reader`` documents the format and re-exports ``JobDeclaration``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ _SCHEDULE_FIELD["expression"] = "cron"
 
 @dataclass(frozen=True)
 class JobDeclaration:
+    """A job as a file declares it: its definition, checked, and where it is in the file.
+
+    It keeps the definition (``body``) rather than a ``JobSpec``: an interval without ``start`` starts one period
+    after the job is written, so the spec is made when the file is applied (``Jobs.create``), and ``spec()``
+    here only checks and compares.
+    """
+
     name: str
     service: str
     body: Mapping[str, Any] = field(hash=False)
-    """The job's fields as ``jobspec.parse_job`` reads them (TOML dates and times of ``at``, ``start`` as text)."""
+    """The job's fields as ``parse_job`` reads them (TOML dates and times of ``at``, ``start`` as text)."""
     where: str = field(default="", compare=False)
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
 
@@ -92,7 +99,8 @@ def _not_json(value: object, path: str) -> list[tuple[str, str]]:
 
 
 def job_differs(job: JobDeclaration, current: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields of ``job`` whose value differs from ``current``, the stored job of the same name."""
+    """The fields of ``job`` whose value differs from ``current``, the stored job of the same name in its JSON
+    form (``Job.as_json``; a ``Job`` reads as that mapping), whose trigger may not even be readable any more."""
     wanted = job.spec()
     differs = ["service"] if current.get("service") != wanted.service else []
     differs += _schedule_differs(job, wanted.trigger, current.get("trigger"))

@@ -25,7 +25,7 @@ from ..core.service import SchedulerRun
 from .responses import dumps, error_response
 
 if TYPE_CHECKING:
-    from ..jobs.manager import Jobs
+    from ..jobs import Jobs
     from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ async def list_jobs(runtime: Runtime, request: Request, body: dict[str, Any]) ->
     active = None
     if lease is not None and lease["expires_at"].timestamp() > time.time():
         active = {"name": lease["holder"], "lease_expires": lease["expires_at"].isoformat()}
-    return {"jobs": await _jobs(runtime).all(), "scheduler": active}
+    return {"jobs": [job.as_json() for job in await _jobs(runtime).all()], "scheduler": active}
 
 
 async def create_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -53,18 +53,18 @@ async def create_job(runtime: Runtime, request: Request, body: dict[str, Any]) -
     if not isinstance(replace, bool):
         raise BadRequest(f"field 'replace' must be true or false, got {replace!r}")
     origin = body.pop("created_by", None) or "admin-api"
-    job: dict[str, Any] = await _jobs(runtime).create(body, str(origin), replace=replace)
+    job = (await _jobs(runtime).create(body, str(origin), replace=replace)).as_json()
     if runtime.store.get(job["service"]) is None:
         job["warning"] = f"no service named '{job['service']}' is deployed yet: its runs fail until one is"
     return job
 
 
 async def get_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return await _jobs(runtime).get(request.path_params["name"])
+    return (await _jobs(runtime).get(request.path_params["name"])).as_json()
 
 
 async def change_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return await _jobs(runtime).change(request.path_params["name"], body)
+    return (await _jobs(runtime).change(request.path_params["name"], body)).as_json()
 
 
 async def delete_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -73,15 +73,15 @@ async def delete_job(runtime: Runtime, request: Request, body: dict[str, Any]) -
 
 
 async def pause_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return await _jobs(runtime).pause(request.path_params["name"])
+    return (await _jobs(runtime).pause(request.path_params["name"])).as_json()
 
 
 async def resume_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return await _jobs(runtime).resume(request.path_params["name"])
+    return (await _jobs(runtime).resume(request.path_params["name"])).as_json()
 
 
 async def run_job_now(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return await _jobs(runtime).run_now(request.path_params["name"])
+    return (await _jobs(runtime).run_now(request.path_params["name"])).as_json()
 
 
 async def job_history(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
@@ -90,7 +90,7 @@ async def job_history(runtime: Runtime, request: Request, body: dict[str, Any]) 
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 10_000:
         raise BadRequest(f"query parameter 'limit' must be a whole number from 1 to 10000, got {raw!r}")
     name = request.path_params["name"]
-    return {"job": name, "runs": await _jobs(runtime).history(name, int(raw))}
+    return {"job": name, "runs": [run.as_json() for run in await _jobs(runtime).history(name, int(raw))]}
 
 
 TABLE: list[tuple[str, str, Handler]] = [

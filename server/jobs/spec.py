@@ -17,6 +17,7 @@ A job arrives as JSON (admin API, ``splice job create``, ``self.schedule``, a de
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,8 @@ class JobSpecError(BadRequest):
 
 @dataclass(frozen=True)
 class JobSpec:
+    """A job as a user asks for it, checked: which service, with which payload, when, and what to do on a miss."""
+
     name: str
     service: str
     trigger: Trigger
@@ -85,8 +88,8 @@ class JobSpec:
     backoff: float = 1.0
     paused: bool = False
 
-    def as_row(self) -> dict[str, Any]:
-        """The columns of the job's row, but for its times (see ``first_due_us``)."""
+    def as_json(self) -> dict[str, Any]:
+        """The job's definition with its trigger in the stored form: what ``parse_job`` reads back as this spec."""
         return {
             "name": self.name,
             "service": self.service,
@@ -103,6 +106,11 @@ def to_us(moment: datetime) -> int:
     """Microseconds since the epoch: how the ODB keeps the scheduler's times, exactly."""
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def now_us() -> int:
+    """The current time in microseconds since the epoch (the clock of the ODB's job and run times)."""
+    return time.time_ns() // 1000
 
 
 def from_us(value: int) -> datetime:

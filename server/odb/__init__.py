@@ -1,11 +1,15 @@
-"""The operational database (ODB): SQLAlchemy 2 async models, repositories and Alembic migrations.
+"""The operational database (ODB): SQLAlchemy 2 async models, repositories by aggregate and Alembic migrations.
 
-An adapter at the edge: the core reaches it only through the protocols in ``splice.server.deploy.engine``.
+An adapter at the edge: the core reaches it only through protocols (``splice.server.deploy.engine``'s for
+deployments, ``splice.server.jobs.JobStore`` for jobs). ``OdbRepository`` is the one object a server or the
+scheduler holds; ``JobRepository`` is made on it for jobs and their runs.
 """
 
 from __future__ import annotations
 
-from .engine import connect, head_revision, migrate
+from .cluster import seen_within
+from .engine import connect, head_revision, migrate, require_head
+from .jobs import JobRepository
 from .repository import OdbRepository
 
-__all__ = ["OdbRepository", "connect", "head_revision", "migrate"]
+__all__ = ["JobRepository", "OdbRepository", "connect", "head_revision", "migrate", "require_head", "seen_within"]

@@ -2,15 +2,15 @@
 
 Every change of a job bumps ``clusters.jobs_changed`` in the same transaction; the scheduler watches that
 one number. A run's identity is ``(job_id, slot_us)``, unique in ``job_runs``: whichever scheduler claims
-a slot first inserts its row, and no slot is ever claimed twice, failovers included.
+a slot first inserts its row, and no slot is ever claimed twice, failovers included. Rows come back as the
+records of ``splice.server.jobs`` (``Job``, ``JobRun``); this module implements its ``JobStore``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -18,45 +18,27 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..core.errors import Conflict, NotFound
-from ..jobs.spec import iso_us
-from .models import Cluster, Job, JobRun
-from .repository import OdbRepository
+from ..jobs import Claim, Job, JobRun, JobSpec, JobStore, RunOutcome, now_us, trigger_from_dict
+from .models import Cluster
+from .models import Job as JobRow
+from .models import JobRun as RunRow
+from .scope import ClusterScope
 
-JOB_COLUMNS = ("service", "payload", "trigger", "misfire", "retries", "backoff", "paused")
+__all__ = ["JobRepository", "now_us"]
 
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A slot the scheduler takes: the run row to insert and where the job goes next."""
-
-    job_id: int
-    job_name: str
-    service: str
-    slot_us: int
-    kind: str
-    status: str
-    missed: int
-    cid: str
-    next_due_us: int | None
-    expected_us: int | None
-    """The job's ``next_due_us`` (or ``run_now_us`` for a manual run) as read: the claim holds only if unchanged."""
-    error: str | None = None
+logger = logging.getLogger(__name__)
 
 
-class JobRepository:
-    """Jobs and runs of one cluster, on the repository's engine."""
+class JobRepository(JobStore):
+    """Jobs and runs of one cluster, on the scope (engine and cluster) of the ``OdbRepository`` given."""
 
-    def __init__(self, repository: OdbRepository) -> None:
-        self.repository = repository
-        self.engine = repository.engine
+    def __init__(self, scope: ClusterScope) -> None:
+        self.scope = scope
+        self.engine = scope.engine
 
     @property
     def cluster_id(self) -> int:
-        return self.repository.cluster_id
+        return self.scope.cluster_id
 
     @contextlib.asynccontextmanager
     async def _changing(self) -> AsyncIterator[AsyncConnection]:
@@ -68,83 +50,83 @@ class JobRepository:
 
     # -- what servers do (admin API, self.schedule, declarations) --------------------------------------------
 
-    async def create(self, row: dict[str, Any], next_due_us: int | None, origin: str) -> dict[str, Any]:
-        values = {**row, "next_due_us": None if row["paused"] else next_due_us, "origin": origin[:500]}
+    async def create(self, spec: JobSpec, next_due_us: int | None, origin: str) -> Job:
+        values = {**spec.as_json(), "next_due_us": None if spec.paused else next_due_us, "origin": origin[:500]}
         try:
             async with self._changing() as conn:
-                await conn.execute(insert(Job).values(cluster_id=self.cluster_id, updated_us=now_us(), **values))
+                await conn.execute(insert(JobRow).values(cluster_id=self.cluster_id, updated_us=now_us(), **values))
         except IntegrityError:
-            raise Conflict(f"a job named '{row['name']}' exists already") from None
-        return await self.get(row["name"])
+            raise Conflict(f"a job named '{spec.name}' exists already") from None
+        return await self.get(spec.name)
 
-    async def replace(self, row: dict[str, Any], next_due_us: int | None, origin: str) -> dict[str, Any]:
-        """Create the job, or change it to ``row`` if one of that name exists (its history stays)."""
+    async def replace(self, spec: JobSpec, next_due_us: int | None, origin: str) -> Job:
+        """Create the job, or change the job of that name to ``spec`` (its history stays)."""
         try:
-            return await self.create(row, next_due_us, origin)
+            return await self.create(spec, next_due_us, origin)
         except Conflict:
-            return await self.update(row["name"], row, next_due_us)
+            return await self.update(spec.name, spec, next_due_us)
 
-    async def update(self, name: str, row: dict[str, Any], next_due_us: int | None) -> dict[str, Any]:
-        values = {key: row[key] for key in JOB_COLUMNS if key in row}
+    async def update(self, name: str, spec: JobSpec, next_due_us: int | None) -> Job:
+        values = {key: value for key, value in spec.as_json().items() if key != "name"}
         # A run asked for by hand (run-now) stays asked for: a change of the job does not cancel it.
-        values.update(next_due_us=None if row.get("paused") else next_due_us, updated_us=now_us())
+        values.update(next_due_us=None if spec.paused else next_due_us, updated_us=now_us())
         async with self._changing() as conn:
-            result = await conn.execute(update(Job).where(*self._named(name)).values(**values))
+            result = await conn.execute(update(JobRow).where(*self._named(name)).values(**values))
             if not result.rowcount:
                 raise NotFound(f"no job named '{name}'")
         return await self.get(name)
 
-    async def set_paused(self, name: str, paused: bool, next_due_us: int | None) -> dict[str, Any]:
+    async def set_paused(self, name: str, paused: bool, next_due_us: int | None) -> Job:
         values: dict[str, Any] = {"paused": paused, "updated_us": now_us()}
         values["next_due_us"] = None if paused else next_due_us
         async with self._changing() as conn:
-            result = await conn.execute(update(Job).where(*self._named(name)).values(**values))
+            result = await conn.execute(update(JobRow).where(*self._named(name)).values(**values))
             if not result.rowcount:
                 raise NotFound(f"no job named '{name}'")
         return await self.get(name)
 
-    async def run_now(self, name: str) -> dict[str, Any]:
+    async def run_now(self, name: str) -> Job:
         async with self._changing() as conn:
-            result = await conn.execute(update(Job).where(*self._named(name)).values(run_now_us=now_us()))
+            result = await conn.execute(update(JobRow).where(*self._named(name)).values(run_now_us=now_us()))
             if not result.rowcount:
                 raise NotFound(f"no job named '{name}'")
         return await self.get(name)
 
     async def delete(self, name: str) -> None:
         async with self._changing() as conn:
-            found = (await conn.execute(select(Job.id).where(*self._named(name)))).first()
+            found = (await conn.execute(select(JobRow.id).where(*self._named(name)))).first()
             if found is None:
                 raise NotFound(f"no job named '{name}'")
-            await conn.execute(delete(JobRun).where(JobRun.job_id == found[0]))
-            await conn.execute(delete(Job).where(Job.id == found[0]))
+            await conn.execute(delete(RunRow).where(RunRow.job_id == found[0]))
+            await conn.execute(delete(JobRow).where(JobRow.id == found[0]))
 
     def _named(self, name: str) -> tuple[Any, ...]:
-        return (Job.cluster_id == self.cluster_id, Job.name == name)
+        return (JobRow.cluster_id == self.cluster_id, JobRow.name == name)
 
-    async def get(self, name: str) -> dict[str, Any]:
+    async def get(self, name: str) -> Job:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(Job).where(*self._named(name)))).first()
+            row = (await conn.execute(select(JobRow).where(*self._named(name)))).first()
         if row is None:
             raise NotFound(f"no job named '{name}'")
         return _job(row)
 
-    async def find(self, name: str) -> dict[str, Any] | None:
+    async def find(self, name: str) -> Job | None:
         try:
             return await self.get(name)
         except NotFound:
             return None
 
-    async def all(self) -> list[dict[str, Any]]:
-        query = select(Job).where(Job.cluster_id == self.cluster_id).order_by(Job.name)
+    async def all(self) -> list[Job]:
+        query = select(JobRow).where(JobRow.cluster_id == self.cluster_id).order_by(JobRow.name)
         async with self.engine.connect() as conn:
             return [_job(row) for row in (await conn.execute(query)).all()]
 
-    async def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    async def history(self, name: str, limit: int = 50) -> list[JobRun]:
         job = await self.get(name)
         query = (
-            select(JobRun)
-            .where(JobRun.cluster_id == self.cluster_id, JobRun.job_id == job["id"])
-            .order_by(JobRun.slot_us.desc())
+            select(RunRow)
+            .where(RunRow.cluster_id == self.cluster_id, RunRow.job_id == job.id)
+            .order_by(RunRow.slot_us.desc())
             .limit(limit)
         )
         async with self.engine.connect() as conn:
@@ -157,17 +139,26 @@ class JobRepository:
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 
-    async def schedulable(self) -> tuple[int, list[dict[str, Any]]]:
-        """The change counter and every job that has something to run (not paused; a slot or a run-now)."""
+    async def schedulable(self) -> tuple[int, list[Job]]:
+        """The change counter and every job that has something to run (not paused; a slot or a run-now).
+
+        A job whose stored trigger cannot be read (a timezone this host does not know, say) is left out, logged.
+        """
         async with self.engine.begin() as conn:
             counter = (await conn.execute(select(Cluster.jobs_changed).where(Cluster.id == self.cluster_id))).scalar()
-            query = select(Job).where(
-                Job.cluster_id == self.cluster_id,
-                Job.paused.is_(False),
-                (Job.next_due_us.is_not(None)) | (Job.run_now_us.is_not(None)),
+            query = select(JobRow).where(
+                JobRow.cluster_id == self.cluster_id,
+                JobRow.paused.is_(False),
+                (JobRow.next_due_us.is_not(None)) | (JobRow.run_now_us.is_not(None)),
             )
             rows = (await conn.execute(query)).all()
-        return int(counter or 0), [_job(row, raw=True) for row in rows]
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(_job(row))
+            except ValueError as exc:
+                logger.error("job %s has a trigger that cannot be read (%s); it is not run", row.name, exc)
+        return int(counter or 0), jobs
 
     async def claim(self, claims: Sequence[Claim], scheduler: str) -> list[Claim]:
         """Insert the runs of ``claims`` and move their jobs on, in one transaction; answers the claims taken.
@@ -198,10 +189,10 @@ class JobRepository:
             # SQLite ignores FOR UPDATE and reads without a lock: another scheduler could move these jobs on
             # between the read and the insert (with a slot of its own, so no unique clash stops it). A write
             # first takes the database's one write lock, held to the commit, so the read below is current.
-            await conn.execute(update(Job).where(Job.id.in_(ids)).values(next_due_us=Job.next_due_us))
+            await conn.execute(update(JobRow).where(JobRow.id.in_(ids)).values(next_due_us=JobRow.next_due_us))
         query = (
-            select(Job.id, Job.next_due_us, Job.run_now_us)
-            .where(Job.cluster_id == self.cluster_id, Job.id.in_(ids))
+            select(JobRow.id, JobRow.next_due_us, JobRow.run_now_us)
+            .where(JobRow.cluster_id == self.cluster_id, JobRow.id.in_(ids))
             .with_for_update()
         )
         current = {row.id: row for row in (await conn.execute(query)).all()}
@@ -233,43 +224,42 @@ class JobRepository:
             }
             for c in fresh
         ]
-        await conn.execute(insert(JobRun), runs)
+        await conn.execute(insert(RunRow), runs)
         scheduled = [
             {"job": c.job_id, "slot": c.slot_us, "next": c.next_due_us} for c in fresh if c.kind == "scheduled"
         ]
         if scheduled:
             statement = (
-                update(Job)
-                .where(Job.id == bindparam("job"))
+                update(JobRow)
+                .where(JobRow.id == bindparam("job"))
                 .values(next_due_us=bindparam("next"), last_slot_us=bindparam("slot"))
             )
             await conn.execute(statement, scheduled)
         manual = [c.job_id for c in fresh if c.kind != "scheduled"]
         if manual:
-            await conn.execute(update(Job).where(Job.id.in_(manual)).values(run_now_us=None))
+            await conn.execute(update(JobRow).where(JobRow.id.in_(manual)).values(run_now_us=None))
         return fresh
 
-    async def finish(self, results: Iterable[dict[str, Any]]) -> None:
-        """Record outcomes: each a dict of ``job_id``, ``slot_us``, ``status``, ``attempts``, ``server``, ``error``,
-        ``started_us`` and ``finished_us``."""
+    async def finish(self, outcomes: Iterable[RunOutcome]) -> None:
+        """Record what became of runs (each found by its job and slot)."""
         params = [
             {
-                "job": r["job_id"],
-                "slot": r["slot_us"],
-                "status": r["status"],
-                "attempts": r["attempts"],
-                "server": r.get("server"),
-                "error": r.get("error"),
-                "started": r.get("started_us"),
-                "finished": r.get("finished_us"),
+                "job": o.job_id,
+                "slot": o.slot_us,
+                "status": o.status,
+                "attempts": o.attempts,
+                "server": o.server,
+                "error": o.error,
+                "started": o.started_us,
+                "finished": o.finished_us,
             }
-            for r in results
+            for o in outcomes
         ]
         if not params:
             return
         statement = (
-            update(JobRun)
-            .where(JobRun.job_id == bindparam("job"), JobRun.slot_us == bindparam("slot"))
+            update(RunRow)
+            .where(RunRow.job_id == bindparam("job"), RunRow.slot_us == bindparam("slot"))
             .values(
                 status=bindparam("status"),
                 attempts=bindparam("attempts"),
@@ -287,11 +277,11 @@ class JobRepository:
         message = "its scheduler stopped before the outcome came back: the service may or may not have run"
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(JobRun)
+                update(RunRow)
                 .where(
-                    JobRun.cluster_id == self.cluster_id,
-                    JobRun.status.in_(("running", "retrying")),
-                    JobRun.scheduler != scheduler,
+                    RunRow.cluster_id == self.cluster_id,
+                    RunRow.status.in_(("running", "retrying")),
+                    RunRow.scheduler != scheduler,
                 )
                 .values(status="interrupted", error=message)
             )
@@ -301,64 +291,49 @@ class JobRepository:
         """Delete runs dispatched before ``before_us`` (the retention setting)."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                delete(JobRun).where(
-                    JobRun.cluster_id == self.cluster_id,
-                    JobRun.dispatched_us < before_us,
-                    JobRun.status.not_in(("running", "retrying")),
+                delete(RunRow).where(
+                    RunRow.cluster_id == self.cluster_id,
+                    RunRow.dispatched_us < before_us,
+                    RunRow.status.not_in(("running", "retrying")),
                 )
             )
         return int(result.rowcount or 0)
 
     async def count_runs(self) -> int:
-        query = select(func.count()).select_from(JobRun).where(JobRun.cluster_id == self.cluster_id)
+        query = select(func.count()).select_from(RunRow).where(RunRow.cluster_id == self.cluster_id)
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar() or 0)
 
 
-def _job(row: Any, raw: bool = False) -> dict[str, Any]:
-    out = {
-        "id": row.id,
-        "name": row.name,
-        "service": row.service,
-        "payload": row.payload,
-        "trigger": row.trigger,
-        "misfire": row.misfire,
-        "retries": row.retries,
-        "backoff": row.backoff,
-        "paused": bool(row.paused),
-        "origin": row.origin,
-        "updated_us": row.updated_us,
-    }
-    if raw:
-        out.update(next_due_us=row.next_due_us, last_slot_us=row.last_slot_us, run_now_us=row.run_now_us)
-    else:
-        out.update(
-            next_run=iso_us(row.next_due_us),
-            last_slot=iso_us(row.last_slot_us),
-            run_now_requested=iso_us(row.run_now_us),
-        )
-    return out
+def _job(row: Any) -> Job:
+    """A stored job as its record; ``ValueError`` (``ScheduleError``) when its trigger cannot be read."""
+    spec = JobSpec(
+        name=row.name,
+        service=row.service,
+        trigger=trigger_from_dict(row.trigger),
+        payload=row.payload,
+        misfire=row.misfire,
+        retries=row.retries,
+        backoff=row.backoff,
+        paused=bool(row.paused),
+    )
+    return Job(row.id, spec, row.origin, row.next_due_us, row.last_slot_us, row.run_now_us)
 
 
-def _run(row: Any) -> dict[str, Any]:
-    took = None
-    if row.started_us is not None and row.finished_us is not None:
-        took = round((row.finished_us - row.started_us) / 1000, 3)
-    return {
-        "id": row.id,
-        "job": row.job_name,
-        "service": row.service,
-        "slot": iso_us(row.slot_us),
-        "kind": row.kind,
-        "status": row.status,
-        "attempts": row.attempts,
-        "missed": row.missed,
-        "cid": row.cid,
-        "server": row.server,
-        "scheduler": row.scheduler,
-        "error": row.error,
-        "started": iso_us(row.started_us),
-        "finished": iso_us(row.finished_us),
-        "late_ms": None if row.started_us is None else round((row.started_us - row.slot_us) / 1000, 3),
-        "took_ms": took,
-    }
+def _run(row: Any) -> JobRun:
+    return JobRun(
+        id=row.id,
+        job=row.job_name,
+        service=row.service,
+        slot_us=row.slot_us,
+        kind=row.kind,
+        status=row.status,
+        attempts=row.attempts,
+        missed=row.missed,
+        cid=row.cid,
+        server=row.server,
+        scheduler=row.scheduler,
+        error=row.error,
+        started_us=row.started_us,
+        finished_us=row.finished_us,
+    )

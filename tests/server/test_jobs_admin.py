@@ -21,8 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from splice.server.jobs.spec import to_us
-from splice.server.odb.jobs import Claim, JobRepository
+from splice.server.jobs import Claim, RunOutcome, to_us
+from splice.server.odb import JobRepository
 from splice.server.odb.models import JobRun, Lease
 from splice.server.runtime import Runtime
 from tests.conftest import InProcess
@@ -151,6 +151,7 @@ def repository(server: InProcess) -> JobRepository:
     """The server's own job repository: what its admin API writes through."""
     jobs = runtime_of(server).jobs
     assert jobs is not None
+    assert isinstance(jobs.repository, JobRepository)
     return jobs.repository
 
 
@@ -160,12 +161,15 @@ async def add_runs(server: InProcess, name: str, count: int) -> list[int]:
     slots = []
     for index in range(count):
         _, rows = await jobs.schedulable()
-        [row] = [r for r in rows if r["name"] == name]
-        slot = row["next_due_us"]
-        claim = Claim(row["id"], name, row["service"], slot, "scheduled", "running", 0, f"cid-{index}", slot + 1, slot)
+        [row] = [r for r in rows if r.name == name]
+        slot = row.next_due_us
+        assert slot is not None
+        claim = Claim(row.id, name, row.spec.service, slot, "scheduled", "running", 0, f"cid-{index}", slot + 1, slot)
         assert await jobs.claim([claim], "sched-a:1") == [claim]
-        outcome = {"job_id": row["id"], "slot_us": slot, "status": "ok", "attempts": 1, "server": "server1"}
-        await jobs.finish([{**outcome, "started_us": slot + 10, "finished_us": slot + 20}])
+        outcome = RunOutcome(
+            row.id, slot, "ok", attempts=1, server="server1", started_us=slot + 10, finished_us=slot + 20
+        )
+        await jobs.finish([outcome])
         slots.append(slot)
     return slots
 
@@ -436,7 +440,7 @@ async def test_pause_clears_the_next_run_and_resume_computes_it_from_now(server:
     assert before <= upcoming < after + timedelta(minutes=1)
     assert (upcoming.second, upcoming.microsecond) == (0, 0)
     _, rows = await repository(server).schedulable()
-    assert [row["name"] for row in rows] == ["minutely"]
+    assert [row.name for row in rows] == ["minutely"]
 
     for action in ("pause", "resume", "run-now"):
         missing = await server.admin.post(f"{JOBS}/nobody/{action}")
@@ -453,7 +457,7 @@ async def test_run_now_asks_for_a_run_and_keeps_the_schedule(server: InProcess) 
     assert before - timedelta(milliseconds=1) <= parse(asked["run_now_requested"]) <= after
     assert asked["next_run"] == job["next_run"]
     _, rows = await repository(server).schedulable()
-    assert rows[0]["run_now_us"] == to_us(parse(asked["run_now_requested"]))
+    assert rows[0].run_now_us == to_us(parse(asked["run_now_requested"]))
     changed = await server.admin.patch(f"{JOBS}/tick", json={"payload": {"v": 2}})
     assert changed.json()["run_now_requested"] == asked["run_now_requested"]  # a change does not cancel it
 

@@ -84,9 +84,9 @@ def test_options_and_their_defaults(body: dict[str, Any], expected: dict[str, An
     assert {key: getattr(spec, key) for key in expected} == expected
 
 
-def test_as_row_holds_the_trigger_in_its_stored_form() -> None:
+def test_as_json_holds_the_trigger_in_its_stored_form() -> None:
     spec = parse({"cron": "0 3 * * *", "timezone": "Europe/Berlin", "payload": [1], "retries": 2})
-    assert spec.as_row() == {
+    assert spec.as_json() == {
         **NAMES,
         "payload": [1],
         "trigger": {"kind": "cron", "expression": "0 3 * * *", "timezone": "Europe/Berlin"},

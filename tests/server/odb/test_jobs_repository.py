@@ -8,6 +8,7 @@ batch with one clashing claim still takes the others. Clocks are patched where a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +17,11 @@ import pytest
 from sqlalchemy import select
 
 from splice.server.core.errors import Conflict, NotFound
-from splice.server.jobs.spec import first_due_us, parse_job, to_us
-from splice.server.odb import OdbRepository, connect, migrate
+from splice.server.jobs import Claim, Interval, Job, JobSpec, RunOutcome, first_due_us, now_us, parse_job, to_us
+from splice.server.odb import JobRepository, OdbRepository, connect, migrate
 from splice.server.odb import cluster as cluster_module
 from splice.server.odb import jobs as jobs_module
-from splice.server.odb.jobs import Claim, JobRepository, now_us
-from splice.server.odb.models import JobRun
+from splice.server.odb.models import JobRun as RunRow
 
 CLUSTER = "jobs-test"
 MINUTE_US = 60_000_000
@@ -57,39 +57,48 @@ async def other(odb: OdbRepository, odb_url: str) -> AsyncIterator[OdbRepository
         await repository.engine.dispose()
 
 
-def job(name: str, **fields: Any) -> tuple[dict[str, Any], int | None]:
-    """A job's row and first due time, as a server makes them (``Jobs.create``): an interval of a minute by default."""
+def job(name: str, **fields: Any) -> tuple[JobSpec, int | None]:
+    """A job's spec and first due time, as a server makes them (``Jobs.create``): an interval of a minute by default."""
     now = datetime.now(UTC)
     body = {"name": name, "service": "tools.tick", **fields}
     if not {"interval", "cron", "at", "in"} & set(fields):
         body["interval"] = 60
     spec = parse_job(body, now)
-    return spec.as_row(), first_due_us(spec.trigger, now)
+    return spec, first_due_us(spec.trigger, now)
 
 
-async def make(jobs: JobRepository, name: str, **fields: Any) -> dict[str, Any]:
-    row, due = job(name, **fields)
-    return await jobs.create(row, due, "test")
+async def make(jobs: JobRepository, name: str, **fields: Any) -> Job:
+    spec, due = job(name, **fields)
+    return await jobs.create(spec, due, "test")
 
 
-async def raw(jobs: JobRepository, name: str) -> dict[str, Any]:
-    """A job as the scheduler reads it (``schedulable``: times in microseconds), found by name."""
+async def raw(jobs: JobRepository, name: str) -> Job:
+    """A job as the scheduler reads it (``schedulable``), found by name."""
     _, rows = await jobs.schedulable()
-    found = [row for row in rows if row["name"] == name]
+    found = [row for row in rows if row.name == name]
     assert found, f"{name} is not schedulable"
     return found[0]
 
 
-def scheduled(row: dict[str, Any], slot_us: int, next_us: int | None, cid: str = "c1") -> Claim:
+def due_of(row: Job) -> int:
+    assert row.next_due_us is not None, f"{row.name} has no next slot"
+    return row.next_due_us
+
+
+def scheduled(row: Job, slot_us: int, next_us: int | None, cid: str = "c1") -> Claim:
     """A claim of ``slot_us`` for a job as read in ``row``; the job goes on to ``next_us``."""
-    return Claim(
-        row["id"], row["name"], row["service"], slot_us, "scheduled", "running", 0, cid, next_us, row["next_due_us"]
-    )
+    return Claim(row.id, row.name, row.spec.service, slot_us, "scheduled", "running", 0, cid, next_us, row.next_due_us)
 
 
-def manual(row: dict[str, Any], cid: str = "m1") -> Claim:
-    at = row["run_now_us"]
-    return Claim(row["id"], row["name"], row["service"], at, "manual", "running", 0, cid, None, at)
+def manual(row: Job, cid: str = "m1") -> Claim:
+    at = row.run_now_us
+    assert at is not None
+    return Claim(row.id, row.name, row.spec.service, at, "manual", "running", 0, cid, None, at)
+
+
+async def history(jobs: JobRepository, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The runs of job ``name`` as the admin API shows them."""
+    return [run.as_json() for run in await jobs.history(name, limit)]
 
 
 def iso(value_us: int) -> str:
@@ -98,7 +107,7 @@ def iso(value_us: int) -> str:
 
 
 async def runs_of(repository: OdbRepository, job_id: int) -> list[Any]:
-    query = select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.slot_us)
+    query = select(RunRow).where(RunRow.job_id == job_id).order_by(RunRow.slot_us)
     async with repository.engine.connect() as conn:
         return list((await conn.execute(query)).all())
 
@@ -116,21 +125,21 @@ async def test_every_change_of_a_job_bumps_the_counter_and_a_refused_one_does_no
         assert now == counter + by
         counter = now
 
-    row, due = job("tick")
-    await jobs.create(row, due, "test")
+    spec, due = job("tick")
+    await jobs.create(spec, due, "test")
     await bumped(1)
     with pytest.raises(Conflict, match="'tick' exists already"):
-        await jobs.create(row, due, "test")
+        await jobs.create(spec, due, "test")
     await bumped(0)
-    await jobs.replace({**row, "payload": {"n": 1}}, due, "test")  # exists: changed in place
+    await jobs.replace(dataclasses.replace(spec, payload={"n": 1}), due, "test")  # exists: changed in place
     await bumped(1)
-    other_row, other_due = job("tock", cron="*/5 * * * *")
-    await jobs.replace(other_row, other_due, "test")  # new: created
+    other_spec, other_due = job("tock", cron="*/5 * * * *")
+    await jobs.replace(other_spec, other_due, "test")  # new: created
     await bumped(1)
-    await jobs.update("tick", {**row, "payload": {"n": 2}, "retries": 3}, due)
+    await jobs.update("tick", dataclasses.replace(spec, payload={"n": 2}, retries=3), due)
     await bumped(1)
     with pytest.raises(NotFound):
-        await jobs.update("nobody", row, due)
+        await jobs.update("nobody", spec, due)
     await bumped(0)
     await jobs.set_paused("tick", True, None)
     await bumped(1)
@@ -150,9 +159,9 @@ async def test_every_change_of_a_job_bumps_the_counter_and_a_refused_one_does_no
     with pytest.raises(NotFound):
         await jobs.delete("tock")
     await bumped(0)
-    assert [j["name"] for j in await jobs.all()] == ["tick"]
-    tick = await jobs.get("tick")
-    assert (tick["payload"], tick["retries"], tick["paused"]) == ({"n": 2}, 3, False)
+    assert [j.name for j in await jobs.all()] == ["tick"]
+    tick = (await jobs.get("tick")).spec
+    assert (tick.payload, tick.retries, tick.paused) == ({"n": 2}, 3, False)
 
 
 async def test_the_counter_is_the_clusters_own(odb: OdbRepository, odb_url: str) -> None:
@@ -176,15 +185,15 @@ async def test_the_counter_is_the_clusters_own(odb: OdbRepository, odb_url: str)
 async def test_a_paused_job_has_no_next_slot_even_when_created_paused(odb: OdbRepository) -> None:
     jobs = JobRepository(odb)
     created = await make(jobs, "sleepy", paused=True)
-    assert created["paused"] is True
-    assert created["next_run"] is None
-    row, due = job("sleepy")
+    assert created.spec.paused is True
+    assert created.as_json()["next_run"] is None
+    spec, due = job("sleepy")
     assert due is not None
-    changed = await jobs.update("sleepy", {**row, "paused": True}, due)
-    assert changed["next_run"] is None
+    changed = await jobs.update("sleepy", dataclasses.replace(spec, paused=True), due)
+    assert changed.as_json()["next_run"] is None
     resumed = await jobs.set_paused("sleepy", False, due)
-    assert resumed["paused"] is False
-    assert resumed["next_run"] == iso(due)
+    assert resumed.spec.paused is False
+    assert resumed.as_json()["next_run"] == iso(due)
 
 
 async def test_schedulable_lists_only_unpaused_jobs_with_something_to_run(odb: OdbRepository) -> None:
@@ -193,21 +202,21 @@ async def test_schedulable_lists_only_unpaused_jobs_with_something_to_run(odb: O
     await make(jobs, "paused", paused=True)
     await make(jobs, "paused-with-run-now", paused=True)
     await jobs.run_now("paused-with-run-now")
-    row, _ = job("over")
-    await jobs.create(row, None, "test")  # a trigger with no slot left (a one-time job that ran, say)
-    row, _ = job("over-but-run-now")
-    await jobs.create(row, None, "test")
+    spec, _ = job("over")
+    await jobs.create(spec, None, "test")  # a trigger with no slot left (a one-time job that ran, say)
+    spec, _ = job("over-but-run-now")
+    await jobs.create(spec, None, "test")
     await jobs.run_now("over-but-run-now")
 
     counter, rows = await jobs.schedulable()
     assert counter == await jobs.changed()
-    assert sorted(r["name"] for r in rows) == ["due", "over-but-run-now"]
-    by_name = {r["name"]: r for r in rows}
-    assert by_name["due"]["next_due_us"] is not None
-    assert by_name["due"]["run_now_us"] is None
-    assert by_name["over-but-run-now"]["next_due_us"] is None
-    assert by_name["over-but-run-now"]["run_now_us"] is not None
-    assert by_name["due"]["trigger"]["kind"] == "interval"
+    assert sorted(r.name for r in rows) == ["due", "over-but-run-now"]
+    by_name = {r.name: r for r in rows}
+    assert by_name["due"].next_due_us is not None
+    assert by_name["due"].run_now_us is None
+    assert by_name["over-but-run-now"].next_due_us is None
+    assert by_name["over-but-run-now"].run_now_us is not None
+    assert isinstance(by_name["due"].spec.trigger, Interval)
 
 
 # -- claims ----------------------------------------------------------------------------------------------------
@@ -217,23 +226,23 @@ async def test_a_claim_inserts_the_run_and_moves_the_job_on(odb: OdbRepository) 
     jobs = JobRepository(odb)
     await make(jobs, "tick")
     row = await raw(jobs, "tick")
-    slot = row["next_due_us"]
+    slot = due_of(row)
     claim = scheduled(row, slot, slot + MINUTE_US)
     assert await jobs.claim([claim], "sched-a:1") == [claim]
     after = await raw(jobs, "tick")
-    assert after["next_due_us"] == slot + MINUTE_US
-    assert after["last_slot_us"] == slot
-    [run] = await runs_of(odb, row["id"])
+    assert after.next_due_us == slot + MINUTE_US
+    assert after.last_slot_us == slot
+    [run] = await runs_of(odb, row.id)
     assert (run.slot_us, run.status, run.scheduler, run.cid, run.attempts) == (slot, "running", "sched-a:1", "c1", 0)
     # The same claim again is stale now (the job moved on), so nothing is taken twice.
     assert await jobs.claim([claim], "sched-a:1") == []
-    assert len(await runs_of(odb, row["id"])) == 1
+    assert len(await runs_of(odb, row.id)) == 1
     assert await jobs.claim([], "sched-a:1") == []
 
 
 async def race(
     odb: OdbRepository, other: OdbRepository, their_slot_after: int
-) -> list[tuple[dict[str, Any], list[Claim], list[Claim]]]:
+) -> list[tuple[Job, list[Claim], list[Claim]]]:
     """Six due jobs; two schedulers on two engines claim each at once, the second a slot ``their_slot_after``
     µs after the first's, and each with its own next slot (so the job's ``next_due_us`` tells whose claim held).
     Answers each job's row as read before, and what each scheduler took."""
@@ -242,11 +251,8 @@ async def race(
     for name in names:
         await make(first, name)
     rows = [await raw(first, name) for name in names]
-    ours = [scheduled(r, r["next_due_us"], r["next_due_us"] + MINUTE_US, cid=f"a-{r['id']}") for r in rows]
-    theirs = [
-        scheduled(r, r["next_due_us"] + their_slot_after, r["next_due_us"] + 2 * MINUTE_US, cid=f"b-{r['id']}")
-        for r in rows
-    ]
+    ours = [scheduled(r, due_of(r), due_of(r) + MINUTE_US, cid=f"a-{r.id}") for r in rows]
+    theirs = [scheduled(r, due_of(r) + their_slot_after, due_of(r) + 2 * MINUTE_US, cid=f"b-{r.id}") for r in rows]
     outcomes = await asyncio.gather(
         *(first.claim([claim], "sched-a:1") for claim in ours),
         *(second.claim([claim], "sched-b:2") for claim in theirs),
@@ -257,12 +263,12 @@ async def race(
 async def test_a_slot_is_claimed_once_when_two_schedulers_race_for_it(odb: OdbRepository, other: OdbRepository) -> None:
     first = JobRepository(odb)
     for row, a, b in await race(odb, other, 0):
-        assert len(a) + len(b) == 1, (row["name"], a, b)
+        assert len(a) + len(b) == 1, (row.name, a, b)
         winner = (a or b)[0]
-        after = await raw(first, row["name"])
-        assert after["next_due_us"] == winner.next_due_us
-        assert after["last_slot_us"] == row["next_due_us"]
-        [run] = await runs_of(odb, row["id"])
+        after = await raw(first, row.name)
+        assert after.next_due_us == winner.next_due_us
+        assert after.last_slot_us == row.next_due_us
+        [run] = await runs_of(odb, row.id)
         assert run.cid == winner.cid
         assert run.scheduler == ("sched-a:1" if a else "sched-b:2")
 
@@ -273,12 +279,12 @@ async def test_two_schedulers_that_chose_different_slots_of_one_due_job_run_it_o
     """A failover with clocks apart: both read the same due job, each picks its latest slot. One claim holds."""
     first = JobRepository(odb)
     for row, a, b in await race(odb, other, MINUTE_US):
-        assert len(a) + len(b) == 1, (row["name"], a, b)
+        assert len(a) + len(b) == 1, (row.name, a, b)
         winner = (a or b)[0]
-        runs = await runs_of(odb, row["id"])
+        runs = await runs_of(odb, row.id)
         assert [r.cid for r in runs] == [winner.cid]
-        after = await raw(first, row["name"])
-        assert (after["next_due_us"], after["last_slot_us"]) == (winner.next_due_us, winner.slot_us)
+        after = await raw(first, row.name)
+        assert (after.next_due_us, after.last_slot_us) == (winner.next_due_us, winner.slot_us)
 
 
 async def test_a_claim_on_a_stale_read_of_its_job_is_left_out(odb: OdbRepository) -> None:
@@ -290,16 +296,16 @@ async def test_a_claim_on_a_stale_read_of_its_job_is_left_out(odb: OdbRepository
     read = {name: await raw(jobs, name) for name in ("changed", "deleted", "paused", "kept")}
     # Servers change three of them after the scheduler read them.
     row, _ = job("changed", interval=3600)
-    moved = read["changed"]["next_due_us"] + 3600 * 1_000_000
+    moved = due_of(read["changed"]) + 3600 * 1_000_000
     await jobs.update("changed", row, moved)
     await jobs.delete("deleted")
     await jobs.set_paused("paused", True, None)
 
-    claims = [scheduled(r, r["next_due_us"], r["next_due_us"] + MINUTE_US, cid=n) for n, r in read.items()]
+    claims = [scheduled(r, due_of(r), due_of(r) + MINUTE_US, cid=n) for n, r in read.items()]
     taken = await jobs.claim(claims, "sched-a:1")
     assert [c.job_name for c in taken] == ["kept"]
-    assert (await raw(jobs, "changed"))["next_due_us"] == moved  # the server's change stands
-    assert (await jobs.get("paused"))["next_run"] is None
+    assert (await raw(jobs, "changed")).next_due_us == moved  # the server's change stands
+    assert (await jobs.get("paused")).as_json()["next_run"] is None
     for name in ("changed", "deleted", "paused"):
         assert await runs_of(odb, read[name]["id"]) == []
     assert len(await runs_of(odb, read["kept"]["id"])) == 1
@@ -310,16 +316,16 @@ async def test_a_manual_run_is_claimed_once_and_keeps_the_schedule(odb: OdbRepos
     await make(jobs, "tick")
     await jobs.run_now("tick")
     row = await raw(jobs, "tick")
-    assert row["run_now_us"] is not None
-    stale = Claim(row["id"], "tick", "tools.tick", row["run_now_us"], "manual", "running", 0, "x", None, 12345)
+    assert row.run_now_us is not None
+    stale = Claim(row.id, "tick", "tools.tick", row.run_now_us, "manual", "running", 0, "x", None, 12345)
     assert await jobs.claim([stale], "sched-a:1") == []
     claim = manual(row)
     assert await jobs.claim([claim], "sched-a:1") == [claim]
     after = await jobs.get("tick")
-    assert after["run_now_requested"] is None
-    assert (await raw(jobs, "tick"))["next_due_us"] == row["next_due_us"]
-    [run] = await runs_of(odb, row["id"])
-    assert (run.kind, run.slot_us, run.cid) == ("manual", row["run_now_us"], "m1")
+    assert after.as_json()["run_now_requested"] is None
+    assert (await raw(jobs, "tick")).next_due_us == row.next_due_us
+    [run] = await runs_of(odb, row.id)
+    assert (run.kind, run.slot_us, run.cid) == ("manual", row.run_now_us, "m1")
     assert await jobs.claim([claim], "sched-a:1") == []
 
 
@@ -328,34 +334,34 @@ async def test_a_batch_with_one_clashing_claim_still_takes_the_others(odb: OdbRe
     for name in ("a", "b", "c"):
         await make(jobs, name)
     b = await raw(jobs, "b")
-    slot_b = b["next_due_us"]
+    slot_b = due_of(b)
     assert await jobs.claim([scheduled(b, slot_b, slot_b + MINUTE_US, cid="b-first")], "sched-a:1")
     # b's slot is taken already; a claim of that same slot, made on a fresh read of b, clashes on (job, slot).
     fresh_b = await raw(jobs, "b")
     a, c = await raw(jobs, "a"), await raw(jobs, "c")
     claims = [
-        scheduled(a, a["next_due_us"], a["next_due_us"] + MINUTE_US, cid="a"),
+        scheduled(a, due_of(a), due_of(a) + MINUTE_US, cid="a"),
         scheduled(fresh_b, slot_b, slot_b + 5 * MINUTE_US, cid="b-again"),
-        scheduled(c, c["next_due_us"], c["next_due_us"] + MINUTE_US, cid="c"),
+        scheduled(c, due_of(c), due_of(c) + MINUTE_US, cid="c"),
     ]
     taken = await jobs.claim(claims, "sched-b:2")
     assert [t.cid for t in taken] == ["a", "c"]
-    assert [r.cid for r in await runs_of(odb, b["id"])] == ["b-first"]
-    assert (await raw(jobs, "b"))["next_due_us"] == slot_b + MINUTE_US
-    assert (await raw(jobs, "a"))["last_slot_us"] == a["next_due_us"]
-    assert (await raw(jobs, "c"))["last_slot_us"] == c["next_due_us"]
+    assert [r.cid for r in await runs_of(odb, b.id)] == ["b-first"]
+    assert (await raw(jobs, "b")).next_due_us == slot_b + MINUTE_US
+    assert (await raw(jobs, "a")).last_slot_us == a.next_due_us
+    assert (await raw(jobs, "c")).last_slot_us == c.next_due_us
 
 
 async def test_a_skipped_slot_is_recorded_with_its_reason(odb: OdbRepository) -> None:
     jobs = JobRepository(odb)
     await make(jobs, "late")
     row = await raw(jobs, "late")
-    slot = row["next_due_us"]
+    slot = due_of(row)
     claim = Claim(
-        row["id"], "late", "tools.tick", slot, "scheduled", "skipped", 3, "s", slot + MINUTE_US, slot, error="late"
+        row.id, "late", "tools.tick", slot, "scheduled", "skipped", 3, "s", slot + MINUTE_US, slot, error="late"
     )
     assert await jobs.claim([claim], "sched-a:1") == [claim]
-    [run] = await jobs.history("late")
+    [run] = await history(jobs, "late")
     assert (run["status"], run["missed"], run["error"], run["started"], run["took_ms"]) == (
         "skipped",
         3,
@@ -372,38 +378,38 @@ async def test_finish_records_outcomes_and_history_shows_them_newest_first(odb: 
     jobs = JobRepository(odb)
     await make(jobs, "tick")
     row = await raw(jobs, "tick")
-    slots = [row["next_due_us"] + i * MINUTE_US for i in range(3)]
+    slots = [due_of(row) + i * MINUTE_US for i in range(3)]
     for index, slot in enumerate(slots):
         current = await raw(jobs, "tick")
         assert await jobs.claim([scheduled(current, slot, slot + MINUTE_US, cid=f"c{index}")], "sched-a:1")
     await jobs.finish(
         [
-            {
-                "job_id": row["id"],
-                "slot_us": slots[0],
-                "status": "ok",
-                "attempts": 1,
-                "server": "server1",
-                "error": None,
-                "started_us": slots[0] + 2_000,
-                "finished_us": slots[0] + 7_500,
-            },
-            {
-                "job_id": row["id"],
-                "slot_us": slots[1],
-                "status": "failed",
-                "attempts": 3,
-                "server": "server2",
-                "error": "ValueError: no",
-                "started_us": slots[1] + 1_000,
-                "finished_us": slots[1] + 2_000,
-            },
+            RunOutcome(
+                job_id=row.id,
+                slot_us=slots[0],
+                status="ok",
+                attempts=1,
+                server="server1",
+                error=None,
+                started_us=slots[0] + 2_000,
+                finished_us=slots[0] + 7_500,
+            ),
+            RunOutcome(
+                job_id=row.id,
+                slot_us=slots[1],
+                status="failed",
+                attempts=3,
+                server="server2",
+                error="ValueError: no",
+                started_us=slots[1] + 1_000,
+                finished_us=slots[1] + 2_000,
+            ),
         ]
     )
     await jobs.finish([])
-    history = await jobs.history("tick")
-    assert [h["cid"] for h in history] == ["c2", "c1", "c0"]
-    newest, failed, ok = history
+    runs = await history(jobs, "tick")
+    assert [h["cid"] for h in runs] == ["c2", "c1", "c0"]
+    newest, failed, ok = runs
     assert (newest["status"], newest["server"], newest["started"], newest["took_ms"]) == ("running", None, None, None)
     assert (failed["status"], failed["attempts"], failed["server"], failed["error"]) == (
         "failed",
@@ -416,7 +422,7 @@ async def test_finish_records_outcomes_and_history_shows_them_newest_first(odb: 
     assert ok["slot"] == iso(slots[0])
     assert ok["started"] == iso(slots[0] + 2_000)
     assert (ok["job"], ok["service"], ok["kind"], ok["scheduler"]) == ("tick", "tools.tick", "scheduled", "sched-a:1")
-    assert [h["cid"] for h in await jobs.history("tick", limit=2)] == ["c2", "c1"]
+    assert [h["cid"] for h in await history(jobs, "tick", limit=2)] == ["c2", "c1"]
     with pytest.raises(NotFound):
         await jobs.history("nobody")
 
@@ -427,15 +433,13 @@ async def test_interrupt_marks_the_runs_under_way_of_other_holders_only(odb: Odb
     statuses = {"old-running": "running", "old-retrying": "retrying", "old-ok": "ok", "old-failed": "failed"}
     for index, cid in enumerate([*statuses, "mine-running"]):
         current = await raw(jobs, "tick")
-        slot = current["next_due_us"]
+        slot = due_of(current)
         holder = "sched-b:2" if cid.startswith("mine") else "sched-a:1"
         assert await jobs.claim([scheduled(current, slot, slot + MINUTE_US, cid=cid)], holder), index
         if statuses.get(cid, "running") != "running":
-            await jobs.finish(
-                [{"job_id": current["id"], "slot_us": slot, "status": statuses[cid], "attempts": 1, "error": "was"}]
-            )
+            await jobs.finish([RunOutcome(current.id, slot, statuses[cid], attempts=1, error="was")])
     assert await jobs.interrupt("sched-b:2") == 2
-    after = {run["cid"]: run for run in await jobs.history("tick")}
+    after = {run["cid"]: run for run in await history(jobs, "tick")}
     assert {cid: run["status"] for cid, run in after.items()} == {
         "old-running": "interrupted",
         "old-retrying": "interrupted",
@@ -459,14 +463,14 @@ async def test_prune_deletes_old_finished_runs_only(odb: OdbRepository, monkeypa
         if cid.startswith("new"):
             clock[0] = to_us(datetime.now(UTC))
         current = await raw(jobs, "tick")
-        slot = current["next_due_us"]
+        slot = due_of(current)
         assert await jobs.claim([scheduled(current, slot, slot + MINUTE_US, cid=cid)], "sched-a:1")
         if status != "running":
-            await jobs.finish([{"job_id": current["id"], "slot_us": slot, "status": status, "attempts": 1}])
+            await jobs.finish([RunOutcome(current.id, slot, status, attempts=1)])
     cutoff = to_us(datetime.now(UTC) - timedelta(days=7))
     assert await jobs.count_runs() == 6
     assert await jobs.prune(cutoff) == 2
-    assert sorted(run["cid"] for run in await jobs.history("tick")) == [
+    assert sorted(run["cid"] for run in await history(jobs, "tick")) == [
         "new-ok",
         "new-running",
         "old-retrying",

@@ -164,14 +164,25 @@ class FieldSpec:
 class Declared:
     """A declared ``Input`` or ``Output``: the pydantic model that checks it and the fields it lists."""
 
-    model: type[BaseModel]
     fields: tuple[FieldSpec, ...]
     attributes: tuple[str, ...]
     """The model's attribute of each field, in the order of ``fields``."""
-    plain: bool
-    """Built from a plain annotated class (its model is Splice's own), not declared as a pydantic model."""
+    title: str
+    given: type[BaseModel] | None = None
+    """The pydantic model the service declared; ``None`` for a plain annotated class."""
     mode: Literal["validation", "serialization"] = "validation"
     """How its JSON schema is written: what it accepts (an input) or what it produces (an output)."""
+
+    @property
+    def plain(self) -> bool:
+        """Declared as a plain annotated class: JSON values must have the declared type already."""
+        return self.given is None
+
+    @functools.cached_property
+    def model(self) -> type[BaseModel]:
+        """The model that checks: the declared one, or for a plain class one built at its first use (its field
+        types were checked when it was declared; building costs about a millisecond, at every server start)."""
+        return self.given if self.given is not None else _plain_model(self.title, self.fields)
 
     @functools.cached_property
     def keys(self) -> tuple[str, ...]:
@@ -370,6 +381,10 @@ def declare(
 
 
 def _plain(title: str, specs: Sequence[FieldSpec], mode: Literal["validation", "serialization"]) -> Declared:
+    return Declared(tuple(specs), tuple(f"f{index}" for index in range(len(specs))), title, mode=mode)
+
+
+def _plain_model(title: str, specs: Sequence[FieldSpec]) -> type[BaseModel]:
     """The model of a plain class. Its attributes are ``f0``, ``f1``...; the fields' names are aliases, so a field
     may have any name (``json``, ``schema``, ``model_config``) without meeting pydantic's own."""
     from pydantic import ConfigDict, Field, create_model
@@ -378,9 +393,7 @@ def _plain(title: str, specs: Sequence[FieldSpec], mode: Literal["validation", "
         f"f{index}": (spec.check.annotation, Field(... if spec.required else spec.default, alias=spec.name))
         for index, spec in enumerate(specs)
     }
-    config = ConfigDict(strict=True, extra="allow", title=title)
-    model = create_model("Input", __config__=config, **definitions)
-    return Declared(model, tuple(specs), tuple(definitions), plain=True, mode=mode)
+    return create_model("Input", __config__=ConfigDict(strict=True, extra="allow", title=title), **definitions)
 
 
 def _from_model(
@@ -404,7 +417,7 @@ def _from_model(
         # a default made by a factory is not told (it may differ at every call)
         default = _MISSING if info.default_factory is not None else None if required else info.default
         specs.append(FieldSpec(info.alias or name, label, required, default, Checker(info.annotation, label, False)))
-    return Declared(model, tuple(specs), tuple(model.model_fields), plain=False, mode=mode)
+    return Declared(tuple(specs), tuple(model.model_fields), model.__qualname__, model, mode)
 
 
 def fields_of(declaration: type | None, namespace: Mapping[str, object]) -> list[FieldSpec]:

@@ -8,15 +8,23 @@ Cases, each repeated and interleaved (the median counts):
   splice start, 100 mods  the ``splice start DIR`` command (CLI start-up, ODB check, launching the server)
                           -> first GET /splice/ping answered; the time the command itself returned is shown too
 
+And what imports cost, each a fresh ``python -c`` (interpreter start-up included; ``python -c pass`` is the
+baseline): ``import splice.server`` (what services, users' tests and the CLI import), pydantic's ``BaseModel``
+alone, and the server's composition root (what ``server run`` imports before it can serve). ``--imports-only``
+measures only these.
+
 Benchmarks are not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -103,6 +111,62 @@ def time_splice_start(procs: Processes, cluster: Cluster) -> tuple[float, float]
     return answered - began, returned - began
 
 
+IMPORTS = {
+    "python -c pass": "pass",
+    "import splice.server": "import splice.server",
+    "import splice.server + pydantic": "import splice.server, pydantic.main",
+    "from pydantic import BaseModel": "from pydantic import BaseModel",
+    "import splice.server.bootstrap": "import splice.server.bootstrap",
+}
+"""Import cases: the code each fresh interpreter runs; the first is the baseline. ``+ pydantic`` is what
+``import splice.server`` would cost if the service model imported pydantic up front."""
+
+
+def import_env(cache: Path) -> dict[str, str]:
+    """Bytecode written to and read from ``cache``, as an installed Splice has it (even if this shell says
+    PYTHONDONTWRITEBYTECODE, which would make every run compile Splice's modules again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def time_import(code: str, env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    return time.perf_counter() - began
+
+
+def loads_pydantic(module: str, env: dict[str, str]) -> bool:
+    code = f"import sys, {module}; print('pydantic.main' in sys.modules)"
+    answer = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    return answer.stdout.strip() == "True"
+
+
+def import_table(times: dict[str, list[float]]) -> str:
+    base = median(times["python -c pass"])
+    rows = [
+        [name, median(v) * 1000, min(v) * 1000, max(v) * 1000, (median(v) - base) * 1000, ratio(median(v), base)]
+        for name, v in times.items()
+    ]
+    headers = ["fresh interpreter (ms)", "median", "min", "max", "minus python", "ratio to python"]
+    return table(headers, rows)
+
+
+def measure_imports(repeat: int, env: dict[str, str]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in IMPORTS}
+    for _ in range(repeat):
+        for name, code in IMPORTS.items():
+            times[name].append(time_import(code, env))
+    return times
+
+
+def print_imports(times: dict[str, list[float]], env: dict[str, str]) -> None:
+    print()
+    print(import_table(times))
+    loaded = {module: loads_pydantic(module, env) for module in ("splice.server", "splice.server.bootstrap")}
+    print("pydantic imported by: " + ", ".join(f"{m} {'yes' if v else 'no'}" for m, v in loaded.items()))
+    print("(bytecode cached under a prefix of this run's own, written by a first run that is not counted)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog="Prints seconds and Splice/bare ratios."
@@ -110,7 +174,15 @@ def main() -> int:
     parser.add_argument("--modules", type=int, default=100, help="deployed modules, one service each (default 100)")
     parser.add_argument("--repeat", type=int, default=5, help="starts per case; the median counts (default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--imports-only", action="store_true", help="measure only what imports cost")
     args = parser.parse_args()
+    if args.imports_only:
+        with workdir(args.keep, "splice-bench-start-") as work:
+            env = import_env(work / "pycache")
+            measure_imports(1, env)
+            print(f"start: imports, {args.repeat * 3} rounds; {machine()}")
+            print_imports(measure_imports(args.repeat * 3, env), env)
+        return 0
 
     with workdir(args.keep, "splice-bench-start-") as work, Processes() as procs:
         full = create_cluster(work, "full", procs)
@@ -130,6 +202,9 @@ def main() -> int:
             ),
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
+        imports: dict[str, list[float]] = {name: [] for name in IMPORTS}
+        env = import_env(work / "pycache")
+        measure_imports(1, env)
         start_ping: list[float] = []
         start_return: list[float] = []
         infos: dict[str, dict[str, Any]] = {}
@@ -140,6 +215,8 @@ def main() -> int:
                 times[name].append(seconds)
                 infos[name] = info
             answered, returned = time_splice_start(procs, full)
+            for name, values in measure_imports(3, env).items():
+                imports[name] += values
             start_ping.append(answered)
             start_return.append(returned)
             print(f"  round {index + 1}: " + ", ".join(f"{v[-1]:.3f}" for v in times.values()), end="")
@@ -158,6 +235,7 @@ def main() -> int:
     print(table(["start to first ping (s)", "median", "min", "max", "ratio to bare"], rows))
     print(f"\n(the {args.modules}-module server reported {loaded.get('modules')} modules, {loaded.get('services')}")
     print(f"services; the figures include the Python interpreter's own start-up)\ntarget: under {TARGET_S:g} s")
+    print_imports(imports, env)
     return 0
 
 

@@ -247,3 +247,29 @@ def test_pydantic_input_and_output() -> None:
     assert [(p.field, p.message) for p in caught.value.problems] == [("lines[1].qty", "Input should be greater than 0")]
     with pytest.raises(InvalidOutput, match="lines: expected int, got string"):
         harness.invoke("shop.sloppy")
+
+
+class EchoInput(Service):
+    name = "shop.echo-input"
+
+    class Input:
+        id: int
+
+    def handle(self) -> None:
+        self.response.payload = self.request.input
+
+
+class EchoOrder(Service):
+    name = "shop.echo-order"
+    Input = PlaceOrder.Input
+
+    def handle(self) -> None:
+        self.response.payload = self.request.input
+
+
+def test_the_input_echoed_back_answers_as_json() -> None:
+    harness = ServiceHarness()
+    harness.add(EchoInput, EchoOrder)
+    assert harness.invoke("shop.echo-input", {"id": 1, "extra": "kept"}) == {"id": 1, "extra": "kept"}
+    order = {"customer": 1, "lines": [{"sku": "a", "qty": 2}]}
+    assert harness.invoke("shop.echo-order", order) == {**order, "express": False}

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from splice.server.jobs import SCHEDULER_LEASE, Claim, Job, JobSpec, RunOutcome, from_us, now_us, to_us
 from splice.server.odb import JobRepository, seen_within
@@ -51,6 +52,9 @@ PRUNE_EVERY = 60.0
 LOOKAHEAD_US = 250_000
 """Slots are claimed this long before they are due (microseconds), and sent to a server at the slot: claiming
 a thousand slots at once costs tens of milliseconds, which would otherwise make every one of them late."""
+ODB_ERRORS = (SQLAlchemyError, OSError)
+"""What a call to the ODB raises when the database is away, busy or refuses (``OSError``: a connection that
+could not be made or broke, timeouts included): the loop logs it and tries again later."""
 
 
 @dataclass
@@ -157,7 +161,7 @@ class Scheduler:
     async def _renew(self) -> None:
         try:
             held = await self.repository.acquire_lease(SCHEDULER_LEASE, self.holder, self.settings.lease_ttl)
-        except Exception as exc:  # the ODB is away: not sure of the lease, so keep the deadline we had
+        except ODB_ERRORS as exc:  # the ODB is away: not sure of the lease, so keep the deadline we had
             logger.warning("scheduler %s: cannot reach the ODB for the lease (%s)", self.name, exc)
             return
         if held:
@@ -172,7 +176,7 @@ class Scheduler:
     async def _become_active(self) -> None:
         try:
             interrupted = await self.jobs.interrupt(self.holder)
-        except Exception as exc:  # the ODB is busy: stay standing by, the next renewal tries again
+        except ODB_ERRORS as exc:  # the ODB is busy: stay standing by, the next renewal tries again
             logger.warning("scheduler %s: cannot take over the runs under way (%s); trying again", self.name, exc)
             return
         self.active = True
@@ -193,7 +197,7 @@ class Scheduler:
         self.active = False
         self._loaded.clear()
         if release and was:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*ODB_ERRORS):  # not given back: it runs out after lease_ttl
                 await self.repository.release_lease(SCHEDULER_LEASE, self.holder)
         if was and self.on_state:
             self.on_state("standby")
@@ -206,7 +210,7 @@ class Scheduler:
             if counter == self._seen_change:
                 return
             counter, jobs = await self.jobs.schedulable()
-        except Exception as exc:
+        except ODB_ERRORS as exc:
             logger.warning("scheduler %s: cannot read the jobs (%s); trying again", self.name, exc)
             return
         loaded = {job.id: job for job in jobs}
@@ -252,7 +256,7 @@ class Scheduler:
             return
         try:
             taken = await self.jobs.claim(claims, self.holder)
-        except Exception as exc:
+        except ODB_ERRORS as exc:
             logger.warning("scheduler %s: cannot claim %s runs (%s); trying again", self.name, len(claims), exc)
             await asyncio.sleep(0.1)
             return
@@ -293,8 +297,8 @@ class Scheduler:
         assert self._client is not None
         client = self._client
         urls = [s["url"].rstrip("/") + "/splice/ping" for s in await self._live_servers()]
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*(client.get(url, timeout=0.5) for url in urls), return_exceptions=True)
+        # A server that does not answer is only not warmed: its errors are returned here, never raised.
+        await asyncio.gather(*(client.get(url, timeout=0.5) for url in urls), return_exceptions=True)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -306,7 +310,7 @@ class Scheduler:
         if clock - self._servers_read > 1.0 or not self._servers:
             try:
                 servers = await self.repository.servers()
-            except Exception as exc:
+            except ODB_ERRORS as exc:
                 logger.warning("scheduler %s: cannot read the servers (%s)", self.name, exc)
                 servers = self._servers
             self._servers = [s for s in servers if seen_within(s, LIVE_WITHIN)]
@@ -436,7 +440,7 @@ class Scheduler:
             try:
                 await self.jobs.finish(batch)
                 return
-            except Exception as exc:
+            except ODB_ERRORS as exc:
                 logger.warning("scheduler: cannot record %s outcomes (%s); attempt %s", len(batch), exc, attempt + 1)
                 await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
         logger.error("scheduler: %s outcomes could not be recorded: %s", len(batch), batch)
@@ -455,7 +459,7 @@ class Scheduler:
         cutoff = to_us(datetime.now(UTC)) - int(self.settings.history_days * 86_400 * 1_000_000)
         try:
             pruned = await self.jobs.prune(cutoff)
-        except Exception as exc:
+        except ODB_ERRORS as exc:
             logger.warning("scheduler %s: cannot prune the run history (%s)", self.name, exc)
             return
         if pruned:

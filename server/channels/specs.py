@@ -20,9 +20,9 @@ from pydantic_core import PydanticCustomError
 
 from ..core.naming import MAX_SERVICE_NAME, check_service_name
 from . import routing
+from .security import KINDS
 
 DEFAULT_HEADER = "X-API-Key"
-KINDS = ("basic", "apikey")
 SECRET_FIELD = {"basic": "password", "apikey": "key"}
 """The name a kind gives its secret; a file names the variable holding it as ``<field>_env``."""
 MAX_PATH = 500
@@ -157,3 +157,13 @@ class ApiKeySecurity(BaseModel):
 
 
 SecuritySpec = BasicSecurity | ApiKeySecurity
+
+__all__ = [
+    "DEFAULT_HEADER",
+    "KINDS",
+    "SECRET_FIELD",
+    "ApiKeySecurity",
+    "BasicSecurity",
+    "ChannelSpec",
+    "SecuritySpec",
+]

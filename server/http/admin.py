@@ -1,41 +1,41 @@
 """The admin API under ``/splice/admin/``: every endpoint needs ``Authorization: Bearer <token>``.
 
-Handlers only translate: they read JSON, call the runtime, and answer JSON; domain errors become
-HTTP answers in one place (``endpoint``).
+Handlers only translate: they take their body as a model, call the runtime, and answer a model; ``OPERATIONS``
+names each endpoint's models, which check bodies, serialise answers and make the OpenAPI document
+(``operations``, ``openapi``). Domain errors become HTTP answers in one place (``operations.endpoint``).
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
-from ..channels import routing
-from ..channels.security import KINDS, hash_secret, token_digest
+from ..channels.security import hash_secret, token_digest
 from ..core.context import current_cid
-from ..core.errors import BadRequest, NotFound, SpliceError
-from ..core.naming import check_service_name
+from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
 from . import admin_debug, admin_jobs
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
+from .operations import AdminRoute, Operation
+from .operations import routes as operation_routes
 from .pickup import pickup_status
-from .responses import error_response, json_response
+from .schemas import common, config
+from .schemas import deploy as deploying
+from .schemas import runtime as about
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
-Handler = Callable[["Runtime", Request, dict[str, Any]], Awaitable[Any]]
+PREFIX = "/splice/admin"
 
 
 def authorized(runtime: Runtime, header: str) -> bool:
@@ -46,248 +46,303 @@ def authorized(runtime: Runtime, header: str) -> bool:
     return any(hmac.compare_digest(digest, known) for known in runtime.token_hashes)
 
 
-def _require(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"field '{name}' is required")
-        return None
-    if not isinstance(value, kind):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise BadRequest(f"field '{name}' must be {expected}, got {type(value).__name__}")
-    return value
+async def server_info(runtime: Runtime, request: Request, body: None) -> about.ServerInfo:
+    return about.ServerInfo(
+        name=runtime.server.name,
+        cluster=runtime.settings.cluster_name,
+        url=runtime.server.url,
+        pid=runtime.pid,
+        started_at=runtime.started_at,
+        services=len(runtime.store.snapshot()),
+        modules=len(runtime.engine.records),
+        deployed_dir=str(runtime.engine.deployed_dir),
+        load_failures=[str(p) for p in runtime.engine.load_failures],
+    )
 
 
-def endpoint(runtime: Runtime, handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
-    async def run(request: Request) -> Response:
-        cid = current_cid.get()
-        try:
-            body: dict[str, Any] = {}
-            if request.method in ("POST", "PUT", "PATCH"):
-                raw = await request.body()
-                if raw:
-                    try:
-                        parsed = json.loads(raw)
-                    except (ValueError, RecursionError) as exc:
-                        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-                    if not isinstance(parsed, dict):
-                        raise BadRequest("the body must be a JSON object")
-                    body = parsed
-            result = await handler(runtime, request, body)
-        except SpliceError as exc:
-            return error_response(exc, cid)
-        return json_response(result, cid, status)
-
-    return run
+async def deploy(runtime: Runtime, request: Request, body: deploying.DeployBody) -> deploying.DeployAnswer:
+    sources = [ModuleSource(module.path, module.source) for module in body.modules]
+    rollout = await runtime.deployments.deploy(sources, by=body.deployed_by or "admin-api")
+    result = rollout.result
+    return deploying.DeployAnswer(
+        server=runtime.server.name,
+        status=_status(rollout, "deployed"),
+        sequence=result.sequence,
+        modules=result.modules,  # type: ignore[arg-type]  # validated into DeployedModule
+        reloaded=result.reloaded,
+        timings=result.timings,
+        servers=rollout.servers,  # type: ignore[arg-type]
+    )
 
 
-async def server_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return {
-        "name": runtime.server.name,
-        "cluster": runtime.settings.cluster_name,
-        "url": runtime.server.url,
-        "pid": runtime.pid,
-        "started_at": runtime.started_at,
-        "services": len(runtime.store.snapshot()),
-        "modules": len(runtime.engine.records),
-        "deployed_dir": str(runtime.engine.deployed_dir),
-        "load_failures": [str(p) for p in runtime.engine.load_failures],
-    }
+def _status(rollout: Rollout[Any], done: str) -> Any:
+    """A cluster-wide answer's status: ``done`` only if every server confirmed it."""
+    return done if rollout.ok else "partial"
 
 
-async def deploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    modules = _require(body, "modules", list)
-    sources = []
-    for index, item in enumerate(modules):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("path"), str)
-            or not isinstance(item.get("source"), str)
-        ):
-            raise BadRequest(f"modules[{index}] must be an object with string fields 'path' and 'source'")
-        sources.append(ModuleSource(item["path"], item["source"]))
-    by = _require(body, "deployed_by", str, required=False) or "admin-api"
-    rollout = await runtime.deployments.deploy(sources, by=by)
-    return _cluster_answer(runtime, rollout, rollout.result.as_dict(), "deployed")
+async def undeploy(runtime: Runtime, request: Request, body: deploying.UndeployBody) -> deploying.UndeployAnswer:
+    rollout = await runtime.deployments.undeploy(body.paths, by=body.deployed_by or "admin-api")
+    result = rollout.result
+    return deploying.UndeployAnswer(
+        server=runtime.server.name,
+        status=_status(rollout, "undeployed"),
+        sequence=result.sequence,
+        paths=result.paths,
+        services=result.services,
+        total_ms=result.total_ms,
+        servers=rollout.servers,  # type: ignore[arg-type]
+    )
 
 
-def _cluster_answer(runtime: Runtime, rollout: Rollout[Any], result: dict[str, Any], done: str) -> Any:
-    """A cluster-wide answer: ``status`` is ``done`` only if every server confirmed it."""
-    status = done if rollout.ok else "partial"
-    return {"server": runtime.server.name, "status": status, **result, "servers": rollout.servers}
-
-
-async def undeploy(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    paths = _require(body, "paths", list)
-    if not paths or not all(isinstance(p, str) for p in paths):
-        raise BadRequest("field 'paths' must be a non-empty list of module paths")
-    by = _require(body, "deployed_by", str, required=False) or "admin-api"
-    rollout = await runtime.deployments.undeploy(paths, by=by)
-    return _cluster_answer(runtime, rollout, rollout.result.as_dict(), "undeployed")
-
-
-async def cluster_sync(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def cluster_sync(runtime: Runtime, request: Request, body: about.SyncBody) -> Any:
     """A peer's notice (the HTTP bus): sync with the ODB now and answer this server's outcome."""
-    sequence = _require(body, "sequence", int)
-    return await runtime.cluster.on_notice(sequence, _require(body, "origin", str, required=False) or "")
+    return await runtime.cluster.on_notice(body.sequence, body.origin)
 
 
-async def cluster_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def cluster_info(runtime: Runtime, request: Request, body: None) -> about.ClusterAnswer:
     servers = await runtime.repository.servers()
     liveness = runtime.cluster.liveness
     for server in servers:
         server["live"] = seen_within(server, liveness)
         server["last_seen"] = server["last_seen"].isoformat() if server["last_seen"] else None
-    newest = await runtime.repository.last_sequence()
-    bus = {
-        "kind": "redis" if runtime.settings.redis_url else "http",
-        "connected": runtime.cluster.bus.connected,
-    }
-    return {"cluster": runtime.settings.cluster_name, "bus": bus, "sequence": newest, "servers": servers}
+    bus = about.Bus(kind="redis" if runtime.settings.redis_url else "http", connected=runtime.cluster.bus.connected)
+    return about.ClusterAnswer(
+        cluster=runtime.settings.cluster_name,
+        bus=bus,
+        sequence=await runtime.repository.last_sequence(),
+        servers=servers,  # type: ignore[arg-type]
+    )
 
 
-async def list_modules(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return {
-        "modules": [
-            {
-                "path": r.path,
-                "module": r.module,
-                "version": r.version,
-                "sha256": r.sha256,
-                "sequence": r.sequence,
-                "services": [info.name for info in runtime.store.by_module(r.module)],
-            }
+async def list_modules(runtime: Runtime, request: Request, body: None) -> deploying.ModulesAnswer:
+    return deploying.ModulesAnswer(
+        modules=[
+            deploying.ModuleInfo(
+                path=r.path,
+                module=r.module,
+                version=r.version,
+                sha256=r.sha256,
+                sequence=r.sequence,
+                services=[info.name for info in runtime.store.by_module(r.module)],
+            )
             for r in sorted(runtime.engine.records.values(), key=lambda r: r.path)
         ]
-    }
+    )
 
 
-async def module_history(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def module_history(runtime: Runtime, request: Request, body: None) -> deploying.HistoryAnswer:
     path = request.path_params["path"]
     history = await runtime.repository.history(path)
     if not history:
         raise NotFound(f"no module was ever deployed at {path}")
     current = runtime.engine.records.get(path)
-    return {"path": path, "current": current.version if current else None, "versions": history}
+    return deploying.HistoryAnswer(
+        path=path,
+        current=current.version if current else None,
+        versions=history,  # type: ignore[arg-type]
+    )
 
 
-async def list_services(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def list_services(runtime: Runtime, request: Request, body: None) -> Any:
     snapshot = runtime.store.snapshot()
     return {"services": [snapshot[name].as_dict() for name in sorted(snapshot)]}
 
 
-async def get_service(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    info = runtime.invoker.lookup(request.path_params["name"])
-    return info.as_dict()
+async def get_service(runtime: Runtime, request: Request, body: None) -> Any:
+    return runtime.invoker.lookup(request.path_params["name"]).as_dict()
 
 
-async def invoke(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    name = _require(body, "service", str)
-    response = await runtime.invoker.call(name, body.get("payload"), cid=current_cid.get())
+async def invoke(runtime: Runtime, request: Request, body: about.InvokeBody) -> about.InvokeAnswer:
+    response = await runtime.invoker.call(body.service, body.payload, cid=current_cid.get())
     payload = response.payload
-    out: dict[str, Any] = {"cid": current_cid.get(), "service": name, "status": response.status or 200}
+    out = about.InvokeAnswer(cid=current_cid.get(), service=body.service, status=response.status or 200, payload=None)
     if isinstance(payload, bytes | bytearray):
-        out.update(payload=base64.b64encode(payload).decode(), payload_encoding="base64")
+        out["payload"] = base64.b64encode(payload).decode()
+        out["payload_encoding"] = "base64"
     else:
         out["payload"] = payload
     return out
 
 
-async def list_channels(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def list_channels(runtime: Runtime, request: Request, body: None) -> Any:
     return {"channels": await runtime.repository.list_channels()}
 
 
-async def create_channel(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    name = _require(body, "name", str)
-    path = _require(body, "path", str)
-    service = _require(body, "service", str)
-    security = _require(body, "security", str, required=False)
-    methods = _require(body, "methods", list, required=False) or ["GET"]
-    problem = routing.check_pattern(path) or check_service_name(service) or check_service_name(name)
-    if problem:
-        raise BadRequest(problem)
-    try:
-        methods = routing.check_methods(str(m) for m in methods)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    await runtime.repository.create_channel(name, path, methods, service, security)
+async def create_channel(runtime: Runtime, request: Request, body: config.ChannelBody) -> config.ChannelAnswer:
+    await runtime.repository.create_channel(body.name, body.path, body.methods, body.service, body.security)
     servers = await runtime.config_changed("channel")
-    warning = None if runtime.store.get(service) else f"no service named '{service}' is deployed yet"
-    return {
-        "name": name,
-        "path": path,
-        "methods": methods,
-        "service": service,
-        "security": security,
-        "warning": warning,
-        "servers": servers,
-    }
+    warning = None if runtime.store.get(body.service) else f"no service named '{body.service}' is deployed yet"
+    return config.ChannelAnswer(
+        **body.model_dump(),
+        warning=warning,
+        servers=servers,  # type: ignore[arg-type]
+    )
 
 
-async def delete_channel(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def delete_channel(runtime: Runtime, request: Request, body: None) -> common.Deleted:
     await runtime.repository.delete_channel(request.path_params["name"])
-    return {"deleted": request.path_params["name"], "servers": await runtime.config_changed("channel")}
+    servers = await runtime.config_changed("channel")
+    return common.Deleted(deleted=request.path_params["name"], servers=servers)  # type: ignore[arg-type]
 
 
-async def list_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def list_security(runtime: Runtime, request: Request, body: None) -> config.SecurityListAnswer:
     rows = await runtime.repository.list_security()
-    return {"security": [{k: v for k, v in row.items() if k not in ("id", "secret_hash")} for row in rows]}
+    return config.SecurityListAnswer(security=[config.SecurityRow.model_validate(row) for row in rows])
 
 
-async def create_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    name = _require(body, "name", str)
-    kind = _require(body, "kind", str)
-    if kind not in KINDS:
-        raise BadRequest(f"field 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-    secret = _require(body, "password" if kind == "basic" else "key", str)
-    username = _require(body, "username", str) if kind == "basic" else None
-    header = (_require(body, "header", str, required=False) or "X-API-Key") if kind == "apikey" else None
-    await runtime.repository.create_security(name, kind, username, header, hash_secret(secret))
+async def create_security(
+    runtime: Runtime, request: Request, body: config.BasicSecurityBody | config.ApiKeySecurityBody
+) -> config.SecurityAnswer:
+    secret = body.password if isinstance(body, config.BasicSecurityBody) else body.key
+    await runtime.repository.create_security(body.name, body.kind, body.username, body.header, hash_secret(secret))
     servers = await runtime.config_changed("security")
-    return {"name": name, "kind": kind, "username": username, "header": header, "servers": servers}
+    return config.SecurityAnswer(
+        name=body.name,
+        kind=body.kind,
+        username=body.username,
+        header=body.header,
+        servers=servers,  # type: ignore[arg-type]
+    )
 
 
-async def delete_security(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def delete_security(runtime: Runtime, request: Request, body: None) -> common.Deleted:
     await runtime.repository.delete_security(request.path_params["name"])
-    return {"deleted": request.path_params["name"], "servers": await runtime.config_changed("security")}
+    servers = await runtime.config_changed("security")
+    return common.Deleted(deleted=request.path_params["name"], servers=servers)  # type: ignore[arg-type]
 
 
-async def openapi(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
-    return document(runtime.server.url)
+async def openapi(runtime: Runtime, request: Request, body: None) -> dict[str, Any]:
+    return document(runtime.server.url, OPERATIONS)
+
+
+def _op(method: str, path: str, handler: Any, summary: str, answer: Any, **more: Any) -> Operation:
+    return Operation(method, path, handler, summary, answer, **more)
+
+
+OPERATIONS: list[Operation] = [
+    _op("GET", "/server", server_info, "This server: name, cluster, pid, counts", about.ServerInfo),
+    _op(
+        "POST",
+        "/deploy",
+        deploy,
+        "Deploy modules together on every server, all or nothing",
+        deploying.DeployAnswer,
+        body=deploying.DeployBody,
+        errors=(413, 422),
+    ),
+    _op(
+        "POST",
+        "/undeploy",
+        undeploy,
+        "Remove modules and their services from every server",
+        deploying.UndeployAnswer,
+        body=deploying.UndeployBody,
+        errors=(404, 413),
+    ),
+    _op("GET", "/modules", list_modules, "Deployed modules with versions and services", deploying.ModulesAnswer),
+    _op(
+        "GET",
+        "/modules/{path:path}/history",
+        module_history,
+        "Every version of a module",
+        deploying.HistoryAnswer,
+        errors=(404,),
+    ),
+    _op("GET", "/services", list_services, "Deployed services with their declared fields", about.ServicesAnswer),
+    _op("GET", "/services/{name:path}", get_service, "One service", about.OneService, errors=(404,)),
+    _op(
+        "POST",
+        "/invoke",
+        invoke,
+        "Invoke a service (a service that raises answers 500 service_failed)",
+        about.InvokeAnswer,
+        body=about.InvokeBody,
+        errors=(404, 413),
+    ),
+    _op("GET", "/channels", list_channels, "REST channels", config.ChannelsAnswer),
+    _op(
+        "POST",
+        "/channels",
+        create_channel,
+        "Create a REST channel (what a [[channels]] table of splice.toml declares)",
+        config.ChannelAnswer,
+        body=config.ChannelBody,
+        status=201,
+        errors=(404, 409, 413),
+    ),
+    _op("DELETE", "/channels/{name:path}", delete_channel, "Delete a channel", common.Deleted, errors=(404,)),
+    _op("GET", "/security", list_security, "Security definitions (secrets are never shown)", config.SecurityListAnswer),
+    _op(
+        "POST",
+        "/security",
+        create_security,
+        "Create a security definition (what a [[security]] table of splice.toml declares, with its secret)",
+        config.SecurityAnswer,
+        body=config.SecurityBody,
+        status=201,
+        errors=(409, 413),
+    ),
+    _op(
+        "DELETE",
+        "/security/{name:path}",
+        delete_security,
+        "Delete a security definition no channel uses",
+        common.Deleted,
+        errors=(404, 409),
+    ),
+    _op("GET", "/openapi.json", openapi, "This document", common.OpenApiDocument),
+    _op(
+        "GET",
+        "/cluster",
+        cluster_info,
+        "The cluster's servers: live or not, the sequence each applied",
+        about.ClusterAnswer,
+    ),
+    _op(
+        "POST",
+        "/cluster/sync",
+        cluster_sync,
+        "Sync this server with the ODB now (how servers notify each other without Redis)",
+        about.SyncAnswer,
+        body=about.SyncBody,
+        errors=(413,),
+    ),
+    _op(
+        "POST",
+        "/rollback",
+        rollback,
+        "Deploy a stored version of a module again, as a new version, on every server",
+        deploying.RollbackAnswer,
+        body=deploying.RollbackBody,
+        errors=(404, 413, 422),
+    ),
+    _op(
+        "POST",
+        "/apply",
+        apply,
+        "Apply a declaration file (security definitions, channels, jobs); secrets by variable name",
+        config.ApplyAnswer,
+        body=config.ApplyBody,
+        errors=(409, 413, 422),
+    ),
+    _op(
+        "GET",
+        "/pickup",
+        pickup_status,
+        "Pickup directories: which server acts on each, and its last batch",
+        about.PickupAnswer,
+        query=about.PickupQuery,
+    ),
+    *admin_jobs.OPERATIONS,
+    *admin_debug.OPERATIONS,
+    admin_jobs.DISPATCH,
+]
 
 
 def routes(runtime: Runtime) -> list[Route]:
-    prefix = "/splice/admin"
-    table: list[tuple[str, str, Handler]] = [
-        ("GET", "/server", server_info),
-        ("POST", "/deploy", deploy),
-        ("POST", "/undeploy", undeploy),
-        ("GET", "/modules", list_modules),
-        ("GET", "/modules/{path:path}/history", module_history),
-        ("GET", "/services", list_services),
-        ("GET", "/services/{name:path}", get_service),
-        ("POST", "/invoke", invoke),
-        ("GET", "/channels", list_channels),
-        ("POST", "/channels", create_channel),
-        ("DELETE", "/channels/{name:path}", delete_channel),
-        ("GET", "/security", list_security),
-        ("POST", "/security", create_security),
-        ("DELETE", "/security/{name:path}", delete_security),
-        ("GET", "/openapi.json", openapi),
-        ("GET", "/cluster", cluster_info),
-        ("POST", "/cluster/sync", cluster_sync),
-        ("POST", "/rollback", rollback),
-        ("POST", "/apply", apply),
-        ("GET", "/pickup", pickup_status),
-        *admin_jobs.TABLE,
-        *admin_debug.TABLE,
-    ]
-    created = {create_channel, create_security, *admin_jobs.CREATED}
+    served = [operation for operation in OPERATIONS if operation.media_type == "application/json"]
     return [
-        *(
-            Route(prefix + path, endpoint(runtime, handler, 201 if handler in created else 200), methods=[method])
-            for method, path, handler in table
-        ),
+        *operation_routes(runtime, PREFIX, served),
         # The scheduler's batches stream their outcomes: not a JSON-in, JSON-out endpoint.
-        Route(prefix + "/scheduler/dispatch", admin_jobs.dispatch_endpoint(runtime), methods=["POST"]),
+        AdminRoute(PREFIX + "/scheduler/dispatch", admin_jobs.dispatch_endpoint(runtime), methods=["POST"]),
     ]

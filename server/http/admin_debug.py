@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from ..core.errors import BadRequest
+from .operations import Operation
+from .schemas.runtime import DebugAnswer, DebugBody, PycharmBody
 
 if TYPE_CHECKING:
     from ..debug import Debugger
@@ -25,42 +26,56 @@ def _debugger(runtime: Runtime) -> Debugger:
     return runtime.debugger
 
 
-async def debug_info(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def debug_info(runtime: Runtime, request: Request, body: None) -> Any:
     return _debugger(runtime).info()
 
 
-async def set_debug(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def set_debug(runtime: Runtime, request: Request, body: DebugBody) -> Any:
     """``{"enabled": true[, "host": "127.0.0.1"]}`` listens with debugpy; ``{"enabled": false}`` stops debugging."""
     debugger = _debugger(runtime)
-    enabled = body.get("enabled")
-    if not isinstance(enabled, bool):
-        raise BadRequest(f"field 'enabled' must be true or false, got {enabled!r}")
-    host = body.get("host")
-    if host is not None and not isinstance(host, str):
-        raise BadRequest(f"field 'host' must be a string, got {host!r}")
-    if enabled:
-        return await anyio.to_thread.run_sync(debugger.enable, host)
+    if body.enabled:
+        return await anyio.to_thread.run_sync(debugger.enable, body.host)
     answer = await anyio.to_thread.run_sync(debugger.disable)
     if debugger.restart_requested and runtime.shutdown is not None:
         asyncio.get_running_loop().call_later(RESTART_AFTER, runtime.shutdown.set)
     return answer
 
 
-async def set_pycharm(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def set_pycharm(runtime: Runtime, request: Request, body: PycharmBody) -> Any:
     """``{"host": H, "port": P}`` connects to PyCharm's debug server; ``{"connect": false}`` disconnects."""
     debugger = _debugger(runtime)
-    if body.get("connect", True) is False:
+    if not body.connect:
         return await anyio.to_thread.run_sync(debugger.disable)
-    host, port = body.get("host", "127.0.0.1"), body.get("port")
-    if not isinstance(host, str) or not host:
-        raise BadRequest(f"field 'host' must be a host name or address, got {host!r}")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise BadRequest(f"field 'port' must be the port PyCharm's debug server listens on, got {port!r}")
-    return await anyio.to_thread.run_sync(debugger.connect_pycharm, host, port)
+    assert body.port is not None  # the model requires a port to connect
+    return await anyio.to_thread.run_sync(debugger.connect_pycharm, body.host, body.port)
 
 
-TABLE = [
-    ("GET", "/debug", debug_info),
-    ("POST", "/debug", set_debug),
-    ("POST", "/debug/pycharm", set_pycharm),
+_DEBUG_ERRORS = (409, 413)
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/debug",
+        debug_info,
+        "This server's debugging: its attach point (server, pid, host, port, remote_root)",
+        DebugAnswer,
+    ),
+    Operation(
+        "POST",
+        "/debug",
+        set_debug,
+        "Listen with debugpy ({enabled: true}), or stop debugging ({enabled: false}: a server that listened "
+        "restarts in place without debugpy)",
+        DebugAnswer,
+        body=DebugBody,
+        errors=_DEBUG_ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/debug/pycharm",
+        set_pycharm,
+        "Connect to PyCharm's debug server ({host, port}), or disconnect ({connect: false})",
+        DebugAnswer,
+        body=PycharmBody,
+        errors=_DEBUG_ERRORS,
+    ),
 ]

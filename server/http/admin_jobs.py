@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -22,18 +22,19 @@ from ..core.context import current_cid
 from ..core.errors import BadRequest, SpliceError
 from ..core.service import Request as ServiceRequest
 from ..core.service import SchedulerRun
+from .operations import Handler, Operation
 from .responses import dumps, error_response
+from .schemas import jobs
 
 if TYPE_CHECKING:
-    from ..jobs import Jobs
+    from ..jobs import Jobs as JobManager
     from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
-Handler = Callable[["Runtime", Request, dict[str, Any]], Awaitable[Any]]
 _RUN_FIELDS = {"job_id": int, "slot_us": int, "job": str, "service": str, "cid": str}
 
 
-def _jobs(runtime: Runtime) -> Jobs:
+def _jobs(runtime: Runtime) -> JobManager:
     if runtime.jobs is None:
         raise BadRequest("this server has no ODB connection for jobs")
     return runtime.jobs
@@ -52,8 +53,10 @@ async def create_job(runtime: Runtime, request: Request, body: dict[str, Any]) -
     replace = body.pop("replace", False)
     if not isinstance(replace, bool):
         raise BadRequest(f"field 'replace' must be true or false, got {replace!r}")
-    origin = body.pop("created_by", None) or "admin-api"
-    job = (await _jobs(runtime).create(body, str(origin), replace=replace)).as_json()
+    origin = body.pop("created_by", "")
+    if not isinstance(origin, str) or len(origin) > jobs.ORIGIN_MAX:
+        raise BadRequest(f"field 'created_by' must be a string of at most {jobs.ORIGIN_MAX} characters, got {origin!r}")
+    job = (await _jobs(runtime).create(body, origin or "admin-api", replace=replace)).as_json()
     if runtime.store.get(job["service"]) is None:
         job["warning"] = f"no service named '{job['service']}' is deployed yet: its runs fail until one is"
     return job
@@ -93,18 +96,61 @@ async def job_history(runtime: Runtime, request: Request, body: dict[str, Any]) 
     return {"job": name, "runs": [run.as_json() for run in await _jobs(runtime).history(name, int(raw))]}
 
 
-TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", "/jobs", list_jobs),
-    ("POST", "/jobs", create_job),
-    ("GET", "/jobs/{name:path}/history", job_history),
-    ("POST", "/jobs/{name:path}/pause", pause_job),
-    ("POST", "/jobs/{name:path}/resume", resume_job),
-    ("POST", "/jobs/{name:path}/run-now", run_job_now),
-    ("GET", "/jobs/{name:path}", get_job),
-    ("PATCH", "/jobs/{name:path}", change_job),
-    ("DELETE", "/jobs/{name:path}", delete_job),
+OPERATIONS = [
+    Operation("GET", "/jobs", list_jobs, "Scheduled jobs, and which scheduler is active", jobs.Jobs),
+    Operation(
+        "POST",
+        "/jobs",
+        create_job,
+        "Create a job (interval, cron or one-time)",
+        jobs.Job,
+        body=jobs.JobBody,
+        handler_checks=True,  # jobs.spec.parse_job checks it, naming the field in its invalid_job error
+        status=201,
+        errors=(409, 413),
+    ),
+    Operation(
+        "GET",
+        "/jobs/{name:path}/history",
+        job_history,
+        "A job's runs, newest first: slot, status, server, error, lateness",
+        jobs.JobRuns,
+        query=jobs.HistoryQuery,
+        handler_checks=True,
+        errors=(404,),
+    ),
+    Operation("POST", "/jobs/{name:path}/pause", pause_job, "Pause a job", jobs.Job, errors=(404,)),
+    Operation(
+        "POST",
+        "/jobs/{name:path}/resume",
+        resume_job,
+        "Resume a job from now on (slots passed while paused are not run)",
+        jobs.Job,
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/jobs/{name:path}/run-now",
+        run_job_now,
+        "Run a job once now, besides its schedule",
+        jobs.Job,
+        errors=(404,),
+    ),
+    Operation("GET", "/jobs/{name:path}", get_job, "One job", jobs.Job, errors=(404,)),
+    Operation(
+        "PATCH",
+        "/jobs/{name:path}",
+        change_job,
+        "Change a job: the fields given",
+        jobs.Job,
+        body=jobs.JobChange,
+        handler_checks=True,
+        errors=(404, 409, 413),
+    ),
+    Operation(
+        "DELETE", "/jobs/{name:path}", delete_job, "Delete a job and its run history", jobs.DeletedJob, errors=(404,)
+    ),
 ]
-CREATED = {create_job}
 
 
 # -- the scheduler's dispatch endpoint ---------------------------------------------------------------------------
@@ -201,3 +247,15 @@ def dispatch_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Respons
         return StreamingResponse(_outcomes(runtime, runs, scheduler), media_type="application/x-ndjson")
 
     return run
+
+
+DISPATCH = Operation(
+    "POST",
+    "/scheduler/dispatch",
+    cast("Handler", dispatch_endpoint),  # never called as a handler: routes() serves it as it is
+    "The scheduler's batch of runs: starts them all, streams one JSON line per outcome",
+    jobs.Outcome,
+    body=jobs.Dispatch,
+    media_type="application/x-ndjson",
+)
+"""For the document: the endpoint streams, so ``dispatch_endpoint`` serves it, not ``operations.endpoint``."""

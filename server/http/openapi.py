@@ -1,220 +1,144 @@
-"""The OpenAPI 3.1 document of the admin API (``GET /splice/admin/openapi.json``)."""
+"""The OpenAPI 3.1 document of the admin API (``GET /splice/admin/openapi.json``), generated from the operations.
+
+Each operation's request body and answers are the JSON schemas of its pydantic models (the same models that check
+bodies and serialise answers), each with an example; its error statuses are those it can really answer.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_OBJECT = {"type": "object"}
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
+
+from .operations import Operation
+from .schemas.common import ErrorAnswer
+
+PREFIX = "/splice/admin"
+_CONVERTER = re.compile(r"\{(\w+)(?::\w+)?\}")
+_ERRORS = {
+    400: "The body or a parameter is not valid; `problems` names every bad field",
+    401: "No valid `Authorization: Bearer <token>`",
+    404: "What the call names does not exist",
+    409: "It conflicts with the cluster's state (a name taken, a definition in use, a debugger in the way)",
+    413: "The body is too large",
+    422: "Well-formed, but refused: the sources, the declaration or the version cannot be used",
+}
+_PARAMETERS = {
+    "name": {"description": "a name (a channel's, a service's, a job's...)", "example": "get-order"},
+    "path": {"description": "a module path relative to the project root", "example": "shop/orders.py"},
+}
 
 
-def _op(
-    summary: str, body: dict[str, Any] | None = None, ok: int = 200, errors: tuple[int, ...] = ()
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {str(ok): {"description": "OK", "content": {"application/json": {"schema": _OBJECT}}}}
-    for status in (401, *errors):
-        responses[str(status)] = {"description": "Error", "content": {"application/json": {"schema": _ERROR}}}
-    op: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
+class _Schemas:
+    """Collects the components' schemas of every model, each under its own name."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def of(self, adapter: Any, mode: JsonSchemaMode) -> dict[str, Any]:
+        schema: dict[str, Any] = adapter.json_schema(
+            mode=mode, ref_template="#/components/schemas/{model}", schema_generator=GenerateJsonSchema
+        )
+        self.components.update(schema.pop("$defs", {}))
+        return schema
 
 
-def _obj(required: list[str], **props: Any) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": props}
-
-
-_STR = {"type": "string"}
-_NUM = {"type": "number"}
-_INT = {"type": "integer"}
-_PATH_PARAM = [{"name": "path", "in": "path", "required": True, "schema": _STR}]
-_NAME_PARAM = [{"name": "name", "in": "path", "required": True, "schema": _STR}]
-
-
-def document(server_url: str) -> dict[str, Any]:
-    module = _obj(["path", "source"], path={**_STR, "description": "relative to the project root"}, source=_STR)
-    deploy_body = _obj(["modules"], modules={"type": "array", "items": module, "minItems": 1}, deployed_by=_STR)
-    channel = _obj(
-        ["name", "path", "service"],
-        name=_STR,
-        path={**_STR, "example": "/orders/{id}"},
-        service=_STR,
-        methods={"type": "array", "items": _STR},
-        security=_STR,
-    )
-    security = _obj(
-        ["name", "kind"],
-        name=_STR,
-        kind={"enum": ["basic", "apikey"]},
-        username=_STR,
-        password=_STR,
-        key=_STR,
-        header=_STR,
-    )
-    a = "/splice/admin"
+def document(server_url: str, operations: Sequence[Operation]) -> dict[str, Any]:
+    schemas = _Schemas()
+    error = schemas.of(_adapter(ErrorAnswer), "serialization")
+    schemas.components["Error"] = error
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        path = _CONVERTER.sub(r"{\1}", PREFIX + operation.path)
+        paths.setdefault(path, {})[operation.method.lower()] = _operation(operation, path, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Splice admin API", "version": "1"},
         "servers": [{"url": server_url}],
         "security": [{"bearer": []}],
-        "paths": {
-            f"{a}/server": {"get": _op("This server: name, cluster, pid, counts")},
-            f"{a}/deploy": {"post": _op("Deploy modules together, all or nothing", deploy_body, errors=(400, 422))},
-            f"{a}/undeploy": {
-                "post": _op(
-                    "Remove modules and their services",
-                    _obj(["paths"], paths={"type": "array", "items": _STR}),
-                    errors=(404, 422),
-                )
-            },
-            f"{a}/modules": {"get": _op("Deployed modules with versions and services")},
-            f"{a}/modules/{{path}}/history": {
-                "get": {**_op("Every version of a module", errors=(404,)), "parameters": _PATH_PARAM}
-            },
-            f"{a}/services": {"get": _op("Deployed services with their declared fields")},
-            f"{a}/services/{{name}}": {"get": {**_op("One service", errors=(404,)), "parameters": _NAME_PARAM}},
-            f"{a}/invoke": {
-                "post": _op("Invoke a service", _obj(["service"], service=_STR, payload={}), errors=(400, 404, 500))
-            },
-            f"{a}/channels": {
-                "get": _op("REST channels"),
-                "post": _op("Create a REST channel", channel, ok=201, errors=(400, 404, 409)),
-            },
-            f"{a}/channels/{{name}}": {"delete": {**_op("Delete a channel", errors=(404,)), "parameters": _NAME_PARAM}},
-            f"{a}/security": {
-                "get": _op("Security definitions (secrets are never shown)"),
-                "post": _op("Create a security definition", security, ok=201, errors=(400, 409)),
-            },
-            f"{a}/security/{{name}}": {
-                "delete": {**_op("Delete a security definition", errors=(404, 409)), "parameters": _NAME_PARAM}
-            },
-            f"{a}/rollback": {
-                "post": _op(
-                    "Deploy a stored version of a module again, as a new version, on every server",
-                    _obj(["path", "version"], path=_STR, version={"type": "integer", "minimum": 1}, deployed_by=_STR),
-                    errors=(400, 404, 422),
-                )
-            },
-            f"{a}/apply": {
-                "post": _op(
-                    "Apply a declaration file (channels, security definitions); secrets by variable name",
-                    _obj(
-                        ["text"],
-                        text={**_STR, "description": "the TOML file's contents"},
-                        file={**_STR, "description": "its name, for messages"},
-                        secrets={"type": "object", "additionalProperties": _STR},
-                        prune={"type": "boolean"},
-                        dry_run={"type": "boolean"},
-                        applied_by=_STR,
-                    ),
-                    errors=(400, 409, 422),
-                )
-            },
-            **_job_paths(a),
-            f"{a}/openapi.json": {"get": _op("This document")},
-            f"{a}/cluster": {"get": _op("The cluster's servers: live or not, the sequence each applied")},
-            f"{a}/pickup": {"get": _op("Pickup directories: which server acts on each, and its last batch")},
-            f"{a}/debug": {
-                "get": _op("This server's debugging: its attach point (server, pid, host, port, remote_root)"),
-                "post": _op(
-                    "Listen with debugpy ({enabled: true}), or stop debugging ({enabled: false}: a server that "
-                    "listened restarts in place without debugpy)",
-                    _obj(["enabled"], enabled={"type": "boolean"}, host=_STR),
-                    errors=(400, 409),
-                ),
-            },
-            f"{a}/debug/pycharm": {
-                "post": _op(
-                    "Connect to PyCharm's debug server ({host, port}), or disconnect ({connect: false})",
-                    _obj([], host=_STR, port=_INT, connect={"type": "boolean"}),
-                    errors=(400, 409),
-                )
-            },
-            f"{a}/cluster/sync": {
-                "post": _op(
-                    "Sync this server with the ODB now (how servers notify each other without Redis)",
-                    _obj(["sequence"], sequence={"type": "integer"}, origin=_STR),
-                    errors=(400,),
-                )
-            },
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": _obj(
-                    ["error", "cid"],
-                    error=_obj(["code", "message"], code=_STR, message=_STR),
-                    cid=_STR,
-                )
-            },
+            "schemas": dict(sorted(schemas.components.items())),
         },
     }
 
 
-def _job_paths(a: str) -> dict[str, Any]:
-    interval = {
-        "oneOf": [
-            {"type": "number", "description": "seconds"},
-            _obj([], weeks=_NUM, days=_NUM, hours=_NUM, minutes=_NUM, seconds=_NUM),
-        ]
+def _adapter(model: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(model)
+
+
+def _operation(operation: Operation, path: str, schemas: _Schemas) -> dict[str, Any]:
+    answer = _media(schemas.of(operation.answer_adapter, "serialization"), schemas)
+    responses: dict[str, Any] = {
+        str(operation.status): {"description": "OK", "content": {operation.media_type: answer}}
     }
-    job = _obj(
-        ["name", "service"],
-        name=_STR,
-        service=_STR,
-        payload={"description": "any JSON, the service's request payload"},
-        interval=interval,
-        start={**_STR, "format": "date-time", "description": "interval jobs: the first run (default: one period on)"},
-        repeats={"type": "integer", "minimum": 1, "description": "interval jobs: how many runs in all"},
-        cron={**_STR, "example": "*/5 * * * *"},
-        timezone={**_STR, "example": "Europe/Berlin", "description": "cron jobs (default UTC)"},
-        at={**_STR, "format": "date-time", "description": "one run at this moment"},
-        misfire={"enum": ["run_once", "skip"]},
-        retries={"type": "integer", "minimum": 0},
-        backoff={"type": "number", "description": "seconds before the first retry; doubles each time"},
-        paused={"type": "boolean"},
-        replace={"type": "boolean", "description": "create: change the job of this name if one exists"},
-    )
-    job["properties"]["in"] = {"type": "number", "description": "one run in this many seconds"}
-    named = {"parameters": _NAME_PARAM}
-    run = _obj(
-        ["job_id", "slot_us", "job", "service", "cid"], job_id=_INT, slot_us=_INT, job=_STR, service=_STR, cid=_STR
-    )
-    return {
-        f"{a}/jobs": {
-            "get": _op("Scheduled jobs, and which scheduler is active"),
-            "post": _op("Create a job (interval, cron or one-time)", job, ok=201, errors=(400, 409)),
-        },
-        f"{a}/jobs/{{name}}": {
-            "get": {**_op("One job", errors=(404,)), **named},
-            "patch": {**_op("Change a job: the fields given", _OBJECT, errors=(400, 404)), **named},
-            "delete": {**_op("Delete a job and its run history", errors=(404,)), **named},
-        },
-        f"{a}/jobs/{{name}}/pause": {"post": {**_op("Pause a job", errors=(404,)), **named}},
-        f"{a}/jobs/{{name}}/resume": {
-            "post": {**_op("Resume a job from now on (slots passed while paused are not run)", errors=(404,)), **named}
-        },
-        f"{a}/jobs/{{name}}/run-now": {
-            "post": {**_op("Run a job once now, besides its schedule", errors=(404,)), **named}
-        },
-        f"{a}/jobs/{{name}}/history": {
-            "get": {
-                **_op("A job's runs, newest first: slot, status, server, error, lateness", errors=(400, 404)),
-                "parameters": [*_NAME_PARAM, {"name": "limit", "in": "query", "schema": _INT}],
-            }
-        },
-        f"{a}/scheduler/dispatch": {
-            "post": {
-                **_op(
-                    "The scheduler's batch of runs: starts them all, streams one JSON line per outcome",
-                    _obj(["runs"], runs={"type": "array", "items": run}, scheduler=_STR),
-                    errors=(400,),
-                ),
-                "responses": {
-                    "200": {"description": "OK", "content": {"application/x-ndjson": {"schema": _OBJECT}}},
-                    "400": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
-                    "401": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
-                },
-            }
-        },
+    for status in operation.statuses:
+        if status != operation.status:
+            ref = {"$ref": "#/components/schemas/Error"}
+            responses[str(status)] = {"description": _ERRORS[status], "content": {"application/json": {"schema": ref}}}
+    out: dict[str, Any] = {
+        "operationId": operation.handler.__name__,
+        "summary": operation.summary,
+        "responses": responses,
     }
+    parameters = [_path_parameter(name) for name in re.findall(r"\{(\w+)\}", path)]
+    if operation.query is not None:
+        parameters += _query_parameters(schemas.of(_adapter(operation.query), "validation"))
+    if parameters:
+        out["parameters"] = parameters
+    if operation.body_adapter is not None:
+        body = _media(schemas.of(operation.body_adapter, "validation"), schemas)
+        out["requestBody"] = {"required": True, "content": {"application/json": body}}
+    return out
+
+
+def _inline(schema: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:
+    """A model's schema as a reference to its component (its title names it), other schemas as they are."""
+    title = schema.get("title")
+    if isinstance(title, str) and schema.get("type") == "object" and "properties" in schema:
+        schemas.components.setdefault(title, schema)
+        return {"$ref": f"#/components/schemas/{title}"}
+    return schema
+
+
+def _media(schema: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": _inline(schema, schemas)}
+    example = _example(schema, schemas)
+    if example is not None:
+        media["example"] = example
+    return media
+
+
+def _example(schema: dict[str, Any], schemas: _Schemas) -> Any:
+    """The schema's first example; a union's is its first member's."""
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        return examples[0]
+    ref = schema.get("$ref") or next((s.get("$ref") for s in schema.get("oneOf", ()) if "$ref" in s), None)
+    if isinstance(ref, str):
+        return _example(schemas.components.get(ref.rsplit("/", 1)[-1], {}), schemas)
+    return None
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    extra = _PARAMETERS.get(name, {})
+    schema = {"type": "string", "minLength": 1}
+    return {"name": name, "in": "path", "required": True, "schema": schema, **extra}
+
+
+def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            parameter["description"] = description
+        out.append(parameter)
+    return out

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 _ASK_TIMEOUT = 2.0
 
 
-async def pickup_status(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:
+async def pickup_status(runtime: Runtime, request: Request, body: None) -> Any:
     mine = {d["path"]: d for d in runtime.pickup.status()}
     leases = await runtime.repository.leases("pickup:")
     now = datetime.now(UTC)

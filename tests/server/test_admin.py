@@ -710,3 +710,67 @@ async def test_service_response_header_that_cannot_be_sent_is_a_json_500(server:
     assert answer.headers.get("content-type", "").startswith("application/json"), answer.headers
     assert "shop.priced" in answer.json()["error"]["message"]
     check_cid(answer)
+
+
+# -- bodies checked by their models, the document made from them -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fields"),
+    [
+        ("/splice/admin/cluster/sync", {"sequence": False}, ["sequence"]),
+        ("/splice/admin/cluster/sync", {"sequence": "7"}, ["sequence"]),
+        (
+            "/splice/admin/deploy",
+            {"modules": [{"path": "a.py"}], "deployed_by": 5},
+            ["modules[0].source", "deployed_by"],
+        ),
+        ("/splice/admin/deploy", {"modules": []}, ["modules"]),
+        ("/splice/admin/rollback", {"path": "a.py", "version": True}, ["version"]),
+        ("/splice/admin/channels", {"name": {"a": 1}, "path": "/x", "service": "s"}, ["name"]),
+        ("/splice/admin/security", {"name": "x", "kind": "apikey", "key": "k", "header": ["X-Key"]}, ["header"]),
+        ("/splice/admin/security", {"name": "x", "kind": "basic", "username": "", "password": "p"}, ["username"]),
+        ("/splice/admin/invoke", {"service": "shop.echo", "extra": 1}, ["extra"]),
+    ],
+)
+async def test_a_refused_body_names_every_bad_field(
+    server: InProcess, path: str, body: dict[str, Any], fields: list[str]
+) -> None:
+    answer = await server.admin.post(path, json=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "bad_request"
+    assert [p["field"] for p in error["problems"]] == fields
+    for field in fields:
+        assert f"{field}: " in error["message"]
+    check_cid(answer)
+
+
+async def test_a_method_a_path_does_not_serve_is_405_naming_those_it_does(server: InProcess) -> None:
+    answer = await server.admin.patch("/splice/admin/channels", json={})
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, POST"
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    check_cid(answer)
+
+
+async def test_every_operation_documents_its_body_answer_and_errors(server: InProcess) -> None:
+    document = (await server.admin.get("/splice/admin/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert "401" in statuses, (method, path)
+            ok = min(statuses)
+            assert ok in ("200", "201"), (method, path)
+            (media,) = operation["responses"][ok]["content"].values()
+            assert "schema" in media, (method, path)
+            assert "example" in media, (method, path)
+            if method in ("post", "patch") and "requestBody" in operation:
+                (body,) = operation["requestBody"]["content"].values()
+                assert "example" in body, (method, path)
+                assert "400" in statuses, (method, path)
+    create = document["paths"]["/splice/admin/channels"]["post"]
+    assert set(create["responses"]) == {"201", "400", "401", "404", "409", "413"}
+    channel = document["components"]["schemas"]["ChannelBody"]
+    assert channel["additionalProperties"] is False
+    assert set(channel["required"]) == {"name", "path", "service"}

@@ -15,36 +15,56 @@ from splice.server.channels.routing import (
     check_pattern,
     compile_pattern,
 )
+from splice.server.channels.specs import CHANNEL_PATH_PATTERN, METHOD_PATTERN
+
+GOOD = ["/", "/orders", "/orders/{id}", "/orders/{id:int}", "/f/{rest:path}", "/a/{x}-{y}"]
 
 
-@pytest.mark.parametrize(
-    "pattern", ["/", "/orders", "/orders/{id}", "/orders/{id:int}", "/f/{rest:path}", "/a/{x}-{y}"]
-)
+@pytest.mark.parametrize("pattern", GOOD)
 def test_good_patterns(pattern: str) -> None:
     assert check_pattern(pattern) is None
 
 
-@pytest.mark.parametrize(
-    ("pattern", "fragment"),
-    [
-        ("orders", "must start with '/'"),
-        ("", "must start with '/'"),
-        ("/splice", "Splice's own"),
-        ("/splice/admin", "Splice's own"),
-        ("/orders/{id:float}", "bad parameter"),
-        ("/orders/{id", "bad parameter"),
-        ("/orders/id}", "bad parameter"),
-        ("/orders/{}", "bad parameter"),
-        ("/orders/{1id}", "bad parameter"),
-        ("/a/{id}/b/{id}", "appears twice"),
-    ],
-)
+BAD = [
+    ("orders", "must start with '/'"),
+    ("", "must start with '/'"),
+    ("/splice", "Splice's own"),
+    ("/splice/admin", "Splice's own"),
+    ("/orders/{id:float}", "bad parameter"),
+    ("/orders/{id", "bad parameter"),
+    ("/orders/id}", "bad parameter"),
+    ("/orders/{}", "bad parameter"),
+    ("/orders/{1id}", "bad parameter"),
+    ("/a/{id}/b/{id}", "appears twice"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "fragment"), BAD)
 def test_bad_patterns(pattern: str, fragment: str) -> None:
     problem = check_pattern(pattern)
     assert problem is not None
     assert fragment in problem
     with pytest.raises(ValueError, match=re.escape(problem)):
         compile_pattern(pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [*GOOD, *(p for p, _ in BAD), "/spliced", "/splice", "/a/{id}/b/{idx}", "/{a}{b}", "/x/{a:int}/{a:path}", "/é {x}"],
+)
+def test_the_documents_regular_expression_agrees_with_check_pattern(pattern: str) -> None:
+    # The OpenAPI document shows the rule as a regular expression; the server checks with check_pattern.
+    assert bool(re.search(CHANNEL_PATH_PATTERN, pattern)) == (check_pattern(pattern) is None)
+
+
+@pytest.mark.parametrize("method", ["GET", "get", "Post", "delete", "HEAD", "options", "PATCH", "FETCH", "GETS", ""])
+def test_the_documents_method_pattern_agrees_with_check_methods(method: str) -> None:
+    try:
+        check_methods([method])
+        known = bool(method)
+    except ValueError:
+        known = False
+    assert bool(re.search(METHOD_PATTERN, method)) == known
 
 
 def test_spliced_is_not_reserved() -> None:

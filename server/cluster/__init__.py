@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ._pickup_batch import PickupHost
 from .bus import Ack, Bus, HttpBus, RedisBus
 from .member import ClusterMember
-from ._pickup_batch import PickupHost
 from .pickup import Pickup
 
 __all__ = ["Ack", "Bus", "ClusterMember", "HttpBus", "Pickup", "PickupHost", "RedisBus"]

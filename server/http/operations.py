@@ -108,7 +108,13 @@ class Operation:
             raise InvalidBody(problems(exc, self.union_tags)) from None
 
     def parse_query(self, request: Request) -> Any:
-        if self.query is None or self.handler_checks:
+        """The query as the operation's model; a parameter the operation does not take is refused too."""
+        if self.query is None:
+            return None
+        unknown = [name for name in request.query_params if name not in self.query.model_fields]
+        if unknown:
+            raise InvalidBody([Problem(name, "unknown query parameter") for name in dict.fromkeys(unknown)])
+        if self.handler_checks:
             return None
         try:
             return self.query.model_validate(dict(request.query_params))

@@ -97,7 +97,7 @@ class PickupDir(BaseModel):
 
 
 class PickupQuery(BaseModel):
-    local: str | None = Field(None, description="present: answer for this server only, ask no other")
+    local: str = Field("", description="present (any value): answer for this server only, ask no other")
 
 
 class PickupAnswer(BaseModel):

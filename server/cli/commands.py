@@ -112,7 +112,9 @@ def _problems(exc: ClientError, file_of: dict[str, str]) -> list[str]:
         return [f"error: {exc}"]
     lines = []
     for problem in problems:
-        where = file_of.get(problem["path"], problem["path"])
+        # A refused deploy names a module ("path"); a refused request body names a field ("field").
+        place = str(problem.get("path") or problem.get("field") or "request")
+        where = file_of.get(place, place)
         if problem.get("line") is not None:
             where += f":{problem['line']}"
             if problem.get("column") is not None:

@@ -32,6 +32,7 @@ class Membership(Protocol):
 
     async def live_servers(self, within: float) -> list[dict[str, Any]]: ...
 
+
 LIVENESS_FACTOR = 4
 """A server not seen for this many sync intervals (at least 3 s) is taken as down."""
 

@@ -339,7 +339,7 @@ def test_warnings_name_channels_whose_service_is_not_deployed() -> None:
 
 
 def test_the_readme_example_is_a_valid_declaration() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Configuration as code", 1)[1]
     example = section.split("```toml\n", 1)[1].split("```", 1)[0]
     declaration = parse(example, "README.md")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -37,31 +37,32 @@ if TYPE_CHECKING:
     from .invoker import Invoker
 
 
-class InputView:
+class InputView(dict[str, Any]):
     """``self.request.input``: the declared input fields, by attribute (``.id``) or by key (``["id"]``).
 
-    A read-only mapping of field name to value (``in``, ``.get``, ``.keys()``, iteration, ``dict(...)``).
-    ``model_instance`` is the checked pydantic instance when the service declares ``Input``. A declared field
-    wins over a method of the same name: with a field ``items``, ``.items`` is the field.
+    A ``dict`` of field name to value, as it always was (``json.dumps`` and ``dict(...)`` take it), with
+    attribute access on top. ``model_instance`` is the checked pydantic instance when the service declares
+    ``Input``. A declared field wins over a method of the same name: with a field ``items``, ``.items`` is the
+    field (``dict.items(self.request.input)`` still lists the pairs).
     """
 
-    __slots__ = ("_fields", "_instance", "_values")
+    __slots__ = ("_fields", "_instance")
 
     def __init__(self, values: Mapping[str, Any], instance: Any = None, fields: Iterable[str] = ()) -> None:
-        self._values = dict(values)
+        super().__init__(values)
         self._instance = instance
         self._fields = frozenset(fields)
 
     def __getattribute__(self, name: str) -> Any:
         if name[:1] != "_" and name in object.__getattribute__(self, "_fields"):
-            return object.__getattribute__(self, "_values")[name]
+            return dict.__getitem__(self, name)
         return object.__getattribute__(self, name)
 
     def __getattr__(self, name: str) -> Any:
         """Keys that are no declared field: those of a payload when the service declares no ``Input``."""
         if not name.startswith("_"):
             try:
-                return self._values[name]
+                return dict.__getitem__(self, name)
             except KeyError:
                 pass
         raise AttributeError(f"the input has no field {name!r}")
@@ -71,42 +72,11 @@ class InputView:
         """The checked instance of the service's ``Input`` model (``None`` when it declares none)."""
         return self._instance
 
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def keys(self) -> Any:
-        return self._values.keys()
-
-    def values(self) -> Any:
-        return self._values.values()
-
-    def items(self) -> Any:
-        return self._values.items()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._values.get(key, default)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, InputView):
-            return self._values == other._values
-        return self._values == other if isinstance(other, Mapping) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (dict(self), self._instance, self._fields)
 
     def __repr__(self) -> str:
-        return f"InputView({self._values!r})"
-
-
-Mapping.register(InputView)
+        return f"InputView({dict.__repr__(self)})"
 
 
 @dataclass(frozen=True)

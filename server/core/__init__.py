@@ -5,6 +5,8 @@ No I/O and no adapters: nothing here imports a web framework, a database driver 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .context import current_cid, new_cid
 from .errors import (
     BadRequest,
@@ -22,10 +24,23 @@ from .errors import (
     SpliceError,
     TooLarge,
 )
-from .invoker import Invoker
 from .naming import check_module_path, check_service_name, closest, module_name, service_name
 from .service import Request, Response, Service
 from .store import ServiceInfo, ServiceStore
+
+if TYPE_CHECKING:
+    from .invoker import Invoker
+
+
+def __getattr__(name: str) -> Any:
+    # The invoker needs anyio: imported on first use, so that ``import splice.server`` (user code, the language
+    # server, a wheel on its own) needs nothing but the standard library.
+    if name == "Invoker":
+        from .invoker import Invoker
+
+        return Invoker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BadRequest",

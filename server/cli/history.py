@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ..client import ClientError
-from ..declare.reader import DeclarationError, parse, resolve_secrets
 from . import commands
 from .cluster import CliError
 
@@ -162,6 +161,9 @@ def _apply(args: argparse.Namespace) -> int:
         raise CliError(f"{file}: not valid UTF-8 at byte {exc.start}") from None
     except OSError as exc:
         raise CliError(f"{file}: cannot read it: {exc.strerror}") from None
+    # Here, not at the top: the reader's models import pydantic, which every other command can do without.
+    from ..declare.reader import DeclarationError, parse, resolve_secrets
+
     try:
         declaration = parse(text, str(file))
         resolve_secrets(declaration, os.environ, "the environment of splice apply")

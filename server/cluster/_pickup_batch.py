@@ -165,23 +165,25 @@ async def apply_batch(host: PickupHost, root: Path, scope: Collection[str] | Non
     sources, undecodable = _sources(found.modules, plan.deploy, origin)
     report.outcomes.extend(undecodable)
 
-    async def change(engine: DeploymentEngine) -> tuple[list[Outcome], list[int]]:
+    async def change(engine: DeploymentEngine) -> tuple[list[Outcome], list[Outcome], list[int]]:
         sequences: list[int] = []
-        outcomes: list[Outcome] = []
+        undeployed: list[Outcome] = []
         deployed = await _deploy(engine, root, sources, by, sequences) if sources else []
         if plan.undeploy:
-            outcomes.extend(await _undeploy(engine, root, plan.undeploy, by, sequences))
+            undeployed = await _undeploy(engine, root, plan.undeploy, by, sequences)
             failed = {o.path for o in deployed if o.status == "failed"}
-            if failed and any(o.status == "undeployed" for o in outcomes):
+            if failed and any(o.status == "undeployed" for o in undeployed):
                 # A module may have clashed with one that is now gone (a service moved to another file): once more.
                 retried = await _deploy(engine, root, [s for s in sources if s.path in failed], by, sequences)
                 deployed = [o for o in deployed if o.path not in failed] + retried
-        return deployed + outcomes, sequences
+        return deployed, undeployed, sequences
 
-    rollout = await host.deployments.run(change, lambda done: max(done[1], default=None))
-    report.outcomes.extend(rollout.result[0])
-    if rollout.result[1]:
-        report.sequence = max(rollout.result[1])
+    rollout = await host.deployments.run(change, lambda done: max(done[2], default=None))
+    deployed, undeployed, sequences = rollout.result
+    report.outcomes[:0] = deployed  # as before: deployments first, then what was skipped, then undeployments
+    report.outcomes.extend(undeployed)
+    if sequences:
+        report.sequence = max(sequences)
         report.servers = rollout.servers
     report.outcomes.extend(await _apply_configs(host, root, found.configs))
     report.total_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -66,9 +66,8 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     bus: Bus = RedisBus(settings.redis_url, settings.cluster_name, server.name, http) if settings.redis_url else http
     cluster = ClusterMember(settings, server, repository, deployment, bus, live.reload)
     path = DeploymentPath(deployment, cluster, repository)
-    runtime = Runtime(settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
-    if shutdown is not None:
-        runtime.shutdown = shutdown
+    parts = (settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
+    runtime = Runtime(*parts, shutdown=shutdown or asyncio.Event())
     await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime

@@ -103,9 +103,6 @@ class Runtime:
         """After a change of channels or security here: record it, reload here, tell the others."""
         sequence = await self.repository.record_config_change(what, by)
         await self.cluster.catch_up()
-        # catch_up reloads only if its own sync saw the change; a sync running beside it (the pickup's) may have
-        # taken it and still be reloading: this server answers with the change in force, so reload here too.
-        await self.live.reload()
         return await self.deployments.tell(sequence)
 
     async def apply_config(self, path: Path, prune: bool = False) -> dict[str, object]:

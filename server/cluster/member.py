@@ -54,6 +54,7 @@ class ClusterMember:
         self.bus = bus
         self.reload_config = reload_config
         self._task: asyncio.Task[None] | None = None
+        self._catching_up = asyncio.Lock()
 
     @property
     def liveness(self) -> float:
@@ -84,11 +85,16 @@ class ClusterMember:
                 logger.exception("heartbeat or catch-up failed; trying again in %s s", self.settings.sync_interval)
 
     async def catch_up(self) -> Ack:
-        """Sync with the ODB; reload channels and security if anything changed."""
+        """Sync with the ODB; reload channels and security if anything changed.
+
+        One at a time: a configuration change is reported to the sync that saw it, so a catch-up running beside
+        another (a notice and a pickup batch) must not answer before the other's reload is done.
+        """
         started = time.perf_counter()
-        result = await self.engine.sync()
-        if result.config_changed:
-            await self.reload_config()
+        async with self._catching_up:
+            result = await self.engine.sync()
+            if result.config_changed:
+                await self.reload_config()
         return {
             "server": self.server.name,
             "status": "failed" if result.error else "deployed",

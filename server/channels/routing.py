@@ -33,6 +33,17 @@ def check_pattern(pattern: str) -> str | None:
     return None
 
 
+def parameters(pattern: str) -> list[tuple[str, str]]:
+    """Each parameter of ``pattern`` with its kind (``str``, ``int`` or ``path``), in order."""
+    return [(m.group(1), m.group(2) or "str") for m in _PARAM.finditer(pattern)]
+
+
+def template(pattern: str) -> str:
+    """``pattern`` as a URI template without converters (``/files/{name:path}`` -> ``/files/{name}``), as OpenAPI
+    writes paths."""
+    return _PARAM.sub(r"{\1}", pattern)
+
+
 def compile_pattern(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     """A regular expression for ``pattern`` and its parameter names; raises ``ValueError`` if it is bad."""
     problem = check_pattern(pattern)
@@ -80,7 +91,7 @@ class Route:
     @property
     def rank(self) -> tuple[int, int, int, int]:
         """Sorts the most specific route first: most literal text, then fewest ``path`` and ``str`` parameters."""
-        kinds = [m.group(2) or "str" for m in _PARAM.finditer(self.pattern)]
+        kinds = [kind for _, kind in parameters(self.pattern)]
         return (-self.literal_length, kinds.count("path"), kinds.count("str"), len(kinds))
 
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..channels import routing
 from ..core.context import current_cid
 from .admin import authorized
 from .responses import CID_HEADER, error_body, json_response
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 PATH = "/splice/openapi.json"
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|int|path))?\}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SCALARS = frozenset({"string", "integer", "number", "boolean", "null"})
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -79,7 +79,7 @@ def document(
         security = securities.get(channel.security) if channel.security else None
         if security is not None:
             schemes[security.name] = _scheme(security)
-        operations = paths.setdefault(_PARAM.sub(r"{\1}", channel.pattern), {})
+        operations = paths.setdefault(routing.template(channel.pattern), {})
         for method in sorted(channel.methods):
             if method.lower() not in operations:
                 operations[method.lower()] = _operation(channel, method, info, inputs, outputs, security, schemas)
@@ -139,8 +139,7 @@ def _operation(
     properties = dict(fields.get("properties", {}))
     required = set(fields.get("required", ()))
     parameters = []
-    for match in _PARAM.finditer(channel.pattern):
-        name, kind = match.group(1), match.group(2) or "str"
+    for name, kind in routing.parameters(channel.pattern):
         declared = properties.pop(name, None)
         schema = declared or ({"type": "integer"} if kind == "int" else {"type": "string"})
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})

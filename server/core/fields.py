@@ -28,7 +28,7 @@ import functools
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -286,11 +286,15 @@ def _got(value: object, label: str | None = None, textual: bool = False) -> str:
     return _describe(value)
 
 
-def render(path: Loc, nested: bool = False) -> str:
-    """``('items', 1, 'qty')`` -> ``items[1].qty``."""
+def render(path: Sequence[int | str], nested: bool = False, skip: Collection[str] = ()) -> str:
+    """``('items', 1, 'qty')`` -> ``items[1].qty`` (``.items[1].qty`` when ``nested``); names in ``skip`` (a tagged
+    union's tags) are left out."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out or nested else str(part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in skip:
+            out += f".{part}" if out or nested else part
     return out
 
 

@@ -6,12 +6,14 @@ both show the same problems: one wording, whichever edge found them. Pure, no I/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+
+from .fields import render
 
 _TYPE_ERRORS = {
     "string_type": "a string",
@@ -49,17 +51,6 @@ def json_type(value: object) -> str:
     return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__)
 
 
-def field_path(loc: Sequence[int | str], skip: Collection[str] = ()) -> str:
-    """``("modules", 0, "source")`` -> ``modules[0].source``; ``skip`` drops a tagged union's tags."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part not in skip:
-            path += f".{part}" if path else part
-    return path
-
-
 def problems(
     exc: ValidationError, skip: Collection[str] = (), type_name: Callable[[object], str] = json_type
 ) -> list[Problem]:
@@ -69,7 +60,7 @@ def problems(
         loc = error["loc"]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, _discriminator(error))  # the tag's own field, which pydantic leaves out
-        found.append(Problem(field_path(loc, skip), message(error, type_name)))
+        found.append(Problem(render(loc, skip=skip), message(error, type_name)))
     return found
 
 

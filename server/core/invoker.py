@@ -117,9 +117,9 @@ class Invoker:
 
     @staticmethod
     def _check_output(info: ServiceInfo, response: Response) -> None:
-        if isinstance(response.payload, InputView):  # the input echoed back answers JSON, as when it was a dict
-            instance = response.payload.model_instance
-            response.payload = instance if instance is not None else dict(response.payload)
+        if isinstance(response.payload, InputView) and response.payload.model_instance is not None:
+            # the checked input echoed back: its model's JSON form (its values may be datetimes, nested models)
+            response.payload = response.payload.model_instance
         if is_model_instance(response.payload):
             response.payload = response.payload.model_dump(mode="json", by_alias=True)
         if info.output is None or not isinstance(response.payload, dict):

@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-import tomlkit.exceptions
-
 from .core.errors import ConfigError
 
 CONFIG_FILE = "cluster.toml"
@@ -283,6 +280,9 @@ def _line_of(text: str, path: Sequence[str | int]) -> int | None:
     it was: the key's value is swapped for a marker, and the marker's line is the key's (quoted, dotted,
     inline or a table header of its own alike).
     """
+    import tomlkit  # here: needed only to point at a refused key, not by every start of a server or the CLI
+    import tomlkit.exceptions
+
     marker = f"splice-marker-{secrets.token_hex(8)}"
     try:
         document = tomlkit.parse(text)

@@ -194,18 +194,14 @@ class InProcess:
     admin: httpx.AsyncClient
 
 
-@pytest.fixture
-async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
-    """A real server (runtime + ASGI app) in-process on every ODB backend."""
+@contextlib.asynccontextmanager
+async def in_process(directory: Path) -> AsyncIterator[InProcess]:
+    """The server ``server1`` of the cluster made in ``directory``: its runtime and ASGI app in this process."""
     from splice.server.bootstrap import build_runtime
-    from splice.server.cli.cluster import quickstart_create
     from splice.server.config import load_settings
     from splice.server.http.app import build_app
 
-    directory = tmp_path / "cluster"
-    await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None, 1, None, False)
-    settings = load_settings(directory)
-    runtime = await build_runtime(settings, "server1")
+    runtime = await build_runtime(load_settings(directory), "server1")
     app = build_app(runtime)
     token = (directory / "admin-token").read_text().strip()
     transport = httpx.ASGITransport(app=app)
@@ -218,6 +214,17 @@ async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
             yield InProcess(runtime, client, admin)
         finally:
             await runtime.close()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
+    """A real server (runtime + ASGI app) in-process on every ODB backend."""
+    from splice.server.cli.cluster import quickstart_create
+
+    directory = tmp_path / "cluster"
+    await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None, 1, None, False)
+    async with in_process(directory) as made:
+        yield made
 
 
 def alive(pid: int) -> bool:

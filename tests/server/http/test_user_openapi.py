@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 import schemathesis
 from pydantic import BaseModel
@@ -25,7 +24,7 @@ from splice.server.config import load_settings
 from splice.server.core.errors import ConfigError
 from splice.server.core.store import ServiceInfo, describe
 from splice.server.http.user_openapi import component_prefix, document
-from tests.conftest import InProcess, free_port
+from tests.conftest import InProcess, free_port, in_process
 
 SHOP = textwrap.dedent(
     '''
@@ -335,27 +334,15 @@ def test_the_openapi_section_of_cluster_toml(
 @pytest.fixture
 async def public_server(tmp_path: Path) -> AsyncIterator[InProcess]:
     """A real server whose cluster.toml makes the channels' document public."""
-    from splice.server.bootstrap import build_runtime
     from splice.server.cli.cluster import quickstart_create
-    from splice.server.http.app import build_app
 
     directory = tmp_path / "cluster"
     odb = f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
     await asyncio.to_thread(quickstart_create, directory, free_port(), odb, None, 1, None, False)
     with (directory / "cluster.toml").open("a") as config:
         config.write("\n[openapi]\npublic = true\n")
-    runtime = await build_runtime(load_settings(directory), "server1")
-    token = (directory / "admin-token").read_text().strip()
-    transport = httpx.ASGITransport(app=build_app(runtime))
-    base = runtime.server.url
-    async with (
-        httpx.AsyncClient(transport=transport, base_url=base) as client,
-        httpx.AsyncClient(transport=transport, base_url=base, headers={"Authorization": f"Bearer {token}"}) as admin,
-    ):
-        try:
-            yield InProcess(runtime, client, admin)
-        finally:
-            await runtime.close()
+    async with in_process(directory) as made:
+        yield made
 
 
 async def test_a_public_document_needs_no_token_and_the_admin_api_still_does(public_server: InProcess) -> None:

@@ -26,6 +26,7 @@ import anyio.to_thread
 from .context import current_cid, new_cid
 from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
 from .fields import is_model_instance
+from .outgoing import ConnectionSource, NoConnections
 from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 
@@ -44,6 +45,8 @@ class Invoker:
         self._background: set[asyncio.Task[Any]] = set()
         self.jobs: JobBackend | None = None
         """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
+        self.connections: ConnectionSource = NoConnections()
+        """Where ``self.out`` of a service takes its outgoing connections from."""
 
     def lookup(self, name: str) -> ServiceInfo:
         info = self.store.get(name)
@@ -83,6 +86,9 @@ class Invoker:
             except Exception as exc:
                 logger.exception("service %s failed", name)
                 raise ServiceFailed(service._chain, cid, exc) from exc
+            finally:
+                if service._out is not None:
+                    service._out.release()
             self._check_output(info, service.response)
             return service.response
         finally:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from .context import current_cid
+from .outgoing import Out
 from .schedule import Schedule
 
 if TYPE_CHECKING:
@@ -180,6 +181,7 @@ class Service:
     _invoker: Invoker
     _chain: tuple[str, ...]
     _logger: logging.LoggerAdapter[logging.Logger] | None = None
+    _out: Out | None = None
 
     def handle(self) -> Awaitable[None] | None:
         """Do the work: read ``self.request``, set ``self.response``. May be ``async def``."""
@@ -217,6 +219,17 @@ class Service:
     def invoke_async(self, name: str, payload: Any = None) -> str:
         """Start another service in the background and return its cid at once."""
         return self._invoker.spawn(name, payload, parent=self)
+
+    @property
+    def out(self) -> Out:
+        """Outgoing connections by kind and name: ``self.out.rest["billing"].get("/invoices")``.
+
+        In ``async def handle`` each gives the kind's async client (``await self.out.rest["billing"].get(...)``).
+        An unknown name raises ``UnknownConnection`` naming the known ones. See ``splice.server.core.outgoing``.
+        """
+        if self._out is None:
+            self._out = Out(self._invoker.connections)
+        return self._out
 
     @property
     def schedule(self) -> Schedule:

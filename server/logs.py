@@ -20,6 +20,9 @@ def configure_server_logging(log_file: Path, level: str) -> None:
     root.setLevel(level.upper())
     # watchfiles says "N changes detected" at INFO on every batch; the pickup directory logs what it did.
     logging.getLogger("watchfiles").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO with its whole URL, query string (API keys travel there) included;
+    # outgoing REST connections log their own line without it (splice.outgoing).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 __all__ = ["FORMAT", "configure_server_logging"]

@@ -1,10 +1,12 @@
-"""The live cluster's catalog (deployed services, channels, servers), read from the admin API.
+"""The live cluster's catalog (deployed services, channels, servers, outgoing connections), read from the admin API.
 
 Where the cluster is comes from ``ClusterSettings``: a URL and token, or a cluster directory whose
 ``cluster.toml`` and ``admin-token`` give them. ``Catalog.refresh`` does the blocking HTTP calls in a
 worker thread (the server's event loop never waits on the network) and keeps the last answer; it
 reports a change of reachability once (down, or back up), so a cluster that is down costs one
-message, never one per keystroke.
+message, never one per keystroke. A cluster that does not list outgoing connections (a server from before
+``GET /splice/admin/outgoing``, answering 404) leaves them unknown, ``None``: nothing is flagged then, and the
+rest of the catalog stands.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from splice.server.config import load_settings
 from splice.server.core import SpliceError
 
 from .index import Field
+from .outgoing import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,12 @@ def _fields(raw: object) -> tuple[Field, ...]:
     return tuple(out)
 
 
+_Fetched = tuple[
+    str, dict[str, DeployedService], list[dict[str, Any]], list[dict[str, Any]], tuple[Connection, ...] | None
+]
+"""The URL asked, services, channels, servers and outgoing connections."""
+
+
 @dataclass
 class Catalog:
     """The last answer of the cluster, and whether it answers."""
@@ -116,6 +125,8 @@ class Catalog:
     services: dict[str, DeployedService] = field(default_factory=dict)
     channels: list[dict[str, Any]] = field(default_factory=list)
     servers: list[dict[str, Any]] = field(default_factory=list)
+    outgoing: tuple[Connection, ...] | None = None
+    """The cluster's outgoing connections; ``None`` while the cluster has not listed them."""
     state: str = "unknown"
     """``unknown`` (never asked), ``up``, ``down``, or ``off`` (no cluster configured)."""
     error: str = ""
@@ -124,6 +135,10 @@ class Catalog:
     def inputs(self) -> dict[str, tuple[Field, ...] | None]:
         return {name: info.input for name, info in self.services.items()}
 
+    def connections(self) -> tuple[Connection, ...] | None:
+        """The outgoing connections to check names against: only while the cluster answers (no false alarms)."""
+        return self.outgoing if self.state == "up" else None
+
     async def refresh(self) -> str | None:
         """Fetch everything again; returns a message when the cluster went down or came back, else ``None``."""
         if not self.settings.configured:
@@ -131,7 +146,7 @@ class Catalog:
             return None
         before = self.state
         try:
-            url, services, channels, servers = await asyncio.to_thread(self._fetch)
+            url, services, channels, servers, outgoing = await asyncio.to_thread(self._fetch)
         except SpliceError as exc:
             self.state, self.error = "down", str(exc)
             logger.info("cluster catalog unavailable: %s", exc)
@@ -139,12 +154,13 @@ class Catalog:
                 return f"Splice: the cluster is not reachable ({exc}); completion and checks use the workspace only."
             return None
         self.url, self.services, self.channels, self.servers = url, services, channels, servers
+        self.outgoing = outgoing
         self.state, self.error = "up", ""
         if before == "down":
             return f"Splice: the cluster at {url} is reachable again ({len(services)} services)."
         return None
 
-    def _fetch(self) -> tuple[str, dict[str, DeployedService], list[dict[str, Any]], list[dict[str, Any]]]:
+    def _fetch(self) -> _Fetched:
         client = self.client()
         raw = client.call("GET", "/splice/admin/services").get("services", [])
         services = {item["name"]: DeployedService.from_json(item) for item in raw if isinstance(item, Mapping)}
@@ -153,7 +169,7 @@ class Catalog:
             servers = list(client.call("GET", "/splice/admin/cluster").get("servers", []))
         except ClientError:
             servers = []
-        return client.base_url, services, channels, servers
+        return client.base_url, services, channels, servers, _outgoing(client)
 
     def client(self, timeout: float = 3.0) -> AdminClient:
         """A client of the first configured server that answers; raises ``SpliceError`` when none does."""
@@ -179,6 +195,18 @@ class Catalog:
             return ""
         live = [str(s.get("name")) for s in self.servers if s.get("live", True)]
         return f"v{info.version}" + (f" on {', '.join(live)}" if live else "")
+
+
+def _outgoing(client: AdminClient) -> tuple[Connection, ...] | None:
+    try:
+        raw = client.call("GET", "/splice/admin/outgoing").get("outgoing", [])
+    except ClientError as exc:
+        # 404: a server from before the endpoint. Any refusal leaves connections unknown, never the catalog lost.
+        logger.info("outgoing connections not listed (%s): their names are not checked", exc)
+        return None
+    if not isinstance(raw, list):
+        return None
+    return tuple(Connection.from_json(item) for item in raw if isinstance(item, Mapping) and "name" in item)
 
 
 __all__ = ["Catalog", "ClusterSettings", "DeployedService"]

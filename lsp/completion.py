@@ -1,7 +1,8 @@
 """Where the cursor is, as far as completion cares, and the Markdown that describes a service: pure functions.
 
 ``context_at`` reads the text before the cursor: inside the name string of ``invoke(``/``ainvoke(``/
-``invoke_async(``, at a key of that call's payload dict literal, or after ``self.``. ``service_markdown``
+``invoke_async(``, at a key of that call's payload dict literal, inside the name string of
+``self.out.<kind>[``, or after ``self.``. ``service_markdown``
 renders a service's docstring, fields, module and where it is deployed (completion documentation
 and hover share it). ``service_members`` lists the public members of ``Service`` with their
 documentation, read from its source with ``ast``.
@@ -16,6 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from splice.server.core.outgoing import KIND_NAMES
+
 from .index import INVOKE_METHODS, Field
 
 _METHODS = "|".join(INVOKE_METHODS)
@@ -24,6 +27,7 @@ _PAYLOAD_OPEN = re.compile(
     rf"\b(?:{_METHODS})\(\s*(?:name\s*=\s*)?[rRuU]?(['\"])([^'\"\n]+)\1\s*,\s*(?:payload\s*=\s*)?\{{"
 )
 _KEY_TAIL = re.compile(r"(?:^|,)\s*(['\"]?)(\w*)$")
+_CONNECTION_NAME = re.compile(rf"\bself\.out\.({'|'.join(KIND_NAMES)})\[\s*[rRuU]?(['\"])([^'\"\n]*)$")
 _SELF_MEMBER = re.compile(r"\bself\.(\w*)$")
 _LOOK_BACK = 4000
 
@@ -31,10 +35,11 @@ _LOOK_BACK = 4000
 @dataclass(frozen=True)
 class Context:
     kind: str
-    """``service``, ``payload-key`` or ``member``."""
+    """``service``, ``payload-key``, ``connection`` or ``member``."""
     prefix: str
     """What is typed already (the replaced text ends at the cursor)."""
     service: str = ""
+    """For ``payload-key``: the invoked service; for ``connection``: the connection kind (``rest``...)."""
     quoted: bool = False
     """For ``payload-key``: whether a quote is already typed."""
 
@@ -44,6 +49,8 @@ def context_at(before: str) -> Context | None:
     line = before[before.rfind("\n") + 1 :]
     if match := _NAME_STRING.search(line):
         return Context("service", match.group(2))
+    if match := _CONNECTION_NAME.search(line):
+        return Context("connection", match.group(3), match.group(1))
     if match := _SELF_MEMBER.search(line):
         return Context("member", match.group(1))
     return _payload_context(before[-_LOOK_BACK:])

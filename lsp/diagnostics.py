@@ -4,17 +4,20 @@
 in an invoke is a warning with a "did you mean" (its suggestion travels in ``Problem.suggestion`` for
 the quick fix); two services of one name are an error on both; so are a missing ``handle``, a hook
 with a wrong signature, a bad explicit name, a payload literal missing a required input field and a
-syntax error; an input field a service does not declare is a warning.
+syntax error; an input field a service does not declare is a warning. So is an outgoing connection
+``self.out.<kind>["name"]`` the cluster does not define for that kind, when the cluster said which it
+defines. A file that does not parse gets its syntax error and the problems of what could be read of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from splice.server.core import check_service_name, closest
 
 from .index import Field, InvokeCall, ModuleIndex, Range, ServiceDef
+from .outgoing import Connection, OutgoingUse, of_kind, with_article
 
 ERROR = "error"
 WARNING = "warning"
@@ -27,6 +30,8 @@ BAD_NAME = "bad-service-name"
 MISSING_FIELD = "missing-input-field"
 UNKNOWN_FIELD = "unknown-input-field"
 SYNTAX = "syntax-error"
+UNKNOWN_CONNECTION = "unknown-connection"
+CONNECTION_KIND = "connection-kind"
 
 
 @dataclass(frozen=True)
@@ -36,22 +41,26 @@ class Problem:
     code: str
     message: str
     suggestion: str | None = None
-    """For ``unknown-service``: the name the quick fix puts in its place."""
+    """For ``unknown-service``, ``unknown-input-field`` and ``unknown-connection``: the name the quick fix puts in
+    its place."""
 
 
 def diagnose(
     module: ModuleIndex,
     services: Mapping[str, Sequence[ServiceDef]],
     cluster: Mapping[str, tuple[Field, ...] | None],
+    connections: Collection[Connection] | None = None,
 ) -> list[Problem]:
-    """Every problem of ``module``. ``services``: the workspace's (by name); ``cluster``: deployed name -> input."""
-    if module.syntax_error is not None:
-        err = module.syntax_error
-        return [Problem(err.range, ERROR, SYNTAX, f"syntax error: {err.message}")]
+    """Every problem of ``module``. ``services``: the workspace's (by name); ``cluster``: deployed name -> input;
+    ``connections``: the cluster's outgoing connections, ``None`` when not known (then none is checked)."""
     problems = definition_problems(module, services)
+    if (err := module.syntax_error) is not None:
+        problems.append(Problem(err.range, ERROR, SYNTAX, f"syntax error: {err.message}"))
     known = set(services) | set(cluster)
     for call in module.invokes:
         problems += invoke_problems(call, services, cluster, known)
+    if connections is not None:
+        problems += [p for use in module.outgoing if (p := connection_problem(use, connections)) is not None]
     return sorted(problems, key=lambda p: (p.range.line, p.range.start, p.code))
 
 
@@ -68,7 +77,7 @@ def definition_problems(module: ModuleIndex, services: Mapping[str, Sequence[Ser
                 out.append(
                     Problem(where, ERROR, DUPLICATE_SERVICE, f"service name '{name}' is also defined in {others}")
                 )
-            if not definition.has_handle:
+            if not definition.has_handle and not cls.unparsed:  # handle may be on the line that does not parse
                 out.append(Problem(cls.range, ERROR, NO_HANDLE, f"class {cls.name} does not define handle()"))
             for message, where in cls.hook_problems:
                 out.append(Problem(where, ERROR, BAD_HOOK, f"class {cls.name}: {message}"))
@@ -108,6 +117,21 @@ def invoke_problems(
     return out
 
 
+def connection_problem(use: OutgoingUse, connections: Collection[Connection]) -> Problem | None:
+    """``self.out.<kind>["name"]`` naming no connection of that kind: a warning, with a did-you-mean or its kind."""
+    same = [c.name for c in of_kind(connections, use.kind)]
+    if use.name in same:
+        return None
+    other = sorted(c.kind for c in connections if c.name == use.name)
+    if other:
+        message = f"'{use.name}' is {with_article(other[0])} connection, not {use.kind}"
+        return Problem(use.range, WARNING, CONNECTION_KIND, message)
+    guess = closest(use.name, same)
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    message = f"no {use.kind} connection named '{use.name}' in the cluster{hint}"
+    return Problem(use.range, WARNING, UNKNOWN_CONNECTION, message, guess)
+
+
 def input_fields(
     name: str, services: Mapping[str, Sequence[ServiceDef]], cluster: Mapping[str, tuple[Field, ...] | None]
 ) -> tuple[Field, ...] | None:
@@ -121,4 +145,13 @@ def input_fields(
     return cluster.get(name)
 
 
-__all__ = ["ERROR", "WARNING", "Problem", "definition_problems", "diagnose", "input_fields", "invoke_problems"]
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "Problem",
+    "connection_problem",
+    "definition_problems",
+    "diagnose",
+    "input_fields",
+    "invoke_problems",
+]

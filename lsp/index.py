@@ -2,10 +2,12 @@
 
 ``parse_module`` turns one file's source into a ``ModuleIndex``: its classes (with bases, docstring,
 explicit ``name``, ``Input``/``Output`` fields and ``handle`` problems), its ``invoke``/``ainvoke``/
-``invoke_async`` calls (the exact range of the service-name string and the payload literal's keys) and
-its syntax error. ``WorkspaceIndex`` keeps every file and resolves, across files, which classes are
-services (direct ``Service`` subclasses and subclasses of other workspace services) and their names,
-using ``splice.server.core.naming``. Every position is 0-based, with columns in UTF-16 code units (LSP's).
+``invoke_async`` calls (the exact range of the service-name string and the payload literal's keys), its
+``self.out.<kind>["name"]`` connections (``outgoing``) and its syntax error; a file that does not parse
+still gives what ``recovery`` reads of its whole statements. ``WorkspaceIndex`` keeps every file and
+resolves, across files, which classes are services (direct ``Service`` subclasses and subclasses of other
+workspace services) and their names, using ``splice.server.core.naming``. Every position is 0-based, with
+columns in UTF-16 code units (LSP's).
 """
 
 from __future__ import annotations
@@ -16,22 +18,12 @@ from dataclasses import dataclass
 
 from splice.server.core import check_module_path, module_name, service_name
 
+from .outgoing import OutgoingUse, outgoing_uses
+from .positions import Lines, Range, str_index, utf16_column
+from .recovery import recover
+
 INVOKE_METHODS = ("invoke", "ainvoke", "invoke_async")
 HOOKS = ("handle", "before_handle", "after_handle")
-
-
-@dataclass(frozen=True)
-class Range:
-    """A span of text: 0-based lines, columns in UTF-16 code units."""
-
-    line: int
-    start: int
-    end_line: int
-    end: int
-
-    def contains(self, line: int, character: int) -> bool:
-        after_start = (line, character) >= (self.line, self.start)
-        return after_start and (line, character) <= (self.end_line, self.end)
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,9 @@ class ClassInfo:
     is_async: bool
     declares: frozenset[str] = frozenset()
     """Which of ``Input``/``Output`` the class itself declares; one whose fields this file cannot tell (a base
-    model defined elsewhere) is declared, with ``None`` fields."""
+    model defined elsewhere, or one with a line that does not parse) is declared, with ``None`` fields."""
+    unparsed: bool = False
+    """Part of the class did not parse (a half-typed line): a hook it seems to lack may be on that line."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +90,8 @@ class ModuleIndex:
     classes: tuple[ClassInfo, ...] = ()
     invokes: tuple[InvokeCall, ...] = ()
     syntax_error: SyntaxProblem | None = None
+    """While the file does not parse, the rest is what ``recovery`` could read of it (maybe nothing)."""
+    outgoing: tuple[OutgoingUse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,79 +107,43 @@ class ServiceDef:
     has_handle: bool
 
 
-def utf16_column(line: str, index: int) -> int:
-    """The UTF-16 column of the character at ``index`` (a ``str`` index) of ``line``."""
-    prefix = line[:index]
-    return len(prefix) + sum(1 for ch in prefix if ord(ch) > 0xFFFF)
-
-
-def str_index(line: str, column: int) -> int:
-    """The ``str`` index of a UTF-16 ``column`` of ``line`` (the inverse of ``utf16_column``)."""
-    units = 0
-    for index, ch in enumerate(line):
-        if units >= column:
-            return index
-        units += 2 if ord(ch) > 0xFFFF else 1
-    return len(line)
-
-
-class _Lines:
-    """Converts ``ast``'s (line, UTF-8 byte offset) positions to LSP's (line, UTF-16 column)."""
-
-    def __init__(self, source: str) -> None:
-        self.lines = source.splitlines()
-
-    def text(self, line: int) -> str:
-        return self.lines[line] if 0 <= line < len(self.lines) else ""
-
-    def column(self, lineno: int, byte_offset: int) -> int:
-        text = self.text(lineno - 1)
-        if text.isascii():
-            return byte_offset
-        return utf16_column(text, len(text.encode()[:byte_offset].decode(errors="replace")))
-
-    def range_of(self, node: ast.AST) -> Range:
-        lineno, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
-        end_lineno = getattr(node, "end_lineno", None) or lineno
-        end_col = getattr(node, "end_col_offset", None)
-        end_col = col if end_col is None else end_col
-        return Range(lineno - 1, self.column(lineno, col), end_lineno - 1, self.column(end_lineno, end_col))
-
-    def string_inside(self, node: ast.Constant) -> Range:
-        """The text between the quotes of a one-line string literal (prefixes and triple quotes allowed)."""
-        whole = self.range_of(node)
-        if whole.line != whole.end_line:
-            return whole
-        text = self.text(whole.line)
-        start, end = str_index(text, whole.start), str_index(text, whole.end)
-        literal = text[start:end]
-        body = literal.lstrip("rRbBuUfF")
-        quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
-        first = start + (len(literal) - len(body)) + len(quote)
-        return Range(whole.line, utf16_column(text, first), whole.line, utf16_column(text, end - len(quote)))
-
-
 def relative_module(path: str) -> str | None:
     return None if check_module_path(path) else module_name(path)
 
 
 def parse_module(path: str, source: str) -> ModuleIndex:
-    """Everything the language server needs from one file; a syntax error yields an index holding only it."""
+    """Everything the language server needs from one file.
+
+    A file that does not parse gives its syntax error and what ``recovery`` reads of its whole statements.
+    """
     module = relative_module(path)
+    problem: SyntaxProblem | None = None
+    holes: frozenset[int] = frozenset()
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
-        return ModuleIndex(path, module, syntax_error=_syntax_problem(exc, source))
+        problem = _syntax_problem(exc, source)
+        recovered = recover(source)
+        if recovered is None:
+            return ModuleIndex(path, module, syntax_error=problem)
+        tree, holes = recovered.tree, recovered.holes
     except ValueError as exc:  # e.g. a NUL byte
         return ModuleIndex(path, module, syntax_error=SyntaxProblem(str(exc), Range(0, 0, 0, 0)))
-    lines = _Lines(source)
+    lines = Lines(source)
     defined: dict[str, ast.ClassDef] = {}
     for node in (*tree.body, *ast.walk(tree)):  # a module-level class wins over a nested one of the same name
         if isinstance(node, ast.ClassDef):
             defined.setdefault(node.name, node)
-    classes = tuple(_class_info(node, lines, defined) for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
+    classes = tuple(
+        _class_info(node, lines, defined, holes) for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+    )
     invokes = tuple(call for node in ast.walk(tree) if (call := _invoke_call(node, lines)) is not None)
-    return ModuleIndex(path, module, classes, invokes)
+    return ModuleIndex(path, module, classes, invokes, problem, outgoing_uses(tree, lines))
+
+
+def _holed(node: ast.stmt, holes: frozenset[int]) -> bool:
+    """Whether a line of ``node`` did not parse (and so is missing from it)."""
+    return bool(holes) and any(line in holes for line in range(node.lineno, (node.end_lineno or node.lineno) + 1))
 
 
 def _syntax_problem(exc: SyntaxError, source: str) -> SyntaxProblem:
@@ -208,7 +168,9 @@ def _dotted(node: ast.expr) -> str:
     return ""
 
 
-def _class_info(node: ast.ClassDef, lines: _Lines, defined: Mapping[str, ast.ClassDef]) -> ClassInfo:
+def _class_info(
+    node: ast.ClassDef, lines: Lines, defined: Mapping[str, ast.ClassDef], holes: frozenset[int] = frozenset()
+) -> ClassInfo:
     explicit: str | None = None
     explicit_range: Range | None = None
     abstract = False
@@ -223,10 +185,10 @@ def _class_info(node: ast.ClassDef, lines: _Lines, defined: Mapping[str, ast.Cla
         elif target == "abstract" and isinstance(value, ast.Constant):
             abstract = bool(value.value)
         elif isinstance(item, ast.ClassDef) and item.name in DECLARATIONS:
-            nested[item.name] = _fields(item, defined)
+            nested[item.name] = None if _holed(item, holes) else _fields(item, defined)
         elif target in DECLARATIONS and value is not None:  # Input = OrderIn: a model defined elsewhere
             model = defined.get(_dotted(value)) if isinstance(value, ast.Name) else None
-            nested[str(target)] = _fields(model, defined) if model is not None else None
+            nested[str(target)] = None if model is None or _holed(model, holes) else _fields(model, defined)
         elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name in HOOKS:
             hooks.add(item.name)
             is_async = is_async or (item.name == "handle" and isinstance(item, ast.AsyncFunctionDef))
@@ -252,10 +214,11 @@ def _class_info(node: ast.ClassDef, lines: _Lines, defined: Mapping[str, ast.Cla
         hook_problems=tuple(problems),
         is_async=is_async,
         declares=frozenset(nested),
+        unparsed=_holed(node, holes),
     )
 
 
-def _def_name_range(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: _Lines) -> tuple[int, int, int, int]:
+def _def_name_range(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: Lines) -> tuple[int, int, int, int]:
     line = lines.text(node.lineno - 1)
     start = line.find(node.name, str_index(line, lines.column(node.lineno, node.col_offset)))
     start = max(start, 0)
@@ -373,7 +336,7 @@ def _hook_problem(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
     return None
 
 
-def _invoke_call(node: ast.AST, lines: _Lines) -> InvokeCall | None:
+def _invoke_call(node: ast.AST, lines: Lines) -> InvokeCall | None:
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         return None
     if node.func.attr not in INVOKE_METHODS or not node.args:
@@ -486,6 +449,7 @@ __all__ = [
     "Field",
     "InvokeCall",
     "ModuleIndex",
+    "OutgoingUse",
     "PayloadKey",
     "Range",
     "ServiceDef",

@@ -1,7 +1,7 @@
 """The language server: a pygls ``LanguageServer`` holding the workspace index and the cluster catalog.
 
 Handlers are thin: they fetch the document, ask the pure modules (``index``, ``diagnostics``,
-``completion``) and answer or publish. The catalog is refreshed in a background task (its HTTP calls
+``completion``, ``outgoing``) and answer or publish. The catalog is refreshed in a background task (its HTTP calls
 in a worker thread), never inside a request. Nothing here writes to stdout: it is the transport.
 """
 
@@ -27,6 +27,7 @@ from . import diagnostics as diag
 from .catalog import Catalog, ClusterSettings
 from .completion import context_at, service_markdown, service_members
 from .index import ModuleIndex, Range, ServiceDef, WorkspaceIndex, str_index
+from .outgoing import OutgoingUse, connection_markdown, of_kind
 
 logger = logging.getLogger(__name__)
 MAX_SERVICE_ITEMS = 200
@@ -107,7 +108,7 @@ class SpliceLanguageServer(LanguageServer):
         module = self.index.get(relative) if relative else None
         if module is None:
             return []
-        found = diag.diagnose(module, self.index.services(), self.catalog.inputs())
+        found = diag.diagnose(module, self.index.services(), self.catalog.inputs(), self.catalog.connections())
         return [_diagnostic(p) for p in found] + self.deploy_problems.get(uri, [])
 
     def publish(self, uris: Iterable[str] | None = None) -> None:
@@ -132,14 +133,14 @@ class SpliceLanguageServer(LanguageServer):
         while self.catalog.settings.configured:
             self._wake.clear()
             catalog = self.catalog
-            before = (catalog.state, dict(catalog.services))
+            before = (catalog.state, dict(catalog.services), catalog.outgoing)
             message = await catalog.refresh()
             if catalog is not self.catalog:
                 continue
             if message:
                 kind = types.MessageType.Warning if catalog.state == "down" else types.MessageType.Info
                 self.window_show_message(types.ShowMessageParams(type=kind, message=message))
-            if before != (catalog.state, catalog.services):
+            if before != (catalog.state, catalog.services, catalog.outgoing):
                 self.publish()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), catalog.settings.refresh_seconds)
@@ -166,6 +167,13 @@ class SpliceLanguageServer(LanguageServer):
                     if where is not None and where.contains(line, character):
                         return name, where
         return None
+
+    def connection_at(self, uri: str, position: types.Position) -> OutgoingUse | None:
+        """The ``self.out.<kind>["name"]`` whose name is under the cursor."""
+        relative = self.relative(uri)
+        module = self.index.get(relative) if relative else None
+        uses = module.outgoing if module else ()
+        return next((u for u in uses if u.range.contains(position.line, position.character)), None)
 
     def describe(self, name: str) -> str:
         definitions = self.index.services().get(name, [])
@@ -208,6 +216,8 @@ class SpliceLanguageServer(LanguageServer):
             return self.service_items(replace, context.prefix)
         if context.kind == "payload-key":
             return self.key_items(context.service, context.quoted, replace)
+        if context.kind == "connection":
+            return self.connection_items(context.service, replace, context.prefix)
         return _member_items()
 
     def service_items(self, replace: types.Range, prefix: str = "") -> list[types.CompletionItem]:
@@ -233,6 +243,19 @@ class SpliceLanguageServer(LanguageServer):
                 )
             )
         return items
+
+    def connection_items(self, kind: str, replace: types.Range, prefix: str = "") -> list[types.CompletionItem]:
+        """The cluster's connections of ``kind`` (the last list it gave, also while it is down)."""
+        found = {c.name: c for c in of_kind(self.catalog.outgoing or (), kind)}
+        return [
+            types.CompletionItem(
+                label=name,
+                kind=types.CompletionItemKind.Reference,
+                detail=f"{kind}  {found[name].address}",
+                text_edit=types.TextEdit(replace, name),
+            )
+            for name in matching(found, prefix)
+        ]
 
     def key_items(self, service: str, quoted: bool, replace: types.Range) -> list[types.CompletionItem]:
         fields = diag.input_fields(service, self.index.services(), self.catalog.inputs()) or ()
@@ -432,6 +455,9 @@ def completion_resolve(ls: SpliceLanguageServer, item: types.CompletionItem) -> 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def hover(ls: SpliceLanguageServer, params: types.HoverParams) -> types.Hover | None:
+    if use := ls.connection_at(params.text_document.uri, params.position):
+        text = connection_markdown(use.kind, use.name, ls.catalog.outgoing)
+        return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), _range(use.range))
     found = ls.name_at(params.text_document.uri, params.position)
     if found is None:
         return None

@@ -168,3 +168,48 @@ def test_a_pydantic_input(source: str, expected: list[tuple[str, str]]) -> None:
     index.update("orders.py", ORDERS)
     module = index.update("app.py", source)
     assert [(p.code, p.message.split(";")[0]) for p in diagnose(module, index.services(), {})] == expected
+
+
+HALF_TYPED = """from splice.server import Service
+
+
+class Checkout(Service):
+    def handle(self):
+        self.invoke('crm.get-custmer', {'id': 1})
+
+    def after_handle(self):
+        self.invoke('crm.
+"""
+
+
+def test_a_file_that_does_not_parse_keeps_its_other_problems() -> None:
+    assert [(code, where) for code, _, where, _ in problems_of(HALF_TYPED)] == [
+        ("unknown-service", Range(5, 21, 5, 36)),
+        ("syntax-error", Range(8, 20, 8, 21)),
+    ]
+    fixed = HALF_TYPED.replace("self.invoke('crm.\n", "self.invoke('crm.get-customer', {'id': 2})\n")
+    assert [code for code, *_ in problems_of(fixed)] == ["unknown-service"]
+    assert [code for code, *_ in problems_of("x = '😀' $ 1\nclass (\n")] == ["syntax-error"]
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        # handle() may be the line being typed: no "does not define handle()" meanwhile
+        ("    def handle(self", ["syntax-error"]),
+        ("    def other(self) ->", ["syntax-error"]),
+        # what can be read still counts
+        ("    def handle(self, x):\n        pass\n    def other(self) ->", ["bad-hook-signature", "syntax-error"]),
+    ],
+)
+def test_definitions_of_a_class_that_does_not_parse(broken: str, expected: list[str]) -> None:
+    source = f"from splice.server import Service\n\n\nclass A(Service):\n    x = 1\n{broken}\n"
+    assert [code for code, *_ in problems_of(source)] == expected
+
+
+def test_an_input_with_a_half_typed_line_is_not_known() -> None:
+    """Its fields are not claimed: a caller sending the field being typed is not told it is unknown."""
+    index = WorkspaceIndex()
+    index.update("orders.py", ORDERS.replace('        note: str = Field(default="")', "        note: st ="))
+    module = index.update("app.py", "self.invoke('orders.create', {'note': 'x'})\n")
+    assert diagnose(module, index.services(), {}) == []

@@ -335,3 +335,77 @@ async def test_a_long_list_of_service_names_is_cut_and_filtered_by_what_is_typed
     finally:
         await client.shutdown_session()
         await client.stop()
+
+
+HALF_TYPED = APP + "\n    def after_handle(self):\n        self.invoke('crm.\n"
+
+
+async def test_a_file_that_does_not_parse_keeps_its_other_diagnostics(lsp: LanguageClient, workspace: Path) -> None:
+    doc = open_file(lsp, workspace / "app.py", HALF_TYPED)
+    await until(lambda: codes(lsp, doc) == ["unknown-service", "syntax-error"])
+    unknown, syntax = lsp.diagnostics[doc]
+    assert unknown.range == types.Range(types.Position(5, 21), types.Position(5, 36))
+    assert syntax.range.start == types.Position(8, 20)
+    assert syntax.severity == types.DiagnosticSeverity.Error
+    change(lsp, doc, HALF_TYPED.replace("invoke('crm.\n", "invoke('crm.get-customer', {'id': 2})\n"), 2)
+    await until(lambda: codes(lsp, doc) == ["unknown-service"])
+    assert lsp.diagnostics[doc][0].range == unknown.range
+    change(lsp, doc, "x = '😀' $ 1\nclass (\n", 3)
+    await until(lambda: codes(lsp, doc) == ["syntax-error"])
+
+
+USES = APP.replace(
+    "        self.invoke('crm.get-custmer', {'id': 1})\n",
+    "        self.out.rest['biling'].get('/x')\n        self.out.rest['crm']\n        self.out.sql['crm']\n",
+)
+
+
+async def test_outgoing_connection_names_from_a_live_cluster(cluster: Cluster, workspace: Path, tmp_path: Path) -> None:
+    with cluster.admin() as admin:
+        if admin.get("/splice/admin/outgoing").status_code == 404:
+            pytest.skip("this server has no GET /splice/admin/outgoing yet")
+        for body in (
+            {"name": "billing", "kind": "rest", "address": "http://127.0.0.1:9"},
+            {"name": "crm", "kind": "sql", "address": f"sqlite:///{tmp_path / 'crm.db'}"},
+        ):
+            answer = admin.post("/splice/admin/outgoing", json=body)
+            assert answer.status_code == 201, answer.text
+    client = await start(workspace, {"splice": {"clusterDir": str(cluster.directory), "refreshSeconds": 0.5}})
+    try:
+        doc = open_file(client, workspace / "app.py", USES)
+        await until(lambda: codes(client, doc) == ["unknown-connection", "connection-kind"])
+        unknown, kind = client.diagnostics[doc]
+        assert unknown.message == "no rest connection named 'biling' in the cluster; did you mean 'billing'?"
+        assert unknown.severity == types.DiagnosticSeverity.Warning
+        assert unknown.range == types.Range(types.Position(5, 23), types.Position(5, 29))
+        assert kind.message == "'crm' is a sql connection, not rest"
+        assert kind.range == types.Range(types.Position(6, 23), types.Position(6, 26))
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                types.TextDocumentIdentifier(doc), unknown.range, types.CodeActionContext(diagnostics=[unknown])
+            )
+        )
+        fixes = [
+            a for a in actions or [] if isinstance(a, types.CodeAction) and a.kind == types.CodeActionKind.QuickFix
+        ]
+        assert [f.edit.changes for f in fixes if f.edit] == [{doc: (types.TextEdit(unknown.range, "billing"),)}]
+
+        hover = await client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(doc), types.Position(7, 23))
+        )
+        assert hover is not None
+        assert isinstance(hover.contents, types.MarkupContent)
+        assert hover.contents.value == f"**crm**\n\nsql connection\n\naddress `sqlite:///{tmp_path / 'crm.db'}`\n"
+
+        change(client, doc, USES.replace("self.out.rest['biling'].get('/x')", 'self.out.rest["b'), 2)
+        (item,) = await complete(client, doc, 5, 24)
+        assert (item.label, item.detail) == ("billing", "rest  http://127.0.0.1:9")
+        assert item.text_edit == types.TextEdit(types.Range(types.Position(5, 23), types.Position(5, 24)), "billing")
+        assert [i.label for i in await complete(client, doc, 7, 22)] == ["crm"]
+
+        splice("stop", str(cluster.directory))
+        # the syntax error stays; no name is flagged while the cluster cannot say which it defines
+        await until(lambda: codes(client, doc) == ["syntax-error"])
+    finally:
+        await client.shutdown_session()
+        await client.stop()

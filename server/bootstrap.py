@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import anyio.to_thread
@@ -21,6 +23,7 @@ import anyio.to_thread
 from .cluster.bus import Bus, HttpBus, RedisBus
 from .cluster.member import ClusterMember
 from .config import Settings, load_settings
+from .connections import ClusterKey, Connections
 from .core.errors import ConfigError
 from .core.invoker import Invoker
 from .core.store import ServiceStore
@@ -59,7 +62,9 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     if settings.debug.enabled:
         await anyio.to_thread.run_sync(debugger.enable)
     loaded = await deployment.load_all()
-    live = LiveConfig(repository)
+    connections = Connections(server.name, cluster_key(settings))
+    invoker.connections = connections
+    live = LiveConfig(repository, connections)
     await live.reload()
     await repository.register_server(server.name, server.url, os.getpid(), deployment.applied)
     http = HttpBus(server.name, repository.internal_token)
@@ -71,6 +76,11 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime
+
+
+def cluster_key(settings: Settings) -> Callable[[], ClusterKey]:
+    """The cluster key, read (or made) when a secret is first stored or used: a cluster without secrets has none."""
+    return cache(lambda: ClusterKey.load(settings.directory))
 
 
 async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:

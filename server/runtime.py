@@ -17,6 +17,7 @@ from .channels.routing import Route, Router
 from .channels.security import SecurityDefinition, Verifier
 from .cluster.pickup import Pickup
 from .config import ServerSettings, Settings
+from .connections import Connections
 from .core.invoker import Invoker
 from .core.store import ServiceStore
 from .declare.apply import apply_file
@@ -33,10 +34,15 @@ if TYPE_CHECKING:
 
 
 class LiveConfig:
-    """Channels, security definitions and admin token digests as the ODB holds them; reloaded on every change."""
+    """Channels, security definitions, admin token digests and outgoing connections as the ODB holds them.
 
-    def __init__(self, repository: OdbRepository) -> None:
+    Reloaded on every change of configuration (here, or told by another server).
+    """
+
+    def __init__(self, repository: OdbRepository, connections: Connections) -> None:
         self.repository = repository
+        self.connections = connections
+        """The outgoing connections services use by name (``self.out``)."""
         self.router = Router([])
         self.securities: dict[str, SecurityDefinition] = {}
         self.verifier = Verifier()
@@ -55,6 +61,7 @@ class LiveConfig:
         ]
         tokens = frozenset(await self.repository.token_hashes())
         self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
+        await self.connections.reload(await self.repository.list_outgoing())
 
 
 @dataclass
@@ -119,6 +126,7 @@ class Runtime:
         await self.pickup.stop()
         await self.cluster.stop()
         await self.invoker.drain()
+        await self.live.connections.close()
         self.engine.close()
         await self.engine.isolation.close()
         await self.repository.engine.dispose()

@@ -6,7 +6,7 @@ ODB with their secrets encrypted by the cluster key, and reconfigured on every s
 
 from __future__ import annotations
 
-from .live import ConnectionUnusable, Connections
+from .live import Connections, ConnectionUnusable
 from .registry import KINDS, Connection, Kind, OutgoingSpec, register
 from .secrets import KEY_FILE, KEY_VARIABLE, MASK, ClusterKey, SecretsError
 

@@ -53,6 +53,10 @@ class Connections:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
+    def key(self) -> ClusterKey:
+        """The cluster key (``SecretsError`` if it cannot be read): what encrypts a secret before it is stored."""
+        return self._key()
+
     async def reload(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Make this server's connections what ``rows`` (``OdbOutgoing.list_outgoing_stored()``) define."""
         self._loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, field_validator
 
+from ..core.validation import Whole
 from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 
@@ -33,7 +34,7 @@ class RedisSpec(OutgoingSpec):
     """``self.out.redis[name]``: ``redis.Redis`` in ``def handle``, ``redis.asyncio.Redis`` in ``async def``."""
 
     kind: Literal["redis"]
-    max_connections: int = Field(default=20, ge=1, le=1000, description="pooled connections per server")
+    max_connections: Whole = Field(default=20, ge=1, le=1000, description="pooled connections per server")
     timeout: float = Field(default=5.0, gt=0, le=600, description="seconds for one command")
 
     @field_validator("address")

@@ -10,31 +10,98 @@ redis-py, aio-pika) inside ``open``, not at import time: a server pays only for 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ..channels.specs import Name
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 logger = logging.getLogger("splice.outgoing")
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value) or len(value) > 200:
+        raise PydanticCustomError(
+            "connection_name",
+            "a connection name holds 1 to 200 letters, digits and '_ . : -', and starts with a letter, digit or '_'",
+        )
+    return value
+
+
+ConnectionName = Annotated[
+    str,
+    AfterValidator(_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}),
+]
+"""An outgoing connection's name: like a service's, but no '/' (it is one segment of the admin API's paths)."""
+
+
+ADDRESS_SCHEMES: dict[str, tuple[str, ...]] = {
+    "rest": ("http", "https"),
+    "sql": (
+        r"postgresql(?:\+(?:asyncpg|psycopg|psycopg_async|psycopg2|pg8000))?",
+        r"(?:mysql|mariadb)(?:\+(?:aiomysql|asyncmy|pymysql|mysqldb|mysqlconnector|mariadbconnector))?",
+        r"sqlite(?:\+(?:aiosqlite|pysqlite))?",
+    ),
+    "redis": ("redis", "rediss", "unix"),
+    "amqp": ("amqp", "amqps"),
+}
+"""The URL schemes (regular expressions) a kind's ``address`` may start with: its validator says so in words,
+the JSON schema by pattern."""
+
+
+_AUTHORITY = r"(?:[A-Za-z0-9._~%+-]+@)?(?:[A-Za-z0-9._~-]+)?(?::[0-9]{1,5})?(?:[/?][!$-~]*)?$"
+"""After ``scheme://``: a user without a password, a host, a port, then a path and query of printable ASCII
+(no quotes, no fragment: a ``#`` is where the URL parsers of drivers disagree)."""
+
+
+def address_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Put the address rules in the JSON schema the OpenAPI document shows (each kind's validator words them)."""
+    kind = schema.get("properties", {}).get("kind", {}).get("const")
+    address = schema.get("properties", {}).get("address")
+    if address is None:
+        return
+    schemes = [s for s in ADDRESS_SCHEMES.get(kind or "", ()) if not s.startswith("sqlite")]
+    files = [s for s in ADDRESS_SCHEMES.get(kind or "", ()) if s.startswith("sqlite")]
+    choices = [f"(?:{'|'.join(schemes) or '[a-z][a-z0-9+.-]*'})://{_AUTHORITY}"]
+    if files:
+        choices.append(f"(?:{'|'.join(files)}):///[!$-~]+$")
+    address["pattern"] = "^(?:" + "|".join(choices) + ")"
 
 
 class OutgoingSpec(BaseModel):
     """What every outgoing connection has: a name, a kind, an address (URL or DSN, never with a password)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=address_schema)
 
     SECRETS: ClassVar[tuple[str, ...]] = ("password",)
     """The secrets this kind takes (``password``, ``key``, ``token``): set in the admin API body, named by
     ``<secret>_env`` in splice.toml, kept encrypted in the ODB, never shown."""
 
-    name: Name
+    name: ConnectionName
     kind: str
     address: str = Field(min_length=1, max_length=2000, description="a URL or DSN, without its password")
     username: str | None = Field(default=None, max_length=200)
+
+    @field_validator("address")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None
+        if password:
+            raise ValueError(
+                "must not hold a password: give it as 'password' (admin API) or 'password_env' (splice.toml),"
+                " where it is kept encrypted"
+            )
+        return value
 
 
 class Connection(Protocol):
@@ -80,4 +147,14 @@ def log_call(kind: str, name: str, what: str, started: float, error: BaseExcepti
         logger.warning("%s %s: %s failed after %.1f ms: %s", kind, name, what, ms, error)
 
 
-__all__ = ["KINDS", "Connection", "Kind", "Opener", "OutgoingSpec", "log_call", "register"]
+__all__ = [
+    "ADDRESS_SCHEMES",
+    "KINDS",
+    "Connection",
+    "Kind",
+    "Opener",
+    "OutgoingSpec",
+    "address_schema",
+    "log_call",
+    "register",
+]

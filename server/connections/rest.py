@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from ..core.validation import Whole
 from .registry import Connection, Kind, OutgoingSpec, register
 
 if TYPE_CHECKING:
@@ -42,17 +43,30 @@ class RestSpec(OutgoingSpec):
     SECRETS: ClassVar[tuple[str, ...]] = ("password", "key", "token")
 
     kind: Literal["rest"]
-    header: str = Field(default="X-API-Key", min_length=1, max_length=200, description="where an API key goes")
+    header: str = Field(
+        default="X-API-Key",
+        min_length=1,
+        max_length=200,
+        description="where an API key goes",
+        json_schema_extra={"pattern": f"^{_TOKEN.pattern}$"},
+    )
     timeout: float = Field(
         default=10.0, gt=0, le=3600, description="seconds to wait for each read, write or free pooled connection"
     )
     connect_timeout: float = Field(default=5.0, gt=0, le=600)
-    retries: int = Field(default=2, ge=0, le=10, description="retries of idempotent methods (GET, HEAD, PUT, ...)")
+    retries: Whole = Field(default=2, ge=0, le=10, description="retries of idempotent methods (GET, HEAD, PUT, ...)")
     backoff: float = Field(default=0.2, ge=0, le=60, description="seconds before the first retry, doubled each time")
     verify: bool = Field(default=True, description="check the server's TLS certificate")
     ca_file: str | None = Field(default=None, max_length=1000, description="a PEM file of CAs to trust")
-    max_connections: int = Field(default=20, ge=1, le=1000, description="pooled connections per server")
-    headers: dict[str, str] = Field(default_factory=dict, description="sent with every request")
+    max_connections: Whole = Field(default=20, ge=1, le=1000, description="pooled connections per server")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="sent with every request",
+        json_schema_extra={
+            "propertyNames": {"pattern": f"^{_TOKEN.pattern}$"},
+            "additionalProperties": {"type": "string", "pattern": f"^{_VALUE.pattern}$"},
+        },
+    )
 
     @field_validator("address")
     @classmethod

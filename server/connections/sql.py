@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
+from ..core.validation import Whole
 from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ class SqlSpec(OutgoingSpec):
     """``self.out.sql[name]``: a SQLAlchemy ``Engine`` in ``def handle``, an ``AsyncEngine`` in ``async def``."""
 
     kind: Literal["sql"]
-    pool_size: int = Field(default=5, ge=1, le=200, description="pooled connections per server")
-    max_overflow: int = Field(default=5, ge=0, le=200)
+    pool_size: Whole = Field(default=5, ge=1, le=200, description="pooled connections per server")
+    max_overflow: Whole = Field(default=5, ge=0, le=200)
     pool_timeout: float = Field(default=10.0, gt=0, le=600, description="seconds to wait for a free connection")
 
     @field_validator("address")

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import NotFound
+from .errors import NotFound, SpliceError
 from .naming import closest
 
 KIND_NAMES = ("rest", "sql", "redis", "amqp")
@@ -27,6 +27,12 @@ class UnknownConnection(NotFound):
     """A service asked for a connection the cluster does not define (with the names it does)."""
 
     code = "unknown_connection"
+
+
+class InvalidConnection(SpliceError):
+    """A connection's definition is well-formed but cannot be used as it is (a rule across its fields)."""
+
+    code = "invalid_connection"
 
 
 class ConnectionSource(Protocol):
@@ -137,4 +143,13 @@ class Out:
             release()
 
 
-__all__ = ["KIND_NAMES", "ConnectionSource", "KindView", "NoConnections", "Out", "UnknownConnection", "unknown"]
+__all__ = [
+    "KIND_NAMES",
+    "ConnectionSource",
+    "InvalidConnection",
+    "KindView",
+    "NoConnections",
+    "Out",
+    "UnknownConnection",
+    "unknown",
+]

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from pydantic_core import ErrorDetails
 
 from .fields import render
+
+
+def _whole(value: Any) -> Any:
+    # JSON has numbers, not integers: 7.0 is the integer 7 (as JSON Schema says); true is no number at all.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+"""An integer in a strict model: ``7`` or ``7.0``, never ``true`` or ``"7"`` (admin API bodies, specs)."""
 
 _TYPE_ERRORS = {
     "string_type": "a string",

@@ -20,7 +20,7 @@ from ..core.context import current_cid
 from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
-from . import admin_debug, admin_jobs
+from . import admin_debug, admin_jobs, admin_outgoing
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
@@ -333,6 +333,7 @@ OPERATIONS: list[Operation] = [
         about.PickupAnswer,
         query=about.PickupQuery,
     ),
+    *admin_outgoing.OPERATIONS,
     *admin_jobs.OPERATIONS,
     *admin_debug.OPERATIONS,
     admin_jobs.DISPATCH,

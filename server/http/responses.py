@@ -42,6 +42,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "deploy_failed": 422,
     "rollback_refused": 422,
     "invalid_declaration": 422,
+    "invalid_connection": 422,
     "editor_file_invalid": 422,
 }
 """The HTTP status of each domain error, by its ``code``; a code not here (nor any of its base classes') is a 500."""

@@ -10,6 +10,16 @@ from __future__ import annotations
 from .cluster import seen_within
 from .engine import connect, head_revision, migrate, require_head
 from .jobs import JobRepository
+from .outgoing import Sealed
 from .repository import OdbRepository
 
-__all__ = ["JobRepository", "OdbRepository", "connect", "head_revision", "migrate", "require_head", "seen_within"]
+__all__ = [
+    "JobRepository",
+    "OdbRepository",
+    "Sealed",
+    "connect",
+    "head_revision",
+    "migrate",
+    "require_head",
+    "seen_within",
+]

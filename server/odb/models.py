@@ -144,7 +144,28 @@ class Channel(Base):
     methods: Mapped[list[str]] = mapped_column(JSON)
     service: Mapped[str] = mapped_column(String(200))
     security_id: Mapped[int | None] = mapped_column(ForeignKey("security_definitions.id"), nullable=True)
+    options: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    """What a kind other than REST adds (an AMQP channel's connection and queue, a file channel's directory)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OutgoingConnection(Base):
+    """An outgoing connection: its spec without secrets (``config``), its secrets encrypted with the cluster key."""
+
+    __tablename__ = "outgoing_connections"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Fernet token of a JSON object (``password``, ``key``, ``token``); never in clear."""
+    secret_names: Mapped[list[str]] = mapped_column(JSON)
+    """Which secrets are set (shown as ``***``), so nobody needs the key to say so."""
+    key_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Token(Base):

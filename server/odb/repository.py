@@ -11,9 +11,10 @@ from __future__ import annotations
 from .channels import OdbChannels
 from .cluster import OdbCluster, seen_within
 from .deployments import OdbDeployments, OdbDeployTransaction
+from .outgoing import OdbOutgoing, Sealed
 
-__all__ = ["OdbDeployTransaction", "OdbRepository", "seen_within"]
+__all__ = ["OdbDeployTransaction", "OdbRepository", "Sealed", "seen_within"]
 
 
-class OdbRepository(OdbDeployments, OdbChannels, OdbCluster):
+class OdbRepository(OdbDeployments, OdbChannels, OdbOutgoing, OdbCluster):
     """All ODB access of one cluster (but its jobs): deployments, channels and security, servers and leases."""

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NotRequired, Required
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
+from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from ...core.validation import Whole as Whole
 
-def _whole(value: Any) -> Any:
-    # JSON has numbers, not integers: 7.0 is the integer 7 (as JSON Schema says); true is no number at all.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Whole = Annotated[int, BeforeValidator(_whole)]
-"""An integer in a body: ``7`` or ``7.0``, never ``true`` or ``"7"`` (bodies are strict)."""
 BY_MAX = 200
 """The longest ``deployed_by`` / ``applied_by`` (the ODB's column)."""
 

@@ -37,9 +37,16 @@ JOB_RULES = {"/splice/admin/jobs", "/splice/admin/jobs/{name}"}
 """Operations whose 400 ``invalid_job`` can answer a body the document allows: a cron expression, a time zone or a
 moment that the job rules (``jobs.spec.parse_job``) refuse. Known gap: those refusals should be 422 (or the rules
 be in the document); until the jobs endpoints are reworked, valid-looking data may be refused there with 400."""
-SEMANTIC_422 = {"/splice/admin/deploy", "/splice/admin/apply", "/splice/admin/rollback"}
+SEMANTIC_422 = {
+    "/splice/admin/deploy",
+    "/splice/admin/apply",
+    "/splice/admin/rollback",
+    "/splice/admin/outgoing",
+    "/splice/admin/outgoing/{name}",
+}
 """Operations whose 422 means "well-formed, but refused": Python that does not compile or import, a declaration
-file with problems, a version that cannot be rolled back to. No JSON schema can say which strings those are."""
+file with problems, a version that cannot be rolled back to, a connection whose fields disagree (a Basic password
+without a user name, a body naming another connection than its path). No JSON schema can say which strings those are."""
 
 
 @dataclass

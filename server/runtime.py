@@ -8,6 +8,7 @@ the cluster membership reloads when another server records a change.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .channels.routing import Route, Router
 from .channels.security import SecurityDefinition, Verifier
+from .channels.specs import ChannelOfAnyKind, channel_from_row
 from .cluster.pickup import Pickup
 from .config import ServerSettings, Settings
 from .connections import Connections
@@ -24,13 +26,16 @@ from .declare.apply import apply_file
 from .deploy import DeploymentEngine, DeploymentPath, ServerOutcome
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from pathlib import Path
 
     from .cluster.member import ClusterMember
     from .debug import Debugger
     from .jobs.manager import Jobs
     from .odb import OdbRepository
+
+
+logger = logging.getLogger(__name__)
 
 
 class LiveConfig:
@@ -47,6 +52,14 @@ class LiveConfig:
         self.securities: dict[str, SecurityDefinition] = {}
         self.verifier = Verifier()
         self.token_hashes: frozenset[str] = frozenset()
+        self.channels: dict[str, list[ChannelOfAnyKind]] = {}
+        """Channels of kinds other than REST (``websocket``, ``jsonrpc``, ``amqp``, ``file``), by kind."""
+        self.listeners: list[Callable[[], Awaitable[None]]] = []
+        """Called after each reload: what runs channels in the background (AMQP consumers, file watchers)."""
+
+    def of(self, kind: str) -> list[ChannelOfAnyKind]:
+        """This server's channels of ``kind`` (not ``rest``: those are in ``router``)."""
+        return self.channels.get(kind, [])
 
     async def reload(self) -> None:
         securities = {
@@ -55,13 +68,30 @@ class LiveConfig:
             )
             for row in await self.repository.list_security()
         }
+        rows = await self.repository.list_channels()
         routes = [
             Route(row["name"], row["path"], frozenset(row["methods"]), row["service"], row["security"])
-            for row in await self.repository.list_channels()
+            for row in rows
+            if row["kind"] in ("rest", None)
         ]
+        others: dict[str, list[ChannelOfAnyKind]] = {}
+        for row in rows:
+            if row["kind"] not in ("rest", None):
+                try:
+                    spec = channel_from_row(row)
+                except ValueError as exc:  # a row an older or newer Splice wrote
+                    logger.error("channel %s (%s) is not usable on this server: %s", row["name"], row["kind"], exc)
+                    continue
+                others.setdefault(spec.kind, []).append(spec)
         tokens = frozenset(await self.repository.token_hashes())
         self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
+        self.channels = others
         await self.connections.reload(await self.repository.list_outgoing())
+        for listener in list(self.listeners):
+            try:
+                await listener()
+            except Exception:
+                logger.exception("reacting to a configuration change failed")
 
 
 @dataclass

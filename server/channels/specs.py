@@ -1,4 +1,4 @@
-"""What a REST channel and a security definition may be: one pydantic model each, for every edge.
+"""What a channel (of each kind) and a security definition may be: one pydantic model each, for every edge.
 
 The admin API (``POST /splice/admin/channels``, ``POST /splice/admin/security``) and the declaration reader
 (``splice.toml``, ``splice apply``) both check specs with these models, so neither can create what the other
@@ -13,12 +13,23 @@ spec (``BasicSecurity``, ``ApiKeySecurity``), the rest is shared.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from ..core.naming import MAX_SERVICE_NAME, check_service_name
+from ..core.validation import Whole
 from . import routing
 from .security import KINDS
 
@@ -114,6 +125,22 @@ HeaderName = Annotated[
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": HEADER_PATTERN}),
 ]
 _SPEC = ConfigDict(extra="forbid", strict=True, frozen=True)
+MAX_WS_MESSAGE = 16 * 1024 * 1024
+"""The largest WebSocket message any channel may allow (the server's own limit)."""
+_QUEUE_PATTERN = r"^[A-Za-z0-9_.:/-]{1,255}$"
+QueueName = Annotated[
+    str,
+    Field(pattern=_QUEUE_PATTERN, description="an AMQP queue name: letters, digits and '_ . : / -'"),
+]
+_SERVICE_PATTERN = r"^[A-Za-z0-9_*][A-Za-z0-9_.:/*-]*$"
+ServicePattern = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_SERVICE_NAME, pattern=_SERVICE_PATTERN, description="a name; '*' matches any"),
+]
+DirectoryPath = Annotated[
+    str,
+    Field(min_length=1, max_length=1000, pattern=r"^[^\x00]+$", description="absolute, or relative to the cluster"),
+]
 
 
 class ChannelSpec(BaseModel):
@@ -122,10 +149,150 @@ class ChannelSpec(BaseModel):
     model_config = _SPEC
 
     name: Name
+    kind: Literal["rest"] = "rest"
     path: ChannelPath
     service: Name
     methods: Methods = Field(default_factory=lambda: ["GET"], description="default GET; HEAD is allowed with GET")
     security: Name | None = None
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+
+class WebSocketChannel(BaseModel):
+    """A WebSocket endpoint at ``path``: each JSON message invokes ``service``; its answer goes back on the socket.
+
+    ``security`` is checked at the handshake. A service can push to connected clients (``self.websockets``).
+    """
+
+    model_config = _SPEC
+
+    name: Name
+    kind: Literal["websocket"]
+    path: ChannelPath
+    service: Name
+    security: Name | None = None
+    max_message: Whole = Field(default=1024 * 1024, ge=1, le=MAX_WS_MESSAGE, description="bytes; larger closes 1009")
+    idle_timeout: float = Field(default=300.0, gt=0, le=86400, description="seconds without a message before close")
+    ping_interval: float = Field(default=20.0, gt=0, le=3600, description="seconds between pings the server sends")
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("max_message", "idle_timeout", "ping_interval")
+
+
+class JsonRpcChannel(BaseModel):
+    """JSON-RPC 2.0 over HTTP at ``path`` (POST): the method is a service's name; batches run concurrently."""
+
+    model_config = _SPEC
+
+    name: Name
+    kind: Literal["jsonrpc"]
+    path: ChannelPath
+    security: Name | None = None
+    services: list[ServicePattern] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=100,
+        description="which services may be called: names or patterns (orders.*); default every service",
+    )
+    max_batch: Whole = Field(default=100, ge=1, le=10000, description="calls in one batch")
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("services", "max_batch")
+
+
+class AmqpChannel(BaseModel):
+    """Messages from ``queue`` on the AMQP outgoing connection ``connection`` invoke ``service``, on every server.
+
+    A message is acknowledged after the service succeeded; a failure is retried ``retries`` times with backoff,
+    then the message goes to the ``dead_letter`` queue (``<queue>.dead`` by default).
+    """
+
+    model_config = _SPEC
+
+    name: Name
+    kind: Literal["amqp"]
+    service: Name
+    connection: Name
+    queue: QueueName
+    prefetch: Whole = Field(default=10, ge=1, le=10000, description="unacknowledged messages per server")
+    retries: Whole = Field(default=3, ge=0, le=100, description="retries of a failed message before dead-lettering")
+    backoff: float = Field(default=1.0, ge=0, le=3600, description="seconds before the first retry, doubled each time")
+    dead_letter: QueueName | None = Field(default=None, description="default: '<queue>.dead'")
+    declare: bool = Field(default=True, description="declare the queue (durable) if it does not exist")
+
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "connection",
+        "queue",
+        "prefetch",
+        "retries",
+        "backoff",
+        "dead_letter",
+        "declare",
+    )
+
+
+class FileChannel(BaseModel):
+    """Each complete file dropped in ``directory`` invokes ``service`` with its bytes, then moves to ``done/`` or
+    ``failed/``; exactly one server takes each file."""
+
+    model_config = _SPEC
+
+    name: Name
+    kind: Literal["file"]
+    service: Name
+    directory: DirectoryPath
+    pattern: str = Field(default="*", min_length=1, max_length=200, description="a glob for file names")
+    settle: float = Field(default=0.5, ge=0, le=3600, description="seconds a file must stay unchanged to be complete")
+    max_bytes: Whole = Field(default=64 * 1024 * 1024, ge=1, le=1024**3, description="larger files go to failed/")
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("directory", "pattern", "settle", "max_bytes")
+
+
+def channel_kind(value: Any) -> str:
+    kind = value.get("kind", "rest") if isinstance(value, dict) else getattr(value, "kind", "rest")
+    return kind if isinstance(kind, str) else "rest"
+
+
+AnyChannel = Annotated[
+    Annotated[ChannelSpec, Tag("rest")]
+    | Annotated[WebSocketChannel, Tag("websocket")]
+    | Annotated[JsonRpcChannel, Tag("jsonrpc")]
+    | Annotated[AmqpChannel, Tag("amqp")]
+    | Annotated[FileChannel, Tag("file")],
+    Discriminator(channel_kind),
+]
+"""A channel of any kind, told apart by ``kind`` (``rest`` when left out)."""
+CHANNEL_KINDS = ("rest", "websocket", "jsonrpc", "amqp", "file")
+ChannelOfAnyKind = ChannelSpec | WebSocketChannel | JsonRpcChannel | AmqpChannel | FileChannel
+
+
+def channel_from_row(row: dict[str, Any]) -> ChannelOfAnyKind:
+    """A stored channel (``odb.channels`` row: columns plus ``options``) as its kind's spec."""
+    values: dict[str, Any] = {"name": row["name"], "kind": row.get("kind") or "rest", "service": row["service"]}
+    if values["kind"] in ("rest", "websocket", "jsonrpc"):
+        values["path"] = row["path"]
+        values["security"] = row.get("security")
+    if values["kind"] == "rest":
+        values["methods"] = row["methods"]
+    if values["kind"] == "jsonrpc":
+        values.pop("service")
+    values.update(row.get("options") or {})
+    adapter: TypeAdapter[ChannelOfAnyKind] = TypeAdapter(AnyChannel)
+    return adapter.validate_python(values, strict=False)
+
+
+def channel_columns(spec: ChannelOfAnyKind) -> dict[str, Any]:
+    """What the ODB keeps of ``spec``: its columns (path, methods, service) and the rest as ``options``."""
+    return {
+        "kind": spec.kind,
+        "path": getattr(spec, "path", ""),
+        "methods": list(getattr(spec, "methods", [])),
+        "service": getattr(spec, "service", ""),
+        "security": getattr(spec, "security", None),
+        "options": {key: _json(getattr(spec, key)) for key in type(spec).OPTIONS} or None,
+    }
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 class BasicSecurity(BaseModel):
@@ -159,11 +326,20 @@ class ApiKeySecurity(BaseModel):
 SecuritySpec = BasicSecurity | ApiKeySecurity
 
 __all__ = [
+    "CHANNEL_KINDS",
     "DEFAULT_HEADER",
     "KINDS",
     "SECRET_FIELD",
+    "AmqpChannel",
+    "AnyChannel",
     "ApiKeySecurity",
     "BasicSecurity",
+    "ChannelOfAnyKind",
     "ChannelSpec",
+    "FileChannel",
+    "JsonRpcChannel",
     "SecuritySpec",
+    "WebSocketChannel",
+    "channel_columns",
+    "channel_from_row",
 ]

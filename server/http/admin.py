@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..channels.security import hash_secret, token_digest
+from ..channels.specs import ChannelOfAnyKind, channel_columns
 from ..core.context import current_cid
 from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
@@ -168,10 +169,21 @@ async def list_channels(runtime: Runtime, request: Request, body: None) -> Any:
     return {"channels": await runtime.repository.list_channels()}
 
 
-async def create_channel(runtime: Runtime, request: Request, body: config.ChannelBody) -> config.ChannelAnswer:
-    await runtime.repository.create_channel(body.name, body.path, body.methods, body.service, body.security)
+async def create_channel(runtime: Runtime, request: Request, body: ChannelOfAnyKind) -> config.ChannelAnswer:
+    columns = channel_columns(body)
+    await runtime.repository.create_channel(
+        body.name,
+        columns["path"],
+        columns["methods"],
+        columns["service"],
+        columns["security"],
+        columns["kind"],
+        columns["options"],
+    )
     servers = await runtime.config_changed("channel")
-    warning = None if runtime.store.get(body.service) else f"no service named '{body.service}' is deployed yet"
+    services = [body.service] if hasattr(body, "service") else []
+    missing = [name for name in services if runtime.store.get(name) is None]
+    warning = f"no service named '{missing[0]}' is deployed yet" if missing else None
     return config.ChannelAnswer(
         **body.model_dump(),
         warning=warning,
@@ -259,14 +271,14 @@ OPERATIONS: list[Operation] = [
         body=about.InvokeBody,
         errors=(404, 413),
     ),
-    _op("GET", "/channels", list_channels, "REST channels", config.ChannelsAnswer),
+    _op("GET", "/channels", list_channels, "Channels of every kind", config.ChannelsAnswer),
     _op(
         "POST",
         "/channels",
         create_channel,
-        "Create a REST channel (what a [[channels]] table of splice.toml declares)",
+        "Create a channel of any kind: rest, websocket, jsonrpc, amqp, file (a [[channels]] table of splice.toml)",
         config.ChannelAnswer,
-        body=config.ChannelBody,
+        body=config.AnyChannelBody,
         status=201,
         errors=(404, 409, 413),
     ),

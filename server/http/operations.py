@@ -80,7 +80,7 @@ class Operation:
         if self.body_adapter is None:
             return frozenset()
         found: set[str] = set()
-        _collect_tags(self.body_adapter.json_schema(), found)
+        _collect_tags(self.body_adapter.core_schema, found)
         return frozenset(found)
 
     @property
@@ -129,11 +129,10 @@ class Operation:
 
 
 def _collect_tags(schema: Any, found: set[str]) -> None:
+    """The tags of every tagged union in a pydantic core schema (a ``kind`` field's or a callable's)."""
     if isinstance(schema, dict):
-        mapping = (
-            schema.get("discriminator", {}).get("mapping") if isinstance(schema.get("discriminator"), dict) else None
-        )
-        found.update(mapping or ())
+        if schema.get("type") == "tagged-union":
+            found.update(str(tag) for tag in schema["choices"])
         for value in schema.values():
             _collect_tags(value, found)
     elif isinstance(schema, list):

@@ -57,8 +57,16 @@ class OdbChannels(ClusterScope):
     # -- channels --------------------------------------------------------------------------------
 
     async def create_channel(
-        self, name: str, path: str, methods: list[str], service: str, security: str | None
+        self,
+        name: str,
+        path: str,
+        methods: list[str],
+        service: str,
+        security: str | None,
+        kind: str = "rest",
+        options: dict[str, Any] | None = None,
     ) -> None:
+        """A channel of any kind: REST, WebSocket and JSON-RPC use ``path``; what else a kind has is ``options``."""
         security_id = None
         if security is not None:
             async with self.engine.connect() as conn:
@@ -71,7 +79,15 @@ class OdbChannels(ClusterScope):
                 ).scalar()
             if security_id is None:
                 raise NotFound(f"no security definition named '{security}'")
-        values = {"name": name, "path": path, "methods": methods, "service": service, "security_id": security_id}
+        values = {
+            "name": name,
+            "kind": kind,
+            "path": path,
+            "methods": methods,
+            "service": service,
+            "security_id": security_id,
+            "options": options,
+        }
         await self._insert_unique(Channel, values, f"channel '{name}' already exists")
 
     async def list_channels(self) -> list[dict[str, Any]]:
@@ -90,6 +106,7 @@ class OdbChannels(ClusterScope):
                 "methods": r.methods,
                 "service": r.service,
                 "security": r.security,
+                "options": r.options,
             }
             for r in rows
         ]

@@ -6,12 +6,21 @@ A channel body is ``channels.specs.ChannelSpec`` itself, and a security definiti
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, with_config
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, with_config
 from typing_extensions import TypedDict
 
-from ...channels.specs import ApiKeySecurity, BasicSecurity, ChannelSpec
+from ...channels.specs import (
+    AmqpChannel,
+    ApiKeySecurity,
+    BasicSecurity,
+    ChannelSpec,
+    FileChannel,
+    JsonRpcChannel,
+    WebSocketChannel,
+    channel_kind,
+)
 from .common import BY_MAX, SERVERS_EXAMPLE, ServerOutcome, answer_config, body_config
 
 Secret = Annotated[str, Field(min_length=1, description="stored only as a salted hash, never shown again")]
@@ -26,10 +35,50 @@ class ChannelBody(ChannelSpec):
     }
 
 
-class ChannelAnswer(BaseModel):
-    """The channel created; ``warning`` says when no service of that name is deployed yet."""
+def _example(spec: Any, example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(**spec.model_config) | ConfigDict(json_schema_extra={"examples": [example]})
 
-    model_config = answer_config(
+
+class WebSocketChannelBody(WebSocketChannel):
+    model_config = _example(
+        WebSocketChannel, {"name": "live-orders", "kind": "websocket", "path": "/ws/orders", "service": "orders.live"}
+    )
+
+
+class JsonRpcChannelBody(JsonRpcChannel):
+    model_config = _example(
+        JsonRpcChannel, {"name": "rpc", "kind": "jsonrpc", "path": "/rpc", "services": ["orders.*"]}
+    )
+
+
+class AmqpChannelBody(AmqpChannel):
+    model_config = _example(
+        AmqpChannel,
+        {"name": "orders-in", "kind": "amqp", "service": "orders.take", "connection": "mq", "queue": "orders"},
+    )
+
+
+class FileChannelBody(FileChannel):
+    model_config = _example(
+        FileChannel, {"name": "invoices", "kind": "file", "service": "invoices.read", "directory": "inbox"}
+    )
+
+
+AnyChannelBody = Annotated[
+    Annotated[ChannelBody, Tag("rest")]
+    | Annotated[WebSocketChannelBody, Tag("websocket")]
+    | Annotated[JsonRpcChannelBody, Tag("jsonrpc")]
+    | Annotated[AmqpChannelBody, Tag("amqp")]
+    | Annotated[FileChannelBody, Tag("file")],
+    Discriminator(channel_kind),
+]
+"""A channel of any kind (``kind``: rest when left out, websocket, jsonrpc, amqp, file)."""
+
+
+class ChannelAnswer(BaseModel):
+    """The channel created (its kind's fields too); ``warning`` says when no service of that name is deployed yet."""
+
+    model_config = ConfigDict(extra="allow") | answer_config(
         {
             "name": "get-order",
             "path": "/orders/{id}",
@@ -42,10 +91,11 @@ class ChannelAnswer(BaseModel):
     )
 
     name: str
-    path: str
-    methods: list[str]
-    service: str
-    security: str | None
+    kind: str = "rest"
+    path: str | None = None
+    methods: list[str] | None = None
+    service: str | None = None
+    security: str | None = None
     warning: str | None
     servers: list[ServerOutcome]
 
@@ -58,6 +108,7 @@ class ChannelRow(TypedDict):
     methods: list[str]
     service: str
     security: str | None
+    options: dict[str, Any] | None
 
 
 class ChannelsAnswer(BaseModel):

@@ -205,6 +205,7 @@ async def test_channel_create_list_delete(server: InProcess) -> None:
     assert created.status_code == 201, created.text
     assert created.json() == {
         "name": "get-item",
+        "kind": "rest",
         "path": "/items/{id}",
         "methods": ["GET", "POST"],
         "service": "shop.get-item",

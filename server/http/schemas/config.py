@@ -36,7 +36,8 @@ class ChannelBody(ChannelSpec):
 
 
 def _example(spec: Any, example: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(**spec.model_config) | ConfigDict(json_schema_extra={"examples": [example]})
+    """A channel spec's configuration (strict, no unknown fields, frozen) with one example."""
+    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]})
 
 
 class WebSocketChannelBody(WebSocketChannel):

@@ -96,6 +96,8 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     config.graceful_timeout = 5.0
     warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
     runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
+    for part in runtime.background:
+        await part.start()
     try:
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
     finally:

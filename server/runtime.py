@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .channels.routing import Route, Router
 from .channels.security import SecurityDefinition, Verifier
@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger(__name__)
+
+
+class Background(Protocol):
+    """A part of a server that takes calls on its own (not through HTTP): started when it serves, stopped first."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Take no new work, let what runs finish (or hand it back), then return."""
+        ...
 
 
 class LiveConfig:
@@ -110,6 +120,9 @@ class Runtime:
     jobs: Jobs | None
     """``None`` only on a server that keeps no jobs (declared jobs are then refused)."""
     pickup: Pickup = field(init=False)
+    background: list[Background] = field(default_factory=list)
+    """What runs channels in the background (AMQP consumers, file channels): started by ``serve``, stopped first
+    at ``close`` (so that no new call starts while the rest shuts down)."""
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     """Set to stop serving (SIGTERM, or a restart without the debugger)."""
     started_at: float = field(default_factory=time.time)
@@ -153,6 +166,11 @@ class Runtime:
         return await apply_file(self, path, self.environ, where, by=f"file:{path}", prune=prune)
 
     async def close(self) -> None:
+        for part in reversed(self.background):
+            try:
+                await part.stop()
+            except Exception:
+                logger.exception("stopping %s failed", type(part).__name__)
         await self.pickup.stop()
         await self.cluster.stop()
         await self.invoker.drain()

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -41,6 +41,8 @@ class AmqpSpec(OutgoingSpec):
 
     AMQP channels (``kind = "amqp"`` channels) consume through these connections too.
     """
+
+    SCHEMES: ClassVar[tuple[str, ...]] = ("amqp", "amqps")
 
     kind: Literal["amqp"]
     exchange: str = Field(default="", max_length=255, description="where publish sends; '' is the default exchange")

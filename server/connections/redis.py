@@ -21,7 +21,7 @@ import functools
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, field_validator
@@ -32,6 +32,8 @@ from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 class RedisSpec(OutgoingSpec):
     """``self.out.redis[name]``: ``redis.Redis`` in ``def handle``, ``redis.asyncio.Redis`` in ``async def``."""
+
+    SCHEMES: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
 
     kind: Literal["redis"]
     max_connections: Whole = Field(default=20, ge=1, le=1000, description="pooled connections per server")

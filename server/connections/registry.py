@@ -42,20 +42,6 @@ ConnectionName = Annotated[
 """An outgoing connection's name: like a service's, but no '/' (it is one segment of the admin API's paths)."""
 
 
-ADDRESS_SCHEMES: dict[str, tuple[str, ...]] = {
-    "rest": ("http", "https"),
-    "sql": (
-        r"postgresql(?:\+(?:asyncpg|psycopg|psycopg_async|psycopg2|pg8000))?",
-        r"(?:mysql|mariadb)(?:\+(?:aiomysql|asyncmy|pymysql|mysqldb|mysqlconnector|mariadbconnector))?",
-        r"sqlite(?:\+(?:aiosqlite|pysqlite))?",
-    ),
-    "redis": ("redis", "rediss", "unix"),
-    "amqp": ("amqp", "amqps"),
-}
-"""The URL schemes (regular expressions) a kind's ``address`` may start with: its validator says so in words,
-the JSON schema by pattern."""
-
-
 _AUTHORITY = r"(?:[A-Za-z0-9._~%+-]+@)?(?:[A-Za-z0-9._~-]+)?(?::[0-9]{1,5})?(?:[/?][!$-~]*)?$"
 """After ``scheme://``: a user without a password, a host, a port, then a path and query of printable ASCII
 (no quotes, no fragment: a ``#`` is where the URL parsers of drivers disagree)."""
@@ -63,12 +49,12 @@ _AUTHORITY = r"(?:[A-Za-z0-9._~%+-]+@)?(?:[A-Za-z0-9._~-]+)?(?::[0-9]{1,5})?(?:[
 
 def address_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """Put the address rules in the JSON schema the OpenAPI document shows (each kind's validator words them)."""
-    kind = schema.get("properties", {}).get("kind", {}).get("const")
     address = schema.get("properties", {}).get("address")
     if address is None:
         return
-    schemes = [s for s in ADDRESS_SCHEMES.get(kind or "", ()) if not s.startswith("sqlite")]
-    files = [s for s in ADDRESS_SCHEMES.get(kind or "", ()) if s.startswith("sqlite")]
+    declared: tuple[str, ...] = getattr(cls, "SCHEMES", ())
+    schemes = [s for s in declared if not s.startswith("sqlite")]
+    files = [s for s in declared if s.startswith("sqlite")]
     choices = [f"(?:{'|'.join(schemes) or '[a-z][a-z0-9+.-]*'})://{_AUTHORITY}"]
     if files:
         choices.append(f"(?:{'|'.join(files)}):///[!$-~]+$")
@@ -80,6 +66,9 @@ class OutgoingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=address_schema)
 
+    SCHEMES: ClassVar[tuple[str, ...]] = ()
+    """The URL schemes (regular expressions) ``address`` may start with: the kind's validator says so in words,
+    the JSON schema by pattern (``sqlite...`` ones name a file: ``sqlite:///path``)."""
     SECRETS: ClassVar[tuple[str, ...]] = ("password",)
     """The secrets this kind takes (``password``, ``key``, ``token``): set in the admin API body, named by
     ``<secret>_env`` in splice.toml, kept encrypted in the ODB, never shown."""
@@ -148,7 +137,6 @@ def log_call(kind: str, name: str, what: str, started: float, error: BaseExcepti
 
 
 __all__ = [
-    "ADDRESS_SCHEMES",
     "KINDS",
     "Connection",
     "Kind",

@@ -42,6 +42,8 @@ class RestSpec(OutgoingSpec):
 
     SECRETS: ClassVar[tuple[str, ...]] = ("password", "key", "token")
 
+    SCHEMES: ClassVar[tuple[str, ...]] = ("http", "https")
+
     kind: Literal["rest"]
     header: str = Field(
         default="X-API-Key",

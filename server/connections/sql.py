@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -53,6 +53,12 @@ SYNC_DRIVERS = {
 
 class SqlSpec(OutgoingSpec):
     """``self.out.sql[name]``: a SQLAlchemy ``Engine`` in ``def handle``, an ``AsyncEngine`` in ``async def``."""
+
+    SCHEMES: ClassVar[tuple[str, ...]] = (
+        r"postgresql(?:\+(?:asyncpg|psycopg|psycopg_async|psycopg2|pg8000))?",
+        r"(?:mysql|mariadb)(?:\+(?:aiomysql|asyncmy|pymysql|mysqldb|mysqlconnector|mariadbconnector))?",
+        r"sqlite(?:\+(?:aiosqlite|pysqlite))?",
+    )
 
     kind: Literal["sql"]
     pool_size: Whole = Field(default=5, ge=1, le=200, description="pooled connections per server")

@@ -3,7 +3,8 @@
 A change is recorded as a configuration change like a channel's: every server reloads its connections from
 the ODB, and only the connection that changed is reopened there (``connections.Connections.reload``). Secrets
 in a body are encrypted with the cluster key before they reach the ODB, and never come back: answers show
-``"***"`` for each secret that is set. A ``PUT`` that leaves a secret out keeps the stored one.
+``"***"`` for each secret that is set. A ``PUT`` without secrets keeps the stored ones (change an address
+without sending the password again); a ``PUT`` with secrets replaces them all.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.Event | None = None) -> Runtime:
     """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
+    from .channels.files import FileChannels
     from .odb import OdbRepository, connect
     from .odb.engine import require_head
     from .odb.jobs import JobRepository
@@ -73,6 +74,7 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     path = DeploymentPath(deployment, cluster, repository)
     parts = (settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
     runtime = Runtime(*parts, shutdown=shutdown or asyncio.Event())
+    runtime.background.append(FileChannels(runtime))
     await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime

@@ -242,8 +242,9 @@ class FileChannel(BaseModel):
     pattern: str = Field(default="*", min_length=1, max_length=200, description="a glob for file names")
     settle: float = Field(default=0.5, ge=0, le=3600, description="seconds a file must stay unchanged to be complete")
     max_bytes: Whole = Field(default=64 * 1024 * 1024, ge=1, le=1024**3, description="larger files go to failed/")
+    concurrency: Whole = Field(default=4, ge=1, le=1000, description="files handled at once on each server")
 
-    OPTIONS: ClassVar[tuple[str, ...]] = ("directory", "pattern", "settle", "max_bytes")
+    OPTIONS: ClassVar[tuple[str, ...]] = ("directory", "pattern", "settle", "max_bytes", "concurrency")
 
 
 def channel_kind(value: Any) -> str:

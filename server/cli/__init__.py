@@ -18,10 +18,10 @@ from typing import Any, Protocol
 import shtab
 
 from ..core.errors import SpliceError
-from . import cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, scheduler
+from . import channels, cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, outgoing, scheduler
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (history, lb, distributed, lsp, scheduler, jobs, debug, ide)
+EXTENSIONS: tuple[Extension, ...] = (channels, outgoing, history, lb, distributed, lsp, scheduler, jobs, debug, ide)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 SHELLS = ("bash", "zsh")
@@ -125,19 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     services = sub.add_parser("services", help="list deployed services")
     _cluster_arg(services)
     services.add_argument("--json", action="store_true")
-
-    channel = sub.add_parser("channel", help="REST channels").add_subparsers(dest="action", required=True)
-    ch_create = channel.add_parser("create", help="a REST channel: a path and methods that call a service")
-    _cluster_arg(ch_create)
-    ch_create.add_argument("--name", required=True)
-    ch_create.add_argument("--path", required=True, help="e.g. /orders/{id}")
-    ch_create.add_argument("--service", required=True)
-    ch_create.add_argument("--method", action="append", help="HTTP method; repeat for several (default GET)")
-    ch_create.add_argument("--security", help="name of a security definition")
-    _cluster_arg(channel.add_parser("list", help="every channel"))
-    ch_delete = channel.add_parser("delete", help="remove a channel")
-    ch_delete.add_argument("name")
-    _cluster_arg(ch_delete)
 
     security = sub.add_parser("security", help="security definitions of channels").add_subparsers(
         dest="action", required=True
@@ -260,30 +247,9 @@ def _run_client(args: argparse.Namespace) -> int:
         for svc in [] if args.json else services:
             print(f"{svc['name']}  ({svc['path']} v{svc['version']})")
         return 0
-    if command == "channel":
-        return _channel(args, directory)
     if command == "security":
         return _security(args, directory)
     raise CliError(f"unknown command {command}", 2)
-
-
-def _channel(args: argparse.Namespace, directory: Path) -> int:
-    if args.action == "create":
-        body = {"name": args.name, "path": args.path, "service": args.service, "methods": args.method or ["GET"]}
-        if args.security:
-            body["security"] = args.security
-        answer = commands.call(directory, "POST", "/splice/admin/channels", body)
-        print(f"channel {answer['name']}: {' '.join(answer['methods'])} {answer['path']} -> {answer['service']}")
-        if answer.get("warning"):
-            print(f"warning: {answer['warning']}", file=sys.stderr)
-    elif args.action == "list":
-        for ch in commands.call(directory, "GET", "/splice/admin/channels")["channels"]:
-            secured = f"  [security: {ch['security']}]" if ch["security"] else ""
-            print(f"{ch['name']}  {' '.join(ch['methods'])} {ch['path']} -> {ch['service']}{secured}")
-    else:
-        commands.call(directory, "DELETE", f"/splice/admin/channels/{args.name}")
-        print(f"deleted channel {args.name}")
-    return 0
 
 
 def _security(args: argparse.Namespace, directory: Path) -> int:

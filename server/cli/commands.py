@@ -1,12 +1,16 @@
-"""Commands that talk to a running cluster through the admin API: deploy, invoke, channels, security."""
+"""Commands that talk to a running cluster through the admin API: deploy, invoke, and what commands share
+(a client of the cluster, each server's outcome, ``--option KEY=VALUE``)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 from ..client import AdminClient, ClientError, Unreachable, ping
 from ..config import load_settings
@@ -141,3 +145,58 @@ def invoke(name: str, payload: str | None, directory: Path) -> Any:
 
 def call(directory: Path, method: str, path: str, body: Any = None) -> dict[str, Any]:
     return client_for(directory).call(method, path, body)
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def parse_options(pairs: Sequence[str], model: type[BaseModel], reserved: Mapping[str, str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as a spec's fields: a value is JSON when it parses (numbers, true/false,
+    lists, objects), else the text as given, and stays the text as given where ``model`` takes only text (so
+    ``routing_key=123`` is the string a field of text wants, not a number it would refuse).
+
+    ``reserved`` maps the fields that have a flag of their own (or must not be on a command line) to what to
+    use instead; such a field given here is refused with that advice. Unknown keys are left to the server,
+    whose answer names the field."""
+    properties = model.model_json_schema().get("properties", {})
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise CliError(f"--option wants KEY=VALUE, got {pair!r}", 2)
+        if key in reserved:
+            raise CliError(f"--option {key}: {reserved[key]}", 2)
+        if key in options:
+            raise CliError(f"--option {key} is given twice", 2)
+        options[key] = _value(text, properties.get(key, {}))
+    return options
+
+
+def _value(text: str, schema: dict[str, Any]) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    kinds = {schema.get("type")} | {alt.get("type") for alt in schema.get("anyOf", ())}
+    kind = "null" if value is None else _JSON_TYPES.get(type(value))
+    if kind == "integer" and "number" in kinds:
+        return value
+    return text if "string" in kinds and kind not in kinds else value
+
+
+def unknown_option(exc: ClientError, model: type[BaseModel], flagged: Sequence[str]) -> CliError | None:
+    """The server's refusal of an unknown field with the options ``model`` does take (leaving out the fields
+    that have flags of their own), or ``None`` if the refusal is about something else."""
+    problems = exc.body.get("error", {}).get("problems") or []
+    if not any(problem.get("message") == "unknown field" for problem in problems):
+        return None
+    known = [name for name in model.model_fields if name not in flagged]
+    if not known:
+        return CliError(f"{exc} (it takes no --option)")
+    return CliError(f"{exc} (--option takes: {', '.join(known)})")
+
+
+def a(word: str) -> str:
+    """``word`` after its indefinite article: "a rest channel", "an amqp channel"."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

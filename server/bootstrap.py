@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.Event | None = None) -> Runtime:
     """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
     from .channels.files import FileChannels
+    from .http.websocket import WebSocketPart
     from .odb import OdbRepository, connect
     from .odb.engine import require_head
     from .odb.jobs import JobRepository
@@ -75,6 +76,7 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     parts = (settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
     runtime = Runtime(*parts, shutdown=shutdown or asyncio.Event())
     runtime.background.append(FileChannels(runtime))
+    runtime.background.append(WebSocketPart(runtime))
     await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime
@@ -89,13 +91,17 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
+    from .channels.specs import MAX_WS_MESSAGE
     from .http.app import build_app
+    from .http.websocket import ping_interval
 
     config = Config()
     config.bind = [f"{runtime.server.host}:{runtime.server.port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
+    config.websocket_max_message_size = MAX_WS_MESSAGE  # each channel's own max_message is checked per message
+    config.websocket_ping_interval = ping_interval(runtime.live.of("websocket"))
     warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
     runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
     for part in runtime.background:

@@ -29,6 +29,7 @@ from .fields import is_model_instance
 from .outgoing import ConnectionSource, NoConnections
 from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
+from .websockets import Hub
 
 if TYPE_CHECKING:
     from .schedule import JobBackend
@@ -47,6 +48,8 @@ class Invoker:
         """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
         self.connections: ConnectionSource = NoConnections()
         """Where ``self.out`` of a service takes its outgoing connections from."""
+        self.websockets = Hub()
+        """This server's open WebSocket connections (``self.websockets``); the HTTP edge adds and removes them."""
 
     def lookup(self, name: str) -> ServiceInfo:
         info = self.store.get(name)

@@ -36,6 +36,7 @@ from .schedule import Schedule
 
 if TYPE_CHECKING:
     from .invoker import Invoker
+    from .websockets import Hub, WebSocket
 
 
 class InputView(dict[str, Any]):
@@ -118,7 +119,18 @@ class SchedulerRun(dict[str, Any]):
 class Request:
     """What the caller sent. HTTP details are set when the call came over a channel."""
 
-    __slots__ = ("channel", "headers", "input", "method", "path", "path_params", "payload", "query", "scheduler")
+    __slots__ = (
+        "channel",
+        "headers",
+        "input",
+        "method",
+        "path",
+        "path_params",
+        "payload",
+        "query",
+        "scheduler",
+        "websocket",
+    )
 
     def __init__(
         self,
@@ -130,6 +142,7 @@ class Request:
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         channel: str | None = None,
+        websocket: WebSocket | None = None,
     ) -> None:
         self.payload = payload
         """The body: parsed JSON, else ``str`` for text and ``bytes`` for anything else; ``None`` if empty."""
@@ -146,6 +159,8 @@ class Request:
         self.scheduler: SchedulerRun | None = None
         """Set when the scheduler started the call: ``job``, ``job_id``, ``run``, ``slot`` (the time it was due,
         ISO-8601), ``kind`` (``scheduled`` or ``manual``), ``attempt``, ``missed``, ``scheduler``."""
+        self.websocket = websocket
+        """The WebSocket connection the call came through (``self.websocket`` of the service), else ``None``."""
 
 
 class Response:
@@ -230,6 +245,20 @@ class Service:
         if self._out is None:
             self._out = Out(self._invoker.connections)
         return self._out
+
+    @property
+    def websocket(self) -> WebSocket | None:
+        """The WebSocket connection this call came through (``None`` for a call that came otherwise, a nested
+        one included): ``.id``, ``.channel``, ``.send(data)`` / ``await .asend(data)``, ``.close()``."""
+        return self.request.websocket
+
+    @property
+    def websockets(self) -> Hub:
+        """This server's open WebSocket connections: ``.connected()``, ``.send(id, data)`` /
+        ``await .asend(id, data)``, ``.broadcast(channel, data)`` / ``await .abroadcast(channel, data)``.
+
+        Per server: a client is connected to one server of the cluster. See ``splice.server.core.websockets``."""
+        return self._invoker.websockets
 
     @property
     def schedule(self) -> Schedule:

@@ -1,4 +1,4 @@
-"""Assembles the server's ASGI application: ping, the admin API, and REST channels."""
+"""Assembles the server's ASGI application: ping, the admin API, and the REST, JSON-RPC and WebSocket channels."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..core.context import current_cid, new_cid
 from .admin import authorized, routes
 from .channels import ChannelApp
+from .jsonrpc import JsonRpcApp
 from .responses import CID_HEADER, error_body, json_response
 from .user_openapi import route as user_openapi
+from .websocket import WebSocketApp
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -39,14 +41,21 @@ def build_app(runtime: Runtime) -> ASGIApp:
         routes=[Route("/splice/ping", ping), user_openapi(runtime), *routes(runtime)], exception_handlers=handlers
     )
     channels = ChannelApp(runtime)
+    jsonrpc = JsonRpcApp(runtime)
+    websockets = WebSocketApp(runtime)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 return await _lifespan(receive, send)
+            if scope["type"] == "websocket":
+                return await websockets(scope, receive, send)
             return
         path: str = scope["path"]
         if not path.startswith("/splice/"):
+            rpc = jsonrpc.match(path)
+            if rpc is not None:
+                return await jsonrpc.serve(rpc, scope, receive, send)
             return await channels(scope, receive, send)
         cid = new_cid()
         token = current_cid.set(cid)

@@ -5,8 +5,9 @@ A file channel's directory holds the files dropped there, ``done/`` and ``failed
 places is one rename or one hard link (the same file system), so a file is never lost; a move into ``done/``
 or ``failed/`` never replaces a file already there.
 
-The settle rule and the names are pure (``Settling``, ``candidate``, ``unique_names``); ``move_without_replacing``
-is the one move that must not overwrite.
+The settle rule and the names are pure (``Settling``, ``candidate``, ``unique_names``); ``Folders`` does the
+blocking file system work of one directory for one server (run in a worker thread), and
+``move_without_replacing`` is the one move that must not overwrite.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -131,3 +133,98 @@ def move_without_replacing(source: Path, directory: Path, name: str, when: datet
             os.unlink(source)
         return target
     raise FileExistsError(f"{directory}: no free name for {name}")
+
+
+Seen = tuple[int, int]
+"""A file's size and mtime (nanoseconds)."""
+
+
+@dataclass(frozen=True)
+class Folders:
+    """A channel's directory as one server sees it: the files to take, its work area, ``done/`` and ``failed/``."""
+
+    root: Path
+    server: str
+    pattern: str
+
+    @property
+    def work(self) -> Path:
+        return self.root / WORK / self.server
+
+    @property
+    def done(self) -> Path:
+        return self.root / DONE
+
+    @property
+    def failed(self) -> Path:
+        return self.root / FAILED
+
+    def make(self) -> None:
+        for directory in (self.work, self.done, self.failed):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def scan(self) -> dict[str, Seen]:
+        """Every file to take, with its size and mtime (the folders are made again if someone removed them)."""
+        self.make()
+        found: dict[str, Seen] = {}
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if candidate(entry.name, self.pattern) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        seen = entry.stat(follow_symlinks=False)
+                        found[entry.name] = (seen.st_size, seen.st_mtime_ns)
+        return found
+
+    def stat(self, names: Iterable[str]) -> dict[str, Seen | None]:
+        """Size and mtime of each named file, ``None`` when it is gone or not a regular file."""
+        seen: dict[str, Seen | None] = {}
+        for name in names:
+            try:
+                found = os.lstat(self.root / name)
+            except OSError:
+                seen[name] = None
+                continue
+            seen[name] = (found.st_size, found.st_mtime_ns) if stat.S_ISREG(found.st_mode) else None
+        return seen
+
+    def left(self) -> list[str]:
+        """The files in this server's work area."""
+        return _files_in(self.work)
+
+    def others(self) -> dict[str, list[str]]:
+        """The other servers' work areas that hold files: server name -> file names."""
+        areas: dict[str, list[str]] = {}
+        with os.scandir(self.root / WORK) as entries:
+            for entry in entries:
+                if entry.name != self.server and entry.is_dir(follow_symlinks=False):
+                    names = _files_in(Path(entry.path))
+                    if names:
+                        areas[entry.name] = names
+        return areas
+
+    def read(self, name: str, limit: int) -> tuple[bytes | None, int]:
+        """A file of the work area: its bytes and size; ``None`` for the bytes when it holds more than ``limit``."""
+        with (self.work / name).open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                return None, size
+            data = file.read(limit + 1)
+        return (None if len(data) > limit else data), len(data)
+
+    def finish(self, name: str, failed: bool, when: datetime) -> str:
+        """Move a file of the work area to ``done/`` or ``failed/``; answers its name there."""
+        return move_without_replacing(self.work / name, self.failed if failed else self.done, name, when)
+
+    def explain(self, final: str, why: str) -> Path:
+        """Write why ``failed/<final>`` failed beside it."""
+        path = self.failed / f"{final}{ERROR_SUFFIX}"
+        path.write_text(why, encoding="utf-8")
+        return path
+
+
+def _files_in(directory: Path) -> list[str]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+    except FileNotFoundError:
+        return []

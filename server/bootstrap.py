@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from .channels.amqp import AmqpChannels
 from .cluster.bus import Bus, HttpBus, RedisBus
 from .cluster.member import ClusterMember
 from .config import Settings, load_settings
@@ -77,6 +78,7 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     runtime = Runtime(*parts, shutdown=shutdown or asyncio.Event())
     runtime.background.append(FileChannels(runtime))
     runtime.background.append(WebSocketPart(runtime))
+    runtime.background.append(AmqpChannels(live, invoker))
     await cluster.start()
     logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
     return runtime

@@ -94,6 +94,22 @@ class Connections:
         return _Entry(name, kind, fingerprint, connection)
 
     def lease(self, kind: str, name: str, blocking: bool) -> tuple[Any, Callable[[], None]]:
+        entry, connection = self._take(kind, name)
+        try:
+            client = connection.client(blocking)
+        except BaseException:
+            self._release(entry)
+            raise
+        return client, lambda: self._release(entry)
+
+    def hold(self, kind: str, name: str) -> tuple[Connection, Callable[[], None]]:
+        """The connection object ``name`` itself and its release: it stays open, even once replaced or removed,
+        until released. For channels that consume through a connection (AMQP) for as long as they run; compare
+        objects with ``is`` to see that a definition changed. Raises as ``lease`` does."""
+        entry, connection = self._take(kind, name)
+        return connection, lambda: self._release(entry)
+
+    def _take(self, kind: str, name: str) -> tuple[_Entry, Connection]:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.kind != kind:
@@ -101,12 +117,7 @@ class Connections:
             if entry.connection is None:
                 raise ConnectionUnusable(entry.problem)
             entry.users += 1
-        try:
-            client = entry.connection.client(blocking)
-        except BaseException:
-            self._release(entry)
-            raise
-        return client, lambda: self._release(entry)
+            return entry, entry.connection
 
     def _release(self, entry: _Entry) -> None:
         with self._lock:

@@ -37,11 +37,13 @@ def register(sub: Any, cluster_arg: Callable[[argparse.ArgumentParser], None]) -
     cluster_arg(rollback)
     rollback.add_argument("--root", type=Path, default=Path("."), help="the project root (default: .)")
 
-    apply = sub.add_parser("apply", help="apply a declaration file (channels, security definitions)")
+    apply = sub.add_parser("apply", help="apply a declaration file (security, outgoing connections, channels, jobs)")
     apply.add_argument("file", type=Path, metavar="FILE", help="e.g. splice.toml")
     cluster_arg(apply)
     apply.add_argument(
-        "--prune", action="store_true", help="also delete channels and security the file does not declare"
+        "--prune",
+        action="store_true",
+        help="also delete what the file does not declare (channels, security, outgoing connections, jobs)",
     )
     apply.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
 
@@ -207,7 +209,9 @@ def _report(answer: dict[str, Any], file: str) -> int:
     for change in answer["changes"]:
         if change["action"] == "unchanged":
             continue
-        what = "security definition" if change["kind"] == "security" else change["kind"]
+        what = {"security": "security definition", "outgoing": "outgoing connection"}.get(
+            change["kind"], change["kind"]
+        )
         fields = f" ({', '.join(change['fields'])})" if change["fields"] else ""
         print(f"{file}: {verb.get(change['action'], change['action'])} {what} {change['name']}{fields}")
     counts = answer["counts"]

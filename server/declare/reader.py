@@ -2,8 +2,8 @@
 
 Pure, no I/O. ``parse`` turns the file's text into a ``Declaration``, naming every problem at once with
 the file, the line when it can be found, and the field (``splice.toml:12: channels[1].path: ...``).
-``resolve_secrets`` looks up ``password_env`` / ``key_env`` in an environment the caller hands in: the
-secret itself is never in the file. ``plan`` compares a declaration with the cluster's current objects
+``resolve_secrets`` looks up ``password_env`` / ``key_env`` / ``token_env`` in an environment the caller hands
+in: the secret itself is never in the file. ``plan`` compares a declaration with the cluster's current objects
 and says what to create, update, leave alone, and (only when asked to ``prune``) delete; pruning never
 deletes a job a service made at run time (``self.schedule``).
 
@@ -15,12 +15,26 @@ The format::
     username = "acme"
     password_env = "PARTNERS_PASSWORD"   # the name of an environment variable, never the secret
 
+    [[outgoing]]
+    name = "billing"
+    kind = "rest"                        # or "sql", "redis", "amqp": the fields of the kind's spec
+    address = "https://billing.example.com/api"
+    token_env = "BILLING_TOKEN"          # password_env, key_env or token_env: the kind's secrets, by variable
+    timeout = 5                          # optional, as are the kind's other options
+
     [[channels]]
     name = "get-order"
     path = "/orders/{id}"
     service = "orders.get"
     methods = ["GET"]                    # optional, default ["GET"]
     security = "partners"                # optional
+
+    [[channels]]
+    name = "orders-in"
+    kind = "amqp"                        # default "rest"; also "websocket", "jsonrpc", "file": the kind's fields
+    service = "orders.take"
+    connection = "broker"                # an amqp [[outgoing]] of the file, or one the cluster has
+    queue = "orders"
 
     [[jobs]]
     name = "nightly-report"
@@ -30,7 +44,9 @@ The format::
     payload = { kind = "full" }          # optional, any TOML value but dates and times (JSON has none)
     misfire = "run_once"                 # optional, as are retries, backoff, paused; interval only: start, repeats
 
-A job is checked as ``jobspec.parse_job`` checks one. A file cannot use ``in`` (it would move on every
+A channel is checked with its kind's spec (``splice.server.channels.specs``), an outgoing connection with its
+kind's (``splice.server.connections``): see ``_outgoing`` for how its secrets are named and compared. A job is
+checked as ``jobspec.parse_job`` checks one. A file cannot use ``in`` (it would move on every
 apply) or the stored ``trigger`` form. A field the file leaves out takes its default, as for channels, except
 an interval's ``start``: left out, it is one period after the job was written, and is not compared.
 """
@@ -48,22 +64,39 @@ from pydantic_core import PydanticCustomError
 
 from ..channels import specs as channels
 from ..channels.specs import DEFAULT_HEADER as DEFAULT_HEADER
-from ..channels.specs import KINDS, SECRET_FIELD, ApiKeySecurity, BasicSecurity
-from ..core.errors import SpliceError
+from ..channels.specs import KINDS, ApiKeySecurity, BasicSecurity
 from ..core.naming import check_service_name, closest
 from ..core.validation import problems
 from ._jobs import JobDeclaration as JobDeclaration
 from ._jobs import job_differs, read_job
+from ._model import Change as Change
+from ._model import ChannelSpec as ChannelSpec
+from ._model import Declaration as Declaration
+from ._model import DeclarationError as DeclarationError
+from ._model import DeclarationProblem as DeclarationProblem
+from ._model import Located
+from ._model import Plan as Plan
+from ._model import SealedSecrets as SealedSecrets
+from ._model import Secrets as Secrets
+from ._model import SecuritySpec as SecuritySpec
+from ._outgoing import ENV_NAME, a, outgoing_differs, read_outgoing
+from ._outgoing import OutgoingDeclaration as OutgoingDeclaration
 
-SECTIONS = ("security", "channels", "jobs")
+SECTIONS = ("security", "outgoing", "channels", "jobs")
 SERVICE_ORIGIN = "service:"
 """How the origin of a job a service made at run time starts (``self.schedule``): pruning never deletes one."""
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CHANNEL_MODELS: dict[str, type[channels.ChannelOfAnyKind]] = {
+    "rest": channels.ChannelSpec,
+    "websocket": channels.WebSocketChannel,
+    "jsonrpc": channels.JsonRpcChannel,
+    "amqp": channels.AmqpChannel,
+    "file": channels.FileChannel,
+}
 
 
 def _env_name(value: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
+    if not ENV_NAME.fullmatch(value):
         raise PydanticCustomError(
             "env_name", f"must name an environment variable (letters, digits, '_'), got {value!r}"
         )
@@ -77,141 +110,6 @@ _SYNTAX_PLACE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]")
 _TABLE_HEADER = re.compile(r"^\s*\[")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
-
-
-@dataclass(frozen=True)
-class DeclarationProblem:
-    """One thing wrong with a declaration file, located as precisely as the file allows."""
-
-    file: str
-    message: str
-    field: str = ""
-    line: int | None = None
-    column: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "field": self.field,
-            "message": self.message,
-        }
-
-
-class DeclarationError(SpliceError):
-    """A declaration file was refused; nothing was changed."""
-
-    code = "invalid_declaration"
-
-    def __init__(self, problems: Sequence[DeclarationProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-    def as_dict(self) -> dict[str, object]:
-        return {"code": self.code, "message": str(self), "problems": [p.as_dict() for p in self.problems]}
-
-
-@dataclass(frozen=True)
-class SecuritySpec:
-    name: str
-    kind: str
-    username: str | None
-    header: str | None
-    secret_env: str
-    """The environment variable holding the password (``basic``) or key (``apikey``)."""
-    where: str = field(default="", compare=False)
-    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def secret_field(self) -> str:
-        return SECRET_FIELD[self.kind]
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    name: str
-    path: str
-    methods: tuple[str, ...]
-    service: str
-    security: str | None
-    where: str = field(default="", compare=False)
-    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """What a declaration file asks the cluster to hold."""
-
-    file: str
-    security: tuple[SecuritySpec, ...] = ()
-    channels: tuple[ChannelSpec, ...] = ()
-    jobs: tuple[JobDeclaration, ...] = ()
-
-    def secret_names(self) -> list[str]:
-        """The environment variables the file's secrets come from, each once."""
-        return sorted({s.secret_env for s in self.security})
-
-    def problem(self, spec: SecuritySpec | ChannelSpec | JobDeclaration, key: str, message: str) -> DeclarationProblem:
-        return DeclarationProblem(self.file, message, f"{spec.where}.{key}", spec.lines.get(key, spec.lines.get("")))
-
-
-@dataclass(frozen=True)
-class Change:
-    kind: str
-    """``security``, ``channel`` or ``job``."""
-    name: str
-    action: str
-    """``create``, ``update``, ``delete`` or ``unchanged``."""
-    fields: tuple[str, ...] = ()
-    """For an update, the fields that differ (a secret is named, never shown)."""
-
-    def __str__(self) -> str:
-        what = "security definition" if self.kind == "security" else self.kind
-        detail = f" ({', '.join(self.fields)})" if self.action == "update" else ""
-        return f"{self.action} {what} {self.name}{detail}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "name": self.name, "action": self.action, "fields": list(self.fields)}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The changes that make the cluster hold a declaration, in the order they are carried out."""
-
-    file: str
-    changes: tuple[Change, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return any(c.action != "unchanged" for c in self.changes)
-
-    def of(self, kind: str, *actions: str) -> list[Change]:
-        return [c for c in self.changes if c.kind == kind and c.action in actions]
-
-    def counts(self) -> dict[str, int]:
-        out = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
-        for change in self.changes:
-            out[change.action] += 1
-        return out
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "file": self.file,
-            "changed": self.changed,
-            "counts": self.counts(),
-            "changes": [c.as_dict() for c in self.changes],
-            "warnings": list(self.warnings),
-        }
 
 
 # -- parsing -------------------------------------------------------------------------------------------------
@@ -234,14 +132,17 @@ def parse(text: str, file: str) -> Declaration:
             )
     readers = {section: _items(data, section, file, lines, text, problems) for section in SECTIONS}
     security = tuple(s for r in readers["security"] if (s := _security(r)) is not None)
+    outgoing = tuple(o for r in readers["outgoing"] if (o := read_outgoing(r)) is not None)
     channels = tuple(c for r in readers["channels"] if (c := _channel(r)) is not None)
     jobs = tuple(j for r in readers["jobs"] if (j := read_job(r)) is not None)
-    for reader in (*readers["security"], *readers["channels"], *readers["jobs"]):
-        problems.extend(reader.problems)
-    problems.extend(_duplicates(file, security) + _duplicates(file, channels) + _duplicates(file, jobs))
+    for section in SECTIONS:
+        for reader in readers[section]:
+            problems.extend(reader.problems)
+    for specs in (security, outgoing, channels, jobs):
+        problems.extend(_duplicates(file, specs))
     if problems:
         raise DeclarationError(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
-    return Declaration(file, security, channels, jobs)
+    return Declaration(file, security, channels, jobs, outgoing)
 
 
 def _listed() -> str:
@@ -330,9 +231,23 @@ class _Reader:
             if self.where.startswith("security") and key in ("password", "key", "secret", "token"):
                 self.problem(key, f"secrets never come from the file: name an environment variable with {key}_env")
                 continue
-            hint = closest(key, list(allowed))
-            suffix = f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(sorted(allowed))})"
-            self.problem(key, f"unknown field for {kind}{suffix}")
+            self.unknown(key, allowed, kind)
+
+    def unknown(self, key: str, allowed: Collection[str], kind: str) -> None:
+        hint = closest(key, sorted(allowed))
+        suffix = f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(sorted(allowed))})"
+        self.problem(key, f"unknown field for {kind}{suffix}")
+
+    def report(self, exc: ValidationError, allowed: Collection[str], kind: str) -> None:
+        """A model's problems as the file's, each at the line of its key (an unknown key with a hint)."""
+        for found in problems(exc, KINDS, _toml_type):
+            key = found.field
+            if found.message != "unknown field":
+                self.problem(key, found.message)
+            elif self.where.startswith("security") and key in _SECRET_KEYS:
+                self.problem(key, f"secrets never come from the file: name an environment variable with {key}_env")
+            else:
+                self.unknown(key, allowed, kind)
 
 
 def _toml_type(value: object) -> str:
@@ -385,37 +300,33 @@ def _security(reader: _Reader) -> SecuritySpec | None:
         kind = reader.table.get("kind")
         model = _DeclaredBasic if kind == "basic" else _DeclaredApiKey if kind == "apikey" else None
         allowed = set(model.model_fields) if model else {*_DeclaredBasic.model_fields, *_DeclaredApiKey.model_fields}
-        _report(reader, exc, allowed, f"kind '{kind}'" if model else "security")
+        reader.report(exc, allowed, f"kind '{kind}'" if model else "security")
         return None
     secret_env = spec.password_env if isinstance(spec, _DeclaredBasic) else spec.key_env
     return SecuritySpec(spec.name, spec.kind, spec.username, spec.header, secret_env, reader.where, reader.lines)
 
 
 def _channel(reader: _Reader) -> ChannelSpec | None:
-    try:
-        spec = channels.ChannelSpec.model_validate(reader.table)
-    except ValidationError as exc:
-        _report(reader, exc, set(channels.ChannelSpec.model_fields), "channels")
+    kind = reader.table.get("kind", "rest")
+    model = CHANNEL_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        hint = closest(kind, list(CHANNEL_MODELS)) if isinstance(kind, str) else None
+        suffix = f"; did you mean '{hint}'?" if hint else ""
+        reader.problem("kind", f"must be one of {', '.join(CHANNEL_MODELS)}, got {kind!r}{suffix}")
         return None
-    methods = tuple(spec.methods)
-    return ChannelSpec(spec.name, spec.path, methods, spec.service, spec.security, reader.where, reader.lines)
+    try:
+        spec = model.model_validate(reader.table)
+    except ValidationError as exc:
+        reader.report(exc, set(model.model_fields), "channels" if kind == "rest" else f"{a(kind)} channel")
+        return None
+    c = channels.channel_columns(spec)
+    methods, options = tuple(c["methods"]), c["options"] or {}
+    return ChannelSpec(
+        spec.name, c["path"], methods, c["service"], c["security"], kind, options, reader.where, reader.lines
+    )
 
 
-def _report(reader: _Reader, exc: ValidationError, allowed: set[str], kind: str) -> None:
-    """The model's problems as the file's, each at the line of its key (an unknown key with a hint)."""
-    for problem in problems(exc, KINDS, _toml_type):
-        key = problem.field
-        if problem.message != "unknown field":
-            reader.problem(key, problem.message)
-        elif reader.where.startswith("security") and key in _SECRET_KEYS:
-            reader.problem(key, f"secrets never come from the file: name an environment variable with {key}_env")
-        else:
-            hint = closest(key, sorted(allowed))
-            suffix = f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(sorted(allowed))})"
-            reader.problem(key, f"unknown field for {kind}{suffix}")
-
-
-def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec | JobDeclaration]) -> list[DeclarationProblem]:
+def _duplicates(file: str, specs: Sequence[Located]) -> list[DeclarationProblem]:
     seen: dict[str, str] = {}
     problems = []
     for spec in specs:
@@ -430,26 +341,37 @@ def _duplicates(file: str, specs: Sequence[SecuritySpec | ChannelSpec | JobDecla
 # -- secrets -------------------------------------------------------------------------------------------------
 
 
-def resolve_secrets(declaration: Declaration, environ: Mapping[str, str], where: str) -> dict[str, str]:
-    """Each security definition's secret, by definition name, from ``environ``.
+def resolve_secrets(declaration: Declaration, environ: Mapping[str, str], where: str) -> Secrets:
+    """Each security definition's and outgoing connection's secrets, from ``environ``.
 
     ``where`` says whose environment it is, for the message (``"the environment of splice apply"``,
     ``"server server1's environment"``). Raises ``DeclarationError`` for every variable that is unset or empty.
     """
-    secrets: dict[str, str] = {}
-    problems = []
-    for spec in declaration.security:
-        value = environ.get(spec.secret_env)
-        key = f"{spec.secret_field}_env"
-        if value is None:
-            problems.append(declaration.problem(spec, key, f"{spec.secret_env} is not set in {where}"))
-        elif not value:
-            problems.append(declaration.problem(spec, key, f"{spec.secret_env} is empty in {where}"))
-        else:
-            secrets[spec.name] = value
+    problems: list[DeclarationProblem] = []
+
+    def look_up(spec: Located, key: str, variable: str) -> str | None:
+        value = environ.get(variable)
+        if not value:
+            state = "is not set" if value is None else "is empty"
+            problems.append(declaration.problem(spec, key, f"{variable} {state} in {where}"))
+        return value or None
+
+    security = {
+        spec.name: value
+        for spec in declaration.security
+        if (value := look_up(spec, f"{spec.secret_field}_env", spec.secret_env)) is not None
+    }
+    outgoing = {
+        spec.name: {
+            secret: value
+            for secret, variable in spec.secret_envs.items()
+            if (value := look_up(spec, f"{secret}_env", variable)) is not None
+        }
+        for spec in declaration.outgoing
+    }
     if problems:
         raise DeclarationError(problems)
-    return secrets
+    return Secrets(security, outgoing)
 
 
 # -- planning ------------------------------------------------------------------------------------------------
@@ -463,38 +385,36 @@ def plan(
     prune: bool = False,
     services: Collection[str] | None = None,
     jobs: Sequence[Mapping[str, Any]] = (),
+    outgoing: Sequence[Mapping[str, Any]] = (),
+    stale_secrets: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """What makes the cluster hold ``declaration``.
 
-    ``channels``, ``security`` and ``jobs`` are the cluster's current objects (as the repository lists them);
-    ``secret_matches[name]`` says whether the declared secret of an existing definition matches its stored
-    hash (a missing entry counts as different). Objects the file does not declare are deleted only with
-    ``prune``, and never a job a service made at run time. ``services``, when given, are the deployed
+    ``channels``, ``security``, ``jobs`` and ``outgoing`` are the cluster's current objects (as the repository
+    lists them); ``secret_matches[name]`` says whether the declared secret of an existing security definition
+    matches its stored hash, ``stale_secrets[name]`` which secrets of an existing outgoing connection differ from
+    the stored ones (a missing entry counts as different, in both). Objects the file does not declare are deleted
+    only with ``prune``, and never a job a service made at run time. ``services``, when given, are the deployed
     services, for warnings about channels and jobs that name none of them. Raises ``DeclarationError`` if a
-    channel names a security definition that would not exist.
+    channel names a security definition or an AMQP connection that would not exist.
     """
     current_sec = {str(s["name"]): s for s in security}
+    current_out = {str(o["name"]): o for o in outgoing}
     current_ch = {str(c["name"]): c for c in channels}
     current_jobs = {str(j["name"]): j for j in jobs}
-    declared_sec = {s.name for s in declaration.security}
-    declared_ch = {c.name for c in declaration.channels}
-    declared_jobs = {j.name for j in declaration.jobs}
-    _check_references(declaration, set(current_sec), prune)
+    _check_references(declaration, set(current_sec), {name: str(o["kind"]) for name, o in current_out.items()}, prune)
     changes = [_security_change(spec, current_sec.get(spec.name), secret_matches) for spec in declaration.security]
+    stale = stale_secrets or {}
+    changes += [_outgoing_change(spec, current_out.get(spec.name), stale) for spec in declaration.outgoing]
     changes += [_channel_change(spec, current_ch.get(spec.name)) for spec in declaration.channels]
     changes += [_job_change(job, current_jobs.get(job.name)) for job in declaration.jobs]
     if prune:
-        changes += [Change("channel", name, "delete") for name in sorted(set(current_ch) - declared_ch)]
-        changes += [Change("security", name, "delete") for name in sorted(set(current_sec) - declared_sec)]
-        doomed = sorted(
-            name for name, row in current_jobs.items() if name not in declared_jobs and not _by_service(row)
-        )
-        changes += [Change("job", name, "delete") for name in doomed]
+        changes += _deletions(declaration, current_ch, current_sec, current_out, current_jobs)
     warnings = []
     if services is not None:
         named: list[tuple[str, ChannelSpec | JobDeclaration]] = [("channel", c) for c in declaration.channels]
         for what, spec in named + [("job", j) for j in declaration.jobs]:
-            if spec.service not in services:
+            if spec.service and spec.service not in services:
                 warnings.append(f"{what} {spec.name}: no service named '{spec.service}' is deployed yet")
     for job in declaration.jobs:
         if job.name in current_jobs and _by_service(current_jobs[job.name]):
@@ -503,24 +423,59 @@ def plan(
     return Plan(declaration.file, tuple(changes), tuple(warnings))
 
 
+def _deletions(
+    declaration: Declaration,
+    channels: Mapping[str, Any],
+    security: Mapping[str, Any],
+    outgoing: Mapping[str, Any],
+    jobs: Mapping[str, Mapping[str, Any]],
+) -> list[Change]:
+    """What pruning deletes: every current object the file does not declare, but jobs services made."""
+    kept = {
+        "channel": {c.name for c in declaration.channels},
+        "security": {s.name for s in declaration.security},
+        "outgoing": {o.name for o in declaration.outgoing},
+        "job": {j.name for j in declaration.jobs} | {name for name, row in jobs.items() if _by_service(row)},
+    }
+    current = {"channel": channels, "security": security, "outgoing": outgoing, "job": jobs}
+    return [Change(kind, name, "delete") for kind, names in current.items() for name in sorted(set(names) - kept[kind])]
+
+
 def _by_service(job: Mapping[str, Any]) -> bool:
     return str(job.get("origin") or "").startswith(SERVICE_ORIGIN)
 
 
-def _check_references(declaration: Declaration, existing: set[str], prune: bool) -> None:
-    declared = {s.name for s in declaration.security}
+def _check_references(declaration: Declaration, security: set[str], outgoing: Mapping[str, str], prune: bool) -> None:
+    """Each channel's security definition, and each AMQP channel's connection, is in the file or the cluster."""
+    declared_sec = {s.name for s in declaration.security}
+    declared_out = {o.name: o.kind for o in declaration.outgoing}
     problems = []
     for spec in declaration.channels:
-        if spec.security is None or spec.security in declared:
+        if spec.security is not None and spec.security not in declared_sec:
+            message = _missing("security definition", spec.security, spec.security in security, prune)
+            problems.append(declaration.problem(spec, "security", message))
+        name = spec.connection
+        if spec.kind != "amqp" or name is None:
             continue
-        if spec.security not in existing:
-            message = f"no security definition named '{spec.security}' is declared in the file or exists in the cluster"
-            problems.append(declaration.problem(spec, "security", message))
-        elif prune:
-            message = f"security definition '{spec.security}' is not declared in the file, so pruning would delete it"
-            problems.append(declaration.problem(spec, "security", message))
+        kind = declared_out.get(name, outgoing.get(name))
+        if kind is not None and kind != "amqp":
+            message = f"outgoing connection '{name}' is of kind {kind}: an AMQP channel consumes through an amqp one"
+            problems.append(declaration.problem(spec, "connection", message))
+        elif name not in declared_out:
+            message = _missing("amqp outgoing connection", name, kind is not None, prune).replace(" definition", "")
+            problems.append(declaration.problem(spec, "connection", message))
+    problems = [p for p in problems if p.message]
     if problems:
         raise DeclarationError(problems)
+
+
+def _missing(what: str, name: str, exists: bool, prune: bool) -> str:
+    """What is wrong with naming ``what`` ``name`` the file does not declare ('' if nothing)."""
+    if not exists:
+        return f"no {what} named '{name}' is declared in the file or exists in the cluster"
+    if prune:
+        return f"{what} '{name}' is not declared in the file, so pruning would delete it"
+    return ""
 
 
 def _security_change(
@@ -538,13 +493,31 @@ def _security_change(
     return Change("security", spec.name, "update" if differs else "unchanged", tuple(differs))
 
 
+def _outgoing_change(
+    spec: OutgoingDeclaration, current: Mapping[str, Any] | None, stale: Mapping[str, Collection[str]]
+) -> Change:
+    if current is None:
+        return Change("outgoing", spec.name, "create")
+    differs = outgoing_differs(spec, current, stale)
+    return Change("outgoing", spec.name, "update" if differs else "unchanged", differs)
+
+
 def _channel_change(spec: ChannelSpec, current: Mapping[str, Any] | None) -> Change:
     if current is None:
         return Change("channel", spec.name, "create")
-    wanted = {"path": spec.path, "methods": sorted(spec.methods), "service": spec.service, "security": spec.security}
-    have = {**current, "methods": sorted(current.get("methods") or [])}
-    differs = tuple(key for key, value in wanted.items() if have.get(key) != value)
-    return Change("channel", spec.name, "update" if differs else "unchanged", differs)
+    wanted = {
+        "kind": spec.kind,
+        "path": spec.path,
+        "methods": sorted(spec.methods),
+        "service": spec.service,
+        "security": spec.security,
+        **spec.options,
+    }
+    have = {**(current.get("options") or {}), **current, "methods": sorted(current.get("methods") or [])}
+    have["kind"] = have.get("kind") or "rest"
+    differs = [key for key, value in wanted.items() if have.get(key) != value]
+    differs += [key for key in current.get("options") or {} if key not in wanted]
+    return Change("channel", spec.name, "update" if differs else "unchanged", tuple(differs))
 
 
 def _job_change(job: JobDeclaration, current: Mapping[str, Any] | None) -> Change:

@@ -1,4 +1,5 @@
-"""Channels and security definitions in the ODB, and ``splice apply``'s one transaction that changes them."""
+"""Channels and security definitions in the ODB, and ``splice apply``'s one transaction that changes them (with
+outgoing connections)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..core.errors import Conflict, NotFound
-from ..declare.reader import Declaration, Plan
-from .models import Channel, SecurityDefinition
+from ..declare.reader import Declaration, Plan, SealedSecrets
+from .models import Channel, OutgoingConnection, SecurityDefinition
+from .outgoing import Sealed, put_outgoing_row
 from .scope import ClusterScope
 
 
@@ -130,12 +132,21 @@ class OdbChannels(ClusterScope):
 
     # -- declared configuration (splice apply) ---------------------------------------------------
 
-    async def apply_declared(self, declaration: Declaration, plan: Plan, secret_hashes: dict[str, str]) -> None:
+    async def apply_declared(
+        self,
+        declaration: Declaration,
+        plan: Plan,
+        secret_hashes: dict[str, str],
+        sealed: dict[str, SealedSecrets | None],
+    ) -> None:
         """Carry out ``plan`` (made for ``declaration``) in one transaction: all of it or nothing.
 
-        ``secret_hashes`` holds the hashed secret of every security definition the plan creates or updates.
+        ``secret_hashes`` holds the hashed secret of every security definition the plan creates or updates,
+        ``sealed`` the encrypted secrets of every outgoing connection it creates or updates (``None``: keep the
+        stored ones).
         """
         security = {s.name: s for s in declaration.security}
+        outgoing = {o.name: o for o in declaration.outgoing}
         channels = {c.name: c for c in declaration.channels}
         values: dict[str, Any]
         try:
@@ -145,21 +156,30 @@ class OdbChannels(ClusterScope):
                     values = {"kind": spec.kind, "username": spec.username, "header": spec.header}
                     values["secret_hash"] = secret_hashes[spec.name]
                     await self._put(conn, SecurityDefinition, change.name, change.action, values)
+                for change in plan.of("outgoing", "create", "update"):
+                    out, kept = outgoing[change.name], sealed.get(change.name)
+                    stored = None if kept is None else Sealed(kept.token, kept.names, kept.key_id)
+                    replace = change.action == "update"
+                    await put_outgoing_row(conn, self.cluster_id, out.name, out.kind, dict(out.config), stored, replace)
                 where = SecurityDefinition.cluster_id == self.cluster_id
                 rows = await conn.execute(select(SecurityDefinition.name, SecurityDefinition.id).where(where))
                 ids: dict[str, int] = {name: found for name, found in rows}
                 for change in plan.of("channel", "create", "update"):
                     ch = channels[change.name]
-                    values = {"path": ch.path, "methods": list(ch.methods), "service": ch.service}
-                    values["security_id"] = ids.get(ch.security or "")
+                    values = {"kind": ch.kind, "path": ch.path, "methods": list(ch.methods), "service": ch.service}
+                    values.update(security_id=ids.get(ch.security or ""), options=dict(ch.options) or None)
                     await self._put(conn, Channel, ch.name, change.action, values)
-                for model, kind in ((Channel, "channel"), (SecurityDefinition, "security")):
+                for model, kind in (
+                    (Channel, "channel"),
+                    (SecurityDefinition, "security"),
+                    (OutgoingConnection, "outgoing"),
+                ):
                     if names := [c.name for c in plan.of(kind, "delete")]:
                         doomed = (model.cluster_id == self.cluster_id, model.name.in_(names))
                         await conn.execute(delete(model).where(*doomed))
         except IntegrityError as exc:
-            message = f"{declaration.file}: channels or security changed while it was applied; apply it again"
-            raise Conflict(message) from exc
+            message = f"{declaration.file}: channels, security or outgoing connections changed while it was applied;"
+            raise Conflict(f"{message} apply it again") from exc
 
     async def _put(
         self,

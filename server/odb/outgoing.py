@@ -65,19 +65,8 @@ class OdbOutgoing(ClusterScope):
         sealed: Sealed | None,
         replace: bool,
     ) -> bool:
-        """``put_outgoing`` inside a transaction the caller holds (``splice apply``)."""
-        values: dict[str, Any] = {"kind": kind, "config": config, "updated_at": datetime.now(UTC)}
-        if sealed is not None:
-            values.update(secrets=sealed.token, secret_names=list(sealed.names), key_id=sealed.key_id)
-        found = await self._find(conn, name)
-        if found is None:
-            values.setdefault("secret_names", [])
-            await conn.execute(insert(OutgoingConnection).values(cluster_id=self.cluster_id, name=name, **values))
-            return True
-        if not replace:
-            raise Conflict(f"outgoing connection '{name}' already exists")
-        await conn.execute(update(OutgoingConnection).where(OutgoingConnection.id == found.id).values(**values))
-        return False
+        """``put_outgoing`` inside a transaction the caller holds."""
+        return await put_outgoing_row(conn, self.cluster_id, name, kind, config, sealed, replace)
 
     async def delete_outgoing(self, name: str) -> None:
         async with self.engine.begin() as conn:
@@ -96,6 +85,32 @@ class OdbOutgoing(ClusterScope):
         return (await conn.execute(query)).first()
 
 
+async def put_outgoing_row(
+    conn: AsyncConnection,
+    cluster_id: int,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    sealed: Sealed | None,
+    replace: bool,
+) -> bool:
+    """``OdbOutgoing.put_outgoing`` in ``conn``'s transaction, for cluster ``cluster_id`` (also ``splice apply``'s
+    one transaction, ``OdbChannels.apply_declared``). A ``sealed`` with no names removes the stored secrets."""
+    values: dict[str, Any] = {"kind": kind, "config": config, "updated_at": datetime.now(UTC)}
+    if sealed is not None:
+        values.update(secrets=sealed.token or None, secret_names=list(sealed.names), key_id=sealed.key_id or None)
+    where = (OutgoingConnection.cluster_id == cluster_id, OutgoingConnection.name == name)
+    found = (await conn.execute(select(OutgoingConnection.id).where(*where))).first()
+    if found is None:
+        values.setdefault("secret_names", [])
+        await conn.execute(insert(OutgoingConnection).values(cluster_id=cluster_id, name=name, **values))
+        return True
+    if not replace:
+        raise Conflict(f"outgoing connection '{name}' already exists")
+    await conn.execute(update(OutgoingConnection).where(OutgoingConnection.id == found.id).values(**values))
+    return False
+
+
 def _row(row: Any) -> dict[str, Any]:
     return {
         "name": row.name,
@@ -108,4 +123,4 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["OdbOutgoing", "Sealed"]
+__all__ = ["OdbOutgoing", "Sealed", "put_outgoing_row"]

@@ -11,8 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from splice.server.runtime import Runtime
-from tests.conftest import InProcess
+from tests.conftest import Cluster, InProcess, splice
 
 TOOLS = textwrap.dedent(
     """
@@ -212,3 +214,187 @@ async def test_a_server_without_a_job_store_refuses_declared_jobs(server: InProc
     assert "keeps no jobs" in problem["message"]
     assert (await server.admin.get("/splice/admin/channels")).json()["channels"] == []
     assert (await apply(server, CHANNEL))["status"] == "applied"
+
+
+# -- outgoing connections and channel kinds ----------------------------------------------------------------------
+
+OUTGOING = textwrap.dedent(
+    """\
+    [[outgoing]]
+    name = "billing"
+    kind = "rest"
+    address = "http://127.0.0.1:9/api"
+    token_env = "BILLING_TOKEN"
+    timeout = 5
+
+    [[outgoing]]
+    name = "cache"
+    kind = "redis"
+    address = "redis://127.0.0.1:6379/0"
+    """
+)
+TOKEN = "t0k-for-the-apply-test"
+
+
+async def outgoing_rows(server: InProcess) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in await runtime_of(server).repository.list_outgoing()}
+
+
+async def stored_secrets(server: InProcess, name: str) -> dict[str, str]:
+    row = (await outgoing_rows(server))[name]
+    if not row["secrets"]:
+        return {}
+    return runtime_of(server).live.connections.key().decrypt(row["secrets"], row["key_id"], name)
+
+
+async def test_outgoing_connections_are_created_sealed_then_left_alone(server: InProcess) -> None:
+    runtime = runtime_of(server)
+    sequence = await runtime.repository.last_sequence()
+
+    first = await apply(server, OUTGOING, secrets={"BILLING_TOKEN": TOKEN, "UNUSED": "x"})
+    assert TOKEN not in str(first)
+    assert changes(first) == [("create", "outgoing", "billing", []), ("create", "outgoing", "cache", [])]
+    assert [s["status"] for s in first["servers"]] == ["deployed"]
+    assert await runtime.repository.last_sequence() == sequence + 1
+    shown = (await server.admin.get("/splice/admin/outgoing/billing")).json()
+    assert (shown["address"], shown["timeout"], shown["retries"], shown["token"]) == (
+        "http://127.0.0.1:9/api",
+        5.0,
+        2,
+        "***",
+    )
+    assert "token" not in (await server.admin.get("/splice/admin/outgoing/cache")).json()
+    assert await stored_secrets(server, "billing") == {"token": TOKEN}
+    assert runtime.live.connections.kinds() == {"billing": "rest", "cache": "redis"}
+
+    second = await apply(server, OUTGOING, secrets={"BILLING_TOKEN": TOKEN})
+    assert (second["status"], second["changed"], second["servers"]) == ("unchanged", False, [])
+    assert second["counts"] == {"create": 0, "update": 0, "delete": 0, "unchanged": 2}
+    assert await runtime.repository.last_sequence() == sequence + 1
+
+
+async def test_a_changed_field_or_secret_updates_the_connection(server: InProcess) -> None:
+    await apply(server, OUTGOING, secrets={"BILLING_TOKEN": TOKEN})
+    before = (await outgoing_rows(server))["billing"]
+
+    moved = OUTGOING.replace("127.0.0.1:9/api", "127.0.0.1:9/v2")
+    answer = await apply(server, moved, secrets={"BILLING_TOKEN": TOKEN})
+    assert changes(answer) == [("update", "outgoing", "billing", ["address"])]
+    after = (await outgoing_rows(server))["billing"]
+    assert (after["config"]["address"], after["secrets"]) == ("http://127.0.0.1:9/v2", before["secrets"])
+
+    rotated = await apply(server, moved, secrets={"BILLING_TOKEN": TOKEN + "-2"})
+    assert changes(rotated) == [("update", "outgoing", "billing", ["token"])]
+    assert await stored_secrets(server, "billing") == {"token": TOKEN + "-2"}
+    assert (await apply(server, moved, secrets={"BILLING_TOKEN": TOKEN + "-2"}))["status"] == "unchanged"
+
+    keyless = await apply(server, moved.replace('token_env = "BILLING_TOKEN"\n', ""))
+    assert changes(keyless) == [("update", "outgoing", "billing", ["token"])]
+    row = (await outgoing_rows(server))["billing"]
+    assert (row["secret_names"], row["secrets"], row["key_id"]) == ([], None, None)
+    assert "token" not in (await server.admin.get("/splice/admin/outgoing/billing")).json()
+
+
+async def test_pruning_deletes_outgoing_connections_the_file_does_not_declare(server: InProcess) -> None:
+    await apply(server, OUTGOING, secrets={"BILLING_TOKEN": TOKEN})
+    cache_only = OUTGOING.split("\n\n", 1)[1]
+    assert (await apply(server, cache_only))["status"] == "unchanged"
+    pruned = await apply(server, cache_only, prune=True)
+    assert changes(pruned) == [("delete", "outgoing", "billing", [])]
+    assert set(await outgoing_rows(server)) == {"cache"}
+    assert runtime_of(server).live.connections.kinds() == {"cache": "redis"}
+
+
+async def test_a_missing_secret_changes_nothing(server: InProcess) -> None:
+    refused = await apply(server, CHANNEL + "\n" + OUTGOING, status=422)
+    (problem,) = refused["error"]["problems"]
+    assert (problem["line"], problem["field"]) == (10, "outgoing[0].token_env")
+    assert problem["message"] == "BILLING_TOKEN is not set in the secrets sent with the call"
+    assert await outgoing_rows(server) == {}
+    assert (await server.admin.get("/splice/admin/channels")).json()["channels"] == []
+
+
+WEBSOCKET = textwrap.dedent(
+    """\
+    [[security]]
+    name = "partners"
+    kind = "apikey"
+    key_env = "PARTNERS_KEY"
+
+    [[channels]]
+    name = "live"
+    kind = "websocket"
+    path = "/live"
+    service = "tools.tick"
+    security = "partners"
+    idle_timeout = 60
+    """
+)
+
+
+async def test_security_outgoing_and_channels_of_any_kind_are_one_change(server: InProcess) -> None:
+    await deploy_tools(server)
+    runtime = runtime_of(server)
+    sequence = await runtime.repository.last_sequence()
+    secrets = {"BILLING_TOKEN": TOKEN, "PARTNERS_KEY": "k"}
+    answer = await apply(server, WEBSOCKET + "\n" + OUTGOING, secrets=secrets)
+    assert changes(answer) == [
+        ("create", "security", "partners", []),
+        ("create", "outgoing", "billing", []),
+        ("create", "outgoing", "cache", []),
+        ("create", "channel", "live", []),
+    ]
+    assert await runtime.repository.last_sequence() == sequence + 1
+    (live,) = (await server.admin.get("/splice/admin/channels")).json()["channels"]
+    assert (live["kind"], live["path"], live["security"]) == ("websocket", "/live", "partners")
+    assert live["options"] == {"max_message": 1048576, "idle_timeout": 60.0, "ping_interval": 20.0}
+    assert [spec.name for spec in runtime.live.of("websocket")] == ["live"]
+    assert (await apply(server, WEBSOCKET + "\n" + OUTGOING, secrets=secrets))["status"] == "unchanged"
+
+    edited = WEBSOCKET.replace("idle_timeout = 60", "idle_timeout = 30")
+    assert changes(await apply(server, edited + "\n" + OUTGOING, secrets=secrets)) == [
+        ("update", "channel", "live", ["idle_timeout"])
+    ]
+
+
+async def test_a_pickup_file_takes_outgoing_secrets_from_the_servers_environment(
+    server: InProcess, tmp_path: Path
+) -> None:
+    runtime = runtime_of(server)
+    runtime.environ = {"BILLING_TOKEN": TOKEN}
+    file = tmp_path / "billing.splice.toml"
+    file.write_text(OUTGOING, encoding="utf-8")
+    assert (await runtime.apply_config(file))["changed"] is True
+    assert await stored_secrets(server, "billing") == {"token": TOKEN}
+    assert (await runtime.apply_config(file))["changed"] is False
+
+
+BASIC = textwrap.dedent(
+    """\
+    [[outgoing]]
+    name = "billing"
+    kind = "rest"
+    address = "http://127.0.0.1:9/api"
+    username = "shop"
+    password_env = "BILLING_PASSWORD"
+    """
+)
+
+
+def test_splice_apply_sends_outgoing_secrets_from_its_environment(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real command on a real cluster: the secret travels once, is shown as ***, and the same file again is
+    no change."""
+    file = tmp_path / "splice.toml"
+    file.write_text(BASIC, encoding="utf-8")
+    monkeypatch.setenv("BILLING_PASSWORD", TOKEN)
+    applied = splice("apply", str(file), "--cluster", str(cluster.directory))
+    assert f"{file}: create outgoing connection billing" in applied.stdout
+    with cluster.admin() as admin:
+        shown = admin.get("/splice/admin/outgoing/billing").json()
+    assert (shown["username"], shown["password"]) == ("shop", "***")
+    again = splice("apply", str(file), "--cluster", str(cluster.directory))
+    assert f"{file}: no change" in again.stdout
+    for result in (applied, again):
+        assert TOKEN not in result.stdout + result.stderr

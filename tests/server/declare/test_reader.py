@@ -127,7 +127,8 @@ def _toml(value: object) -> str:
         ('channels = ["x"]\n', "splice.toml:1: channels[0]: must be a table, got str"),
         (
             "routes = 1\n",
-            "splice.toml:1: routes: unknown section (a file declares [[security]], [[channels]] and [[jobs]]",
+            "splice.toml:1: routes: unknown section"
+            " (a file declares [[security]], [[outgoing]], [[channels]] and [[jobs]]",
         ),
         ('[[job]]\nname = "x"\n', "splice.toml:1: job: unknown section; did you mean [[jobs]]?"),
         ("jobs = 1\n", "splice.toml:1: jobs: must be an array of tables"),
@@ -197,7 +198,8 @@ def test_an_inline_table_item_has_problems_without_a_line() -> None:
 def test_secrets_come_from_the_environment_given() -> None:
     declaration = parse(FULL, "splice.toml")
     secrets = resolve_secrets(declaration, {"PARTNERS_PASSWORD": "s3cret", "INTERNAL_KEY": "k", "OTHER": "x"}, "env")
-    assert secrets == {"partners": "s3cret", "internal": "k"}
+    assert secrets.security == {"partners": "s3cret", "internal": "k"}
+    assert "s3cret" not in repr(secrets)
 
 
 @pytest.mark.parametrize(
@@ -652,3 +654,400 @@ def test_channels_security_and_jobs_plan_together() -> None:
     result = plan(parse(FULL + "\n" + JOBS, "splice.toml"), CURRENT_CHANNELS, CURRENT_SECURITY, SAME, jobs=[])
     assert result.counts() == {"create": 4, "update": 0, "delete": 0, "unchanged": 4}
     assert result.as_dict()["changes"][-1] == {"kind": "job", "name": "poll", "action": "create", "fields": []}
+
+
+# -- outgoing connections and channel kinds ----------------------------------------------------------------------
+
+OUTGOING = textwrap.dedent(
+    """\
+    [[outgoing]]
+    name = "billing"
+    kind = "rest"
+    address = "https://billing.example.com/api"
+    token_env = "BILLING_TOKEN"
+    timeout = 5
+    headers = { X-Tenant = "acme" }
+
+    [[outgoing]]
+    name = "crm"
+    kind = "sql"
+    address = "postgresql://crm@db.example.com/crm"
+    password_env = "CRM_PASSWORD"
+    pool_size = 2
+
+    [[outgoing]]
+    name = "cache"
+    kind = "redis"
+    address = "redis://127.0.0.1:6379/0"
+
+    [[outgoing]]
+    name = "broker"
+    kind = "amqp"
+    address = "amqp://guest@127.0.0.1:5672/"
+    password_env = "BROKER_PASSWORD"
+
+    [[channels]]
+    name = "orders-in"
+    kind = "amqp"
+    service = "orders.take"
+    connection = "broker"
+    queue = "orders"
+    prefetch = 5
+
+    [[channels]]
+    name = "live"
+    kind = "websocket"
+    path = "/live"
+    service = "orders.live"
+    """
+)
+
+
+def test_outgoing_connections_parse_with_their_kind_defaults_and_secret_variables() -> None:
+    declaration = parse(OUTGOING, "splice.toml")
+    billing, crm, cache, broker = declaration.outgoing
+    assert (billing.name, billing.kind, billing.where) == ("billing", "rest", "outgoing[0]")
+    assert billing.config == {
+        "name": "billing",
+        "kind": "rest",
+        "address": "https://billing.example.com/api",
+        "username": None,
+        "header": "X-API-Key",
+        "timeout": 5.0,
+        "connect_timeout": 5.0,
+        "retries": 2,
+        "backoff": 0.2,
+        "verify": True,
+        "ca_file": None,
+        "max_connections": 20,
+        "headers": {"X-Tenant": "acme"},
+    }
+    assert billing.secret_envs == {"token": "BILLING_TOKEN"}
+    assert (crm.config["pool_size"], crm.secret_envs) == (2, {"password": "CRM_PASSWORD"})
+    assert (cache.config["max_connections"], cache.secret_envs) == (20, {})
+    assert broker.lines == {"": 21, "name": 22, "kind": 23, "address": 24, "password_env": 25}
+    assert declaration.secret_names() == ["BILLING_TOKEN", "BROKER_PASSWORD", "CRM_PASSWORD"]
+
+
+def test_channels_of_every_kind_keep_their_kind_and_options() -> None:
+    orders_in, live = parse(OUTGOING, "splice.toml").channels
+    assert (orders_in.kind, orders_in.path, orders_in.methods, orders_in.service) == ("amqp", "", (), "orders.take")
+    assert orders_in.connection == "broker"
+    assert orders_in.options == {
+        "connection": "broker",
+        "queue": "orders",
+        "prefetch": 5,
+        "retries": 3,
+        "backoff": 1.0,
+        "dead_letter": None,
+        "declare": True,
+    }
+    assert (live.kind, live.path, live.service, live.security, live.connection) == (
+        "websocket",
+        "/live",
+        "orders.live",
+        None,
+        None,
+    )
+    assert live.options == {"max_message": 1048576, "idle_timeout": 300.0, "ping_interval": 20.0}
+
+
+def outgoing(**fields: object) -> str:
+    base: dict[str, object] = {"name": "billing", "kind": "rest", "address": "https://billing.example.com"}
+    base.update(fields)
+    lines = [f"{k} = {_toml(v)}" for k, v in base.items() if v is not None]
+    return "[[outgoing]]\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            outgoing(password="hunter2"),
+            "splice.toml:5: outgoing[0].password: secrets never come from the file:"
+            " name an environment variable with password_env",
+        ),
+        (outgoing(token="t"), "outgoing[0].token: secrets never come from the file: name an environment variable"),
+        (
+            outgoing(kind="sql", address="postgresql://db/x", key="k"),
+            "outgoing[0].key: secrets never come from the file: name an environment variable with password_env",
+        ),
+        (outgoing(timeout=-1), "splice.toml:5: outgoing[0].timeout: must be > 0.0, got -1"),
+        (outgoing(retries="2"), "splice.toml:5: outgoing[0].retries: must be an integer, got str"),
+        (
+            outgoing(timout=5),
+            "splice.toml:5: outgoing[0].timout: unknown field for a rest connection; did you mean 'timeout'?",
+        ),
+        (outgoing(pool_size=2), "outgoing[0].pool_size: unknown field for a rest connection"),
+        (
+            outgoing(kind="reddis"),
+            "splice.toml:3: outgoing[0].kind: must be one of amqp, redis, rest, sql, got 'reddis';"
+            " did you mean 'redis'?",
+        ),
+        (outgoing(kind=None), "splice.toml:1: outgoing[0].kind: is required: one of amqp, redis, rest, sql"),
+        (outgoing(address=None), "splice.toml:1: outgoing[0].address: is required"),
+        (outgoing(name="bad name"), "splice.toml:2: outgoing[0].name: a connection name holds"),
+        (outgoing(address="ftp://x"), "splice.toml:4: outgoing[0].address: a REST connection's address is"),
+        (outgoing(address="https://u:pw@x"), "outgoing[0].address: must not hold a password"),
+        (
+            outgoing(kind="sql", address="postgresql://db/x", token_env="T"),
+            "splice.toml:5: outgoing[0].token_env: a sql connection takes no token (its secrets: password_env)",
+        ),
+        (outgoing(token_env="not a name"), "outgoing[0].token_env: must name an environment variable"),
+        (outgoing(token_env=5), "outgoing[0].token_env: must name an environment variable"),
+        (outgoing(password_env="PW"), "splice.toml:5: outgoing[0].password_env: a password (HTTP Basic) needs"),
+        (
+            outgoing(token_env="T", key_env="K"),
+            "outgoing[0].token_env: give one of password_env (Basic), key_env (API key), token_env (Bearer),"
+            " not key_env and token_env",
+        ),
+        (outgoing() + outgoing(), "splice.toml:6: outgoing[1].name: 'billing' is declared twice (also at outgoing[0])"),
+        ('[[outgoings]]\nname = "x"\n', "splice.toml:1: outgoings: unknown section; did you mean [[outgoing]]?"),
+        # channel kinds
+        (
+            channel(kind="grpc"),
+            "splice.toml:5: channels[0].kind: must be one of rest, websocket, jsonrpc, amqp, file, got 'grpc'",
+        ),
+        (channel(kind="websockets"), "channels[0].kind: must be one of rest, websocket, jsonrpc, amqp, file, got"),
+        (channel(path=None, kind="amqp", connection="broker"), "splice.toml:1: channels[0].queue: is required"),
+        (
+            channel(path=None, kind="amqp", connection="broker", queue="q", prefetch=0),
+            "splice.toml:7: channels[0].prefetch: must be >= 1, got 0",
+        ),
+        (
+            channel(kind="amqp", connection="broker", queue="q"),
+            "splice.toml:3: channels[0].path: unknown field for an amqp channel",
+        ),
+        (
+            channel(kind="websocket", max_mesage=10),
+            "splice.toml:6: channels[0].max_mesage: unknown field for a websocket channel; did you mean 'max_message'?",
+        ),
+        (channel(queue="q"), "splice.toml:5: channels[0].queue: unknown field for channels"),
+    ],
+)
+def test_outgoing_and_channel_kind_problems_name_file_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(DeclarationError) as caught:
+        parse(text, "splice.toml")
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith(expected) or expected in p for p in problems), problems
+
+
+def test_outgoing_secrets_come_from_the_environment_given() -> None:
+    declaration = parse(OUTGOING, "splice.toml")
+    environ = {"BILLING_TOKEN": "t0k", "CRM_PASSWORD": "pw", "BROKER_PASSWORD": "guest"}
+    secrets = resolve_secrets(declaration, environ, "env")
+    assert secrets.outgoing == {
+        "billing": {"token": "t0k"},
+        "crm": {"password": "pw"},
+        "cache": {},
+        "broker": {"password": "guest"},
+    }
+    assert "t0k" not in repr(secrets)
+    with pytest.raises(DeclarationError) as caught:
+        resolve_secrets(declaration, {"BILLING_TOKEN": "", "CRM_PASSWORD": "pw"}, "the CLI")
+    assert [str(p) for p in caught.value.problems] == [
+        "splice.toml:5: outgoing[0].token_env: BILLING_TOKEN is empty in the CLI",
+        "splice.toml:25: outgoing[3].password_env: BROKER_PASSWORD is not set in the CLI",
+    ]
+
+
+def stored_outgoing(declaration: Declaration) -> list[dict[str, Any]]:
+    """The rows the ODB would hold after applying ``declaration`` (``OdbOutgoing.list_outgoing``)."""
+    return [
+        {"name": o.name, "kind": o.kind, "config": dict(o.config), "secret_names": sorted(o.secret_envs)}
+        for o in declaration.outgoing
+    ]
+
+
+def stored_channels(declaration: Declaration) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": c.name,
+            "kind": c.kind,
+            "path": c.path,
+            "methods": list(c.methods),
+            "service": c.service,
+            "security": c.security,
+            "options": dict(c.options) or None,
+        }
+        for c in declaration.channels
+    ]
+
+
+FRESH: dict[str, list[str]] = {"billing": [], "crm": [], "cache": [], "broker": []}
+"""No stored secret differs from the declared one."""
+
+
+def outgoing_plan(text: str, current: str = OUTGOING, **options: Any) -> Any:
+    stored = parse(current, "splice.toml")
+    options.setdefault("stale_secrets", FRESH)
+    return plan(
+        parse(text, "splice.toml"),
+        stored_channels(stored),
+        [],
+        {},
+        outgoing=stored_outgoing(stored),
+        **options,
+    )
+
+
+def changed(result: Any) -> list[str]:
+    return [str(c) for c in result.changes if c.action != "unchanged"]
+
+
+def test_outgoing_connections_are_created_before_the_channels_that_use_them() -> None:
+    result = plan(parse(OUTGOING, "splice.toml"), [], [], {})
+    assert actions(result) == [
+        "create outgoing connection billing",
+        "create outgoing connection crm",
+        "create outgoing connection cache",
+        "create outgoing connection broker",
+        "create channel orders-in",
+        "create channel live",
+    ]
+
+
+def test_the_same_outgoing_connections_and_channels_again_change_nothing() -> None:
+    result = outgoing_plan(OUTGOING)
+    assert not result.changed, changed(result)
+    assert result.counts()["unchanged"] == 6
+
+
+@pytest.mark.parametrize(
+    ("edit", "stale", "expected"),
+    [
+        (("https://billing.example.com/api", "https://billing.example.com/v2"), {}, "billing (address)"),
+        (("timeout = 5", "timeout = 5.0"), {}, None),
+        (("timeout = 5\n", ""), {}, "billing (timeout)"),
+        (('{ X-Tenant = "acme" }', '{ X-Tenant = "globex" }'), {}, "billing (headers)"),
+        (("pool_size = 2", "pool_size = 2\nmax_overflow = 0"), {}, "crm (max_overflow)"),
+        (("", ""), {"billing": ["token"]}, "billing (token)"),
+        (("", ""), {"crm": ["password"]}, "crm (password)"),
+        (('token_env = "BILLING_TOKEN"\n', ""), {"billing": ["token"]}, "billing (token)"),
+        (
+            ('token_env = "BILLING_TOKEN"', 'key_env = "BILLING_KEY"'),
+            {"billing": ["key", "token"]},
+            "billing (key, token)",
+        ),
+        (("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1"), {}, "cache (address)"),
+    ],
+)
+def test_a_changed_outgoing_field_or_secret_is_an_update_of_it(
+    edit: tuple[str, str], stale: dict[str, list[str]], expected: str | None
+) -> None:
+    result = outgoing_plan(OUTGOING.replace(*edit), stale_secrets={**FRESH, **stale})
+    assert changed(result) == ([f"update outgoing connection {expected}"] if expected else [])
+
+
+def test_an_outgoing_secret_not_compared_counts_as_changed() -> None:
+    result = outgoing_plan(OUTGOING, stale_secrets={})
+    assert changed(result) == [
+        "update outgoing connection billing (token)",
+        "update outgoing connection crm (password)",
+        "update outgoing connection broker (password)",
+    ]
+
+
+def test_a_changed_kind_of_connection_is_an_update() -> None:
+    text = OUTGOING.replace(
+        'kind = "redis"\naddress = "redis://127.0.0.1:6379/0"', 'kind = "rest"\naddress = "http://x"'
+    )
+    (change,) = outgoing_plan(text).of("outgoing", "update")
+    assert change.name == "cache"
+    assert change.fields[:2] == ("kind", "address")
+    assert "max_connections" not in change.fields  # the same value in both kinds
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("prefetch = 5", "prefetch = 6"), "update channel orders-in (prefetch)"),
+        (
+            ('queue = "orders"', 'queue = "orders"\ndead_letter = "orders.failed"'),
+            "update channel orders-in (dead_letter)",
+        ),
+        (('service = "orders.take"', 'service = "orders.put"'), "update channel orders-in (service)"),
+        (
+            ('kind = "websocket"\n', 'kind = "rest"\n'),
+            "update channel live (kind, methods, max_message, idle_timeout, ping_interval)",
+        ),
+    ],
+)
+def test_a_changed_channel_of_another_kind_is_an_update_of_its_fields(edit: tuple[str, str], expected: str) -> None:
+    text = OUTGOING.replace(*edit)
+    assert text != OUTGOING
+    assert changed(outgoing_plan(text)) == [expected]
+
+
+def test_pruning_deletes_outgoing_connections_the_file_does_not_declare() -> None:
+    text = OUTGOING.split('[[outgoing]]\nname = "cache"')[0]
+    text += OUTGOING.split('address = "redis://127.0.0.1:6379/0"\n\n', 1)[1]
+    assert not outgoing_plan(text).changed
+    assert changed(outgoing_plan(text, prune=True)) == ["delete outgoing connection cache"]
+    emptied = outgoing_plan("", prune=True)
+    assert changed(emptied) == [
+        "delete channel live",
+        "delete channel orders-in",
+        "delete outgoing connection billing",
+        "delete outgoing connection broker",
+        "delete outgoing connection cache",
+        "delete outgoing connection crm",
+    ]
+
+
+AMQP_CHANNEL = channel(path=None, kind="amqp", connection="broker", queue="orders")
+BROKER_ROW = {"name": "broker", "kind": "amqp", "config": {}, "secret_names": []}
+
+
+def test_an_amqp_channel_consumes_through_a_connection_of_the_file_or_the_cluster() -> None:
+    assert actions(plan(parse(AMQP_CHANNEL, "splice.toml"), [], [], {}, outgoing=[BROKER_ROW])) == [
+        "create channel get-order"
+    ]
+    declared = outgoing(name="broker", kind="amqp", address="amqp://guest@127.0.0.1:5672/") + AMQP_CHANNEL
+    assert changed(plan(parse(declared, "splice.toml"), [], [], {}, prune=True)) == [
+        "create outgoing connection broker",
+        "create channel get-order",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "prune", "expected"),
+    [
+        (AMQP_CHANNEL, [], False, "no amqp outgoing connection named 'broker' is declared in the file or exists"),
+        (AMQP_CHANNEL, [BROKER_ROW], True, "amqp outgoing connection 'broker' is not declared in the file, so pruning"),
+        (
+            AMQP_CHANNEL,
+            [{**BROKER_ROW, "kind": "rest"}],
+            False,
+            "outgoing connection 'broker' is of kind rest: an AMQP channel consumes through an amqp one",
+        ),
+        (
+            outgoing(name="broker") + AMQP_CHANNEL,
+            [],
+            False,
+            "outgoing connection 'broker' is of kind rest: an AMQP channel consumes through an amqp one",
+        ),
+        (
+            channel(kind="websocket", security="nope"),
+            [],
+            False,
+            "channels[0].security: no security definition named 'nope'",
+        ),
+    ],
+)
+def test_a_channel_naming_a_missing_or_wrong_connection_is_refused(
+    text: str, rows: list[dict[str, Any]], prune: bool, expected: str
+) -> None:
+    with pytest.raises(DeclarationError) as caught:
+        plan(parse(text, "splice.toml"), [], [], {}, prune=prune, outgoing=rows)
+    (problem,) = caught.value.problems
+    assert expected in str(problem)
+    if "connection" in expected:
+        assert problem.field == "channels[0].connection"
+        assert problem.line == text.splitlines().index('connection = "broker"') + 1
+
+
+def test_warnings_leave_out_channels_that_name_no_one_service() -> None:
+    text = channel(kind="jsonrpc", service=None, services=["orders.*"], path="/rpc")
+    result = plan(parse(text, "splice.toml"), [], [], {}, services=set())
+    assert result.warnings == ()

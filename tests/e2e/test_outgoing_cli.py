@@ -273,3 +273,47 @@ async def _delete_queues(*names: str) -> None:
         for name in names:
             channel = await connection.channel()
             await channel.queue_delete(name)
+
+
+def test_shell_completion_offers_outgoing_and_its_options() -> None:
+    script = splice("completion", "bash").stdout
+    probe = textwrap.dedent(
+        """
+        complete() { :; }  # the script registers itself; not needed to call its function
+        source /dev/stdin
+        COMP_WORDS=(splice out); COMP_CWORD=1; COMP_LINE="splice out"; COMP_POINT=10
+        _shtab_splice splice out splice
+        echo "${COMPREPLY[*]}"
+        words=(splice outgoing create --)
+        COMP_WORDS=("${words[@]}"); COMP_CWORD=3; COMP_LINE="${words[*]}"; COMP_POINT=${#COMP_LINE}
+        _shtab_splice splice -- create
+        echo "${COMPREPLY[*]}"
+        words=(splice channel create --)
+        COMP_WORDS=("${words[@]}"); COMP_CWORD=3; COMP_LINE="${words[*]}"; COMP_POINT=${#COMP_LINE}
+        _shtab_splice splice -- create
+        echo "${COMPREPLY[*]}"
+        """
+    )
+    result = subprocess.run(["bash", "-c", probe], input=script, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    commands, outgoing, channel = result.stdout.splitlines()
+    assert commands.split() == ["outgoing"]
+    assert {"--kind", "--address", "--password-env", "--token-env", "--password-prompt", "--option"} <= set(
+        outgoing.split()
+    )
+    assert {"--kind", "--connection", "--queue", "--directory", "--services", "--option"} <= set(channel.split())
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """``splice outgoing list | head -1`` and the like: the pipe closes before the command is done writing."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "splice.server.cli", "completion", "bash"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # before the command has written anything
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert stderr == ""

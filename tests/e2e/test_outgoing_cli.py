@@ -260,7 +260,7 @@ def test_channels_of_other_kinds_are_created_and_listed(pair: Cluster, tmp_path:
         for name, _args in made:
             run("channel", "delete", name, "--cluster", directory)
         run("outgoing", "delete", "mq", "--cluster", directory)
-        asyncio.run(_delete_queues(queue, f"{queue}.dead"))
+        asyncio.run(_delete_queues(queue, f"{queue}.retry", f"{queue}.dead"))  # what the channel declares
     assert run("channel", "list", "--cluster", directory).stdout == ""
 
 

@@ -6,6 +6,7 @@ outside pytest, make a ``ServiceHarness()`` yourself.
 
 from __future__ import annotations
 
+from .connections import HarnessConnections, UnstubbedRequest
 from .harness import Call, ServiceHarness
 
-__all__ = ["Call", "ServiceHarness"]
+__all__ = ["Call", "HarnessConnections", "ServiceHarness", "UnstubbedRequest"]

@@ -8,6 +8,14 @@
         assert splice_services.invoke("billing.orders.create-order", {"customer_id": 1}) == {"order_id": 1}
         assert splice_services.calls[-1].name == "crm.get-customer"
 
+    def test_overdue_invoices(splice_services):
+        splice_services.load("billing/invoices.py")
+        splice_services.stub_rest("billing", {"GET /invoices?status=overdue": {"json": [{"id": 7}]}})
+        assert splice_services.invoke("billing.invoices.overdue") == [7]
+        assert splice_services.requests("billing")[0].headers["X-Splice-CID"]
+
+Outgoing connections (``self.out``) are what the test defines: ``connect`` (a real connection to a test double),
+``stub_rest`` (recorded answers) or ``stub_connection`` (any object); see ``splice.testing.connections``.
 Services run exactly as on a server (same input checks, by the service's ``Input``, a plain class or a pydantic
 model; hooks; threads for plain ``def handle``), so what passes here behaves the same once deployed.
 """
@@ -18,15 +26,20 @@ import asyncio
 import importlib
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
+
 from splice.server.core.invoker import Invoker
 from splice.server.core.naming import module_name
 from splice.server.core.service import Request, Response, Service
 from splice.server.core.store import ServiceInfo, ServiceStore, describe, find_services
+
+from .connections import Answer, Handler, HarnessConnections
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,9 @@ class ServiceHarness:
         self.calls: list[Call] = []
         """Every call made through the harness, nested ones included, in order."""
         self.invoker = _RecordingInvoker(self.store, self.calls)
+        self.connections = HarnessConnections()
+        """What ``self.out`` of the services gives: what ``connect``, ``stub_rest`` and ``stub_connection`` defined."""
+        self.invoker.connections = self.connections
 
     # -- registering services --------------------------------------------------------------------
 
@@ -118,6 +134,59 @@ class ServiceHarness:
     def names(self) -> list[str]:
         return self.store.names()
 
+    # -- outgoing connections ----------------------------------------------------------------------
+
+    def connect(
+        self,
+        name: str,
+        *,
+        kind: str,
+        address: str,
+        username: str | None = None,
+        password: str | None = None,
+        key: str | None = None,
+        token: str | None = None,
+        **options: Any,
+    ) -> None:
+        """Make ``self.out.<kind>[name]`` a real connection to ``address`` (a test double, a SQLite file in
+        ``tmp_path``, the test Redis...), opened by the code a server uses, with the kind's ``options``."""
+        self.connections.connect(
+            name, kind=kind, address=address, username=username, password=password, key=key, token=token, **options
+        )
+
+    def stub_rest(
+        self,
+        name: str,
+        answers: Mapping[str, Answer] | Handler,
+        *,
+        address: str = "http://stub.invalid",
+        username: str | None = None,
+        password: str | None = None,
+        key: str | None = None,
+        token: str | None = None,
+        **options: Any,
+    ) -> None:
+        """Make ``self.out.rest[name]`` a real httpx client whose requests ``answers`` answers, without a network:
+        ``{"GET /invoices/7": {"status": 200, "json": {...}}}`` or a function of the ``httpx.Request``."""
+        self.connections.stub_rest(
+            name,
+            answers,
+            address=address,
+            username=username,
+            password=password,
+            key=key,
+            token=token,
+            **options,
+        )
+
+    def stub_connection(self, name: str, *, kind: str, client: Any) -> None:
+        """Make ``self.out.<kind>[name]`` give ``client``, any object of the test's choosing (a fake Redis...)."""
+        self.connections.stub_connection(name, kind=kind, client=client)
+
+    def requests(self, name: str) -> list[httpx.Request]:
+        """The requests services sent through the stubbed REST connection ``name``, in order."""
+        return self.connections.requests(name)
+
     # -- calling ---------------------------------------------------------------------------------
 
     async def acall(self, name: str, payload: Any = None, **http: Any) -> Response:
@@ -127,6 +196,7 @@ class ServiceHarness:
             return await self.invoker.call(name, payload, request=request)
         finally:
             await self.invoker.drain()
+            await self.connections.aclose()  # its async clients belong to this call's event loop
 
     async def ainvoke(self, name: str, payload: Any = None, **http: Any) -> Any:
         return (await self.acall(name, payload, **http)).payload
@@ -146,3 +216,17 @@ class ServiceHarness:
     def called(self, name: str) -> list[Call]:
         """The calls made to ``name``."""
         return [c for c in self.calls if c.name == name]
+
+    def close(self) -> None:
+        """Close the outgoing connections still open (the fixture does it at the end of each test)."""
+        if not self.connections.opened():
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.connections.aclose())
+            return
+        raise RuntimeError("inside an async test use 'await splice_services.aclose()'")
+
+    async def aclose(self) -> None:
+        await self.connections.aclose()

@@ -178,14 +178,21 @@ class AsyncCallLog(httpx.AsyncBaseTransport):
 
 
 def transport(
-    name: str, verify: ssl.SSLContext | bool, limits: httpx.Limits, policy: Retries, blocking: bool
+    name: str,
+    verify: ssl.SSLContext | bool,
+    limits: httpx.Limits,
+    policy: Retries,
+    blocking: bool,
+    network: httpx.MockTransport | None = None,
 ) -> CallLog | AsyncCallLog:
-    """The transport stack of one client of connection ``name``."""
+    """The transport stack of one client of connection ``name``; ``network`` stands in for the network (tests)."""
     if blocking:
-        sync = RetryTransport(httpx.HTTPTransport(verify=verify, limits=limits, trust_env=False), retry=policy)
-        return CallLog(name, sync, policy)
-    asynchronous = RetryTransport(httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False), retry=policy)
-    return AsyncCallLog(name, asynchronous, policy)
+        inner: httpx.BaseTransport = network or httpx.HTTPTransport(verify=verify, limits=limits, trust_env=False)
+        return CallLog(name, RetryTransport(inner, retry=policy), policy)
+    ainner: httpx.AsyncBaseTransport = network or httpx.AsyncHTTPTransport(
+        verify=verify, limits=limits, trust_env=False
+    )
+    return AsyncCallLog(name, RetryTransport(ainner, retry=policy), policy)
 
 
 __all__ = [

@@ -98,11 +98,20 @@ class RestSpec(OutgoingSpec):
 class RestConnection:
     """One REST connection on one server: its two httpx clients, made on first use, and its ping."""
 
-    def __init__(self, spec: RestSpec, headers: dict[str, str], password: str | None, server: str) -> None:
+    def __init__(
+        self,
+        spec: RestSpec,
+        headers: dict[str, str],
+        password: str | None,
+        server: str,
+        network: httpx.MockTransport | None = None,
+    ) -> None:
         self.spec = spec
         self.server = server
         self._headers = headers
         self._password = password
+        self._network = network
+        """What requests go through instead of the network: ``splice.testing``'s stubbed answers."""
         self._lock = threading.Lock()
         self._verify: ssl.SSLContext | bool | None = None
         self._sync: httpx.Client | None = None
@@ -138,7 +147,8 @@ class RestConnection:
                 "trust_env": False,
             }
             policy = _rest_transport.retries(spec.retries, spec.backoff)
-            transport = _rest_transport.transport(spec.name, self._tls(), limits, policy, blocking)
+            verify = self._tls() if self._network is None else False
+            transport = _rest_transport.transport(spec.name, verify, limits, policy, blocking, self._network)
             if isinstance(transport, _rest_transport.CallLog):
                 self._sync = made = httpx.Client(transport=transport, **options)
             else:
@@ -204,8 +214,11 @@ def _secret_header(spec: RestSpec, secret: str, value: str) -> None:
         )
 
 
-def open_rest(spec: RestSpec, secrets: Mapping[str, str], server: str) -> Connection:
-    """A REST connection from its checked spec; no I/O (the clients are made on first use)."""
+def open_rest(
+    spec: RestSpec, secrets: Mapping[str, str], server: str, network: httpx.MockTransport | None = None
+) -> Connection:
+    """A REST connection from its checked spec; no I/O (the clients are made on first use). With ``network``
+    its requests go there, through the same headers, auth, cid, log line and retries (unit tests' stubs)."""
     headers = dict(spec.headers)
     token, key, password = secrets.get("token"), secrets.get("key"), secrets.get("password")
     if token is not None and password is not None:
@@ -220,7 +233,7 @@ def open_rest(spec: RestSpec, secrets: Mapping[str, str], server: str) -> Connec
     if key is not None:
         _secret_header(spec, "key", key)
         headers[spec.header] = key
-    return RestConnection(spec, headers, password, server)
+    return RestConnection(spec, headers, password, server, network)
 
 
 def _open(spec: Any, secrets: Mapping[str, str], server: str) -> Connection:

@@ -345,8 +345,10 @@ def test_the_readme_example_is_a_valid_declaration() -> None:
     section = readme.split("## Configuration as code", 1)[1]
     example = section.split("```toml\n", 1)[1].split("```", 1)[0]
     declaration = parse(example, "README.md")
-    assert [c.name for c in declaration.channels] == ["get-order"]
-    assert declaration.secret_names() == ["PARTNERS_PASSWORD"]
+    assert [(c.name, c.kind) for c in declaration.channels] == [("get-order", "rest"), ("orders-in", "amqp")]
+    assert [(o.name, o.kind) for o in declaration.outgoing] == [("billing", "rest"), ("broker", "amqp")]
+    assert declaration.secret_names() == ["BILLING_TOKEN", "BROKER_PASSWORD", "PARTNERS_PASSWORD"]
+    assert "create channel orders-in" in actions(plan(declaration, [], [], {}))  # its connection is declared
 
 
 # -- jobs ----------------------------------------------------------------------------------------------------

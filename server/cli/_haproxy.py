@@ -98,6 +98,7 @@ def render(settings: Settings) -> str:
         "    timeout server 120s",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
+        "    timeout tunnel 1h",  # a WebSocket, once upgraded: idle up to this long, not timeout client/server
         "    timeout queue 10s",
         "    timeout check 2s",  # a slow answer to a check is not a failed one: checks come every 500 ms
         "    retries 3",

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.conftest import Cluster, alive, eventually, free_port, free_ports, make_cluster, splice
 
@@ -46,6 +47,25 @@ WHO = textwrap.dedent(
 
         def handle(self):
             self.response.payload = {"server": Path(__file__).parents[2].name, "pid": os.getpid()}
+    '''
+)
+
+
+WHERE = textwrap.dedent(
+    '''
+    from pathlib import Path
+
+    from splice.server import Service
+
+
+    class Where(Service):
+        """Answers a WebSocket message with what came, which server and which connection."""
+
+        name = "lb.ws-where"
+
+        async def handle(self):
+            server = Path(__file__).parents[2].name
+            self.response.payload = {"got": self.request.payload, "server": server, "id": self.websocket.id}
     '''
 )
 
@@ -143,6 +163,27 @@ def test_requests_through_haproxy_spread_over_every_server(balanced: Cluster) ->
         assert "lb.who" in [s["name"] for s in api.get("/splice/admin/services").json()["services"]]
     again = splice("start", str(balanced.directory)).stdout
     assert f"load-balancer already running: {balanced.load_balancer} (pid {balancer['pid']})" in again
+
+
+def test_websockets_pass_through_haproxy(balanced: Cluster) -> None:
+    with balanced.admin() as admin:
+        deployed = admin.post("/splice/admin/deploy", json={"modules": [{"path": "where.py", "source": WHERE}]})
+        assert deployed.status_code == 200, deployed.text
+        channel = {"name": "lb-ws", "kind": "websocket", "path": "/ws", "service": "lb.ws-where"}
+        created = admin.post("/splice/admin/channels", json=channel)
+        assert created.status_code == 201, created.text
+    url = (balanced.load_balancer or "").replace("http://", "ws://") + "/ws"
+    servers = set()
+    for _ in range(3):
+        with connect(url, proxy=None, open_timeout=10) as ws:
+            answers = []
+            for n in range(3):
+                ws.send(json.dumps({"n": n}))
+                answers.append(json.loads(ws.recv(timeout=10)))
+        assert [a["got"] for a in answers] == [{"n": n} for n in range(3)]
+        assert len({(a["server"], a["id"]) for a in answers}) == 1  # one connection, one server
+        servers.add(answers[0]["server"])
+    assert servers <= {"server1", "server2", "server3"}
 
 
 def test_every_server_down_answers_json_503_and_haproxy_stays_alive(

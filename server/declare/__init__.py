@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .apply import apply_declaration, apply_file
-from .reader import Declaration, DeclarationError, DeclarationProblem, Plan, parse, plan, resolve_secrets
+from .reader import Declaration, DeclarationError, DeclarationProblem, Plan, Secrets, parse, plan, resolve_secrets
 
 __all__ = [
     "Declaration",
     "DeclarationError",
     "DeclarationProblem",
     "Plan",
+    "Secrets",
     "apply_declaration",
     "apply_file",
     "parse",

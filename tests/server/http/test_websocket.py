@@ -214,6 +214,15 @@ async def ask(ws: ClientConnection, value: Any) -> Any:
     return json.loads(await asyncio.wait_for(ws.recv(), 10))
 
 
+async def forgotten(live: Live, channel: str) -> None:
+    """Wait until the server forgot the connections of ``channel`` (just after they closed)."""
+    for _ in range(200):
+        if not live.runtime.invoker.websockets.connected(channel):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"connections of {channel} still open: {live.runtime.invoker.websockets.connected(channel)}")
+
+
 async def closed(ws: ClientConnection) -> tuple[int, str]:
     """The code and reason the server closed ``ws`` with (waiting for it)."""
     with pytest.raises(ConnectionClosed) as info:
@@ -309,6 +318,7 @@ async def test_services_push_to_one_connection_and_to_a_channel(live: Live) -> N
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(third.recv(), 0.3)
 
+    await forgotten(live, "news")
     gone = await live.admin.post(
         "/splice/admin/invoke", json={"service": "ws.push", "payload": {"to": ids[0], "text": "x"}}
     )
@@ -372,7 +382,7 @@ async def test_a_connection_idle_for_too_long_is_closed(live: Live) -> None:
     async with client(live, "/brief") as ws:
         assert (await ask(ws, 1))["got"] == 1
         assert await closed(ws) == (1000, "idle for 0.5 s")
-    assert live.runtime.invoker.websockets.connected() == []
+    await forgotten(live, "brief")
 
 
 async def test_one_connections_messages_run_one_at_a_time_in_order(live: Live) -> None:

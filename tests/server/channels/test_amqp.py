@@ -472,3 +472,24 @@ async def test_a_queue_that_must_exist_is_waited_for(server: Server, broker: Bro
     await until(lambda: consumer.consuming, 10)
     await broker.publish(queue, b'"here"', content_type="application/json")
     await until(lambda: [call["payload"] for call in server.calls()] == ["here"])
+
+
+async def test_a_message_whose_dead_letter_cannot_be_published_is_not_lost(
+    server: Server, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = broker.name()
+    await server.channel("careful", queue, retries=0)
+    await broker.channel.queue_delete(f"{queue}.dead")  # the broker now returns what is sent there
+    await broker.publish(queue, b'{"fail": true}', content_type="application/json")
+    # Not acknowledged: handed back to the queue, delivered and tried again.
+    await until(lambda: len(server.calls()) >= 2)
+    settled = [r.getMessage() for r in caplog.records if "could not be settled" in r.getMessage()]
+    assert settled
+    assert f"it goes back to queue {queue}" in settled[0]
+    dead = await broker.take(f"{queue}.dead")  # declared again: the next attempt lands there
+    assert dead.headers["x-splice-attempts"] == 1
+    assert await until(lambda: _no_ready(broker, queue))
+
+
+async def _no_ready(broker: Broker, queue: str) -> bool:
+    return (await broker.counts(queue))[0] == 0

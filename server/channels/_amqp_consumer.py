@@ -125,7 +125,7 @@ class Consumer:
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
         """One delivery (aio-pika runs each in a task of its own: up to ``prefetch`` at once)."""
         if self._closing:  # between asking the broker to stop and its answer: hand it back at once
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*_broker_errors()):
                 await message.reject(requeue=True)
             return
         task = asyncio.current_task()
@@ -146,7 +146,7 @@ class Consumer:
                 self.spec.queue,
             )
             await asyncio.sleep(HANDBACK_PAUSE)
-            with contextlib.suppress(Exception):  # a closed channel hands it back by itself
+            with contextlib.suppress(*_broker_errors()):  # a closed channel hands it back by itself
                 await message.reject(requeue=True)
         finally:
             current_cid.reset(token)

@@ -100,14 +100,13 @@ class AmqpChannels:
         current = self._consumers.get(spec.name)
         try:
             connection, release = self._live.connections.hold("amqp", spec.connection)
+            if not isinstance(connection, AmqpConnection):
+                release()
+                raise ConnectionUnusable(f"outgoing connection '{spec.connection}' is not an AMQP connection")
         except (UnknownConnection, ConnectionUnusable) as exc:
             if current is not None:
                 self._retire(self._consumers.pop(spec.name))
             self._report(spec, f"AMQP channel '{spec.name}' cannot consume: {exc}; tried again at the next reload")
-            return
-        if not isinstance(connection, AmqpConnection):
-            release()
-            self._report(spec, f"AMQP channel '{spec.name}': connection '{spec.connection}' is not an AMQP one")
             return
         self._problems.pop(spec.name, None)
         if current is not None and current.spec == spec and current.connection is connection:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -77,6 +77,14 @@ class OutgoingSpec(BaseModel):
     kind: str
     address: str = Field(min_length=1, max_length=2000, description="a URL or DSN, without its password")
     username: str | None = Field(default=None, max_length=200)
+
+    @classmethod
+    def secret_problems(cls, username: str | None, secrets: Collection[str]) -> list[tuple[str, str]]:
+        """What is wrong with setting ``secrets`` (their names) on such a connection: ``(secret, message)`` pairs.
+
+        One rule for every edge (the admin API, splice.toml); a kind whose secrets depend on each other says so.
+        """
+        return []
 
     @field_validator("address")
     @classmethod

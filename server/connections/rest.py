@@ -16,7 +16,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -69,6 +69,18 @@ class RestSpec(OutgoingSpec):
             "additionalProperties": {"type": "string", "pattern": f"^{_VALUE.pattern}$"},
         },
     )
+
+    @classmethod
+    def secret_problems(cls, username: str | None, secrets: Collection[str]) -> list[tuple[str, str]]:
+        found = []
+        if "password" in secrets and not username:
+            found.append(("password", "a password (HTTP Basic) needs 'username' too"))
+        if len(secrets) > 1:
+            given = sorted(secrets)
+            found.append(
+                (given[-1], f"give one of password (Basic), key (API key), token (Bearer), not {' and '.join(given)}")
+            )
+        return found
 
     @field_validator("address")
     @classmethod

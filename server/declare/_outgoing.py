@@ -103,18 +103,9 @@ def _secret_envs(reader: _Reader, table: dict[str, Any], kind: str | None, taken
 
 
 def _check_secrets(reader: _Reader, spec: OutgoingSpec, envs: Mapping[str, str]) -> None:
-    """What a kind's secrets need besides themselves; the admin API's rule (``admin_outgoing.check_secrets``)."""
-    if spec.kind != "rest":
-        return
-    if "password" in envs and not spec.username:
-        reader.problem("password_env", "a password (HTTP Basic) needs 'username' too")
-    if len(envs) > 1:
-        given = sorted(envs)
-        reader.problem(
-            f"{given[-1]}_env",
-            "give one of password_env (Basic), key_env (API key), token_env (Bearer),"
-            f" not {' and '.join(f'{s}_env' for s in given)}",
-        )
+    """What a kind's secrets need besides themselves: the kind's rule, as the admin API applies it."""
+    for secret, message in type(spec).secret_problems(spec.username, envs):
+        reader.problem(f"{secret}_env", message)
 
 
 def outgoing_differs(

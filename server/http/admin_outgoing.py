@@ -71,13 +71,8 @@ async def _put(runtime: Runtime, body: OutgoingSpec, replace: bool) -> Any:
 
 def check_secrets(spec: OutgoingSpec, secrets: dict[str, str]) -> None:
     """What a kind's secrets need besides themselves (HTTP Basic needs a user name); ``InvalidConnection`` if not."""
-    if spec.kind == "rest" and "password" in secrets and not spec.username:
-        raise InvalidConnection(f"outgoing connection '{spec.name}': a password (HTTP Basic) needs 'username' too")
-    if spec.kind == "rest" and len(secrets) > 1:
-        raise InvalidConnection(
-            f"outgoing connection '{spec.name}': give one of password (Basic), key (API key), token (Bearer),"
-            f" not {' and '.join(sorted(secrets))}"
-        )
+    for _secret, message in type(spec).secret_problems(spec.username, secrets):
+        raise InvalidConnection(f"outgoing connection '{spec.name}': {message}")
 
 
 async def delete_outgoing(runtime: Runtime, request: Request, body: None) -> Any:

@@ -800,8 +800,7 @@ def outgoing(**fields: object) -> str:
         (outgoing(password_env="PW"), "splice.toml:5: outgoing[0].password_env: a password (HTTP Basic) needs"),
         (
             outgoing(token_env="T", key_env="K"),
-            "outgoing[0].token_env: give one of password_env (Basic), key_env (API key), token_env (Bearer),"
-            " not key_env and token_env",
+            "outgoing[0].token_env: give one of password (Basic), key (API key), token (Bearer), not key and token",
         ),
         (outgoing() + outgoing(), "splice.toml:6: outgoing[1].name: 'billing' is declared twice (also at outgoing[0])"),
         ('[[outgoings]]\nname = "x"\n', "splice.toml:1: outgoings: unknown section; did you mean [[outgoing]]?"),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..channels.security import hash_secret, token_digest
-from ..channels.specs import ChannelOfAnyKind, channel_columns
+from ..channels.specs import AmqpChannel, ChannelOfAnyKind, channel_columns
 from ..core.context import current_cid
 from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
@@ -170,6 +170,14 @@ async def list_channels(runtime: Runtime, request: Request, body: None) -> Any:
 
 
 async def create_channel(runtime: Runtime, request: Request, body: ChannelOfAnyKind) -> config.ChannelAnswer:
+    if isinstance(body, AmqpChannel):
+        connections = {row["name"]: row["kind"] for row in await runtime.repository.list_outgoing()}
+        if connections.get(body.connection) != "amqp":
+            other = connections.get(body.connection)
+            what = (
+                f"'{body.connection}' is a {other} connection" if other else f"no connection named '{body.connection}'"
+            )
+            raise NotFound(f"channel '{body.name}' consumes through an amqp connection: {what}")
     columns = channel_columns(body)
     await runtime.repository.create_channel(
         body.name,

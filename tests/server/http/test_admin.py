@@ -775,3 +775,18 @@ async def test_every_operation_documents_its_body_answer_and_errors(server: InPr
     channel = document["components"]["schemas"]["ChannelBody"]
     assert channel["additionalProperties"] is False
     assert set(channel["required"]) == {"name", "path", "service"}
+
+
+async def test_an_amqp_channel_needs_an_amqp_connection(server: InProcess) -> None:
+    body = {"name": "orders-in", "kind": "amqp", "service": "shop.take", "connection": "mq", "queue": "orders"}
+    missing = await server.admin.post("/splice/admin/channels", json=body)
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["error"]["message"] == (
+        "channel 'orders-in' consumes through an amqp connection: no connection named 'mq'"
+    )
+    rest = {"name": "mq", "kind": "rest", "address": "http://127.0.0.1:9"}
+    assert (await server.admin.post("/splice/admin/outgoing", json=rest)).status_code == 201
+    wrong = await server.admin.post("/splice/admin/channels", json=body)
+    assert wrong.status_code == 404
+    assert wrong.json()["error"]["message"].endswith("'mq' is a rest connection")
+    assert (await server.admin.get("/splice/admin/channels")).json()["channels"] == []

@@ -173,7 +173,12 @@ class WebSocketChannel(BaseModel):
     security: Name | None = None
     max_message: Whole = Field(default=1024 * 1024, ge=1, le=MAX_WS_MESSAGE, description="bytes; larger closes 1009")
     idle_timeout: float = Field(default=300.0, gt=0, le=86400, description="seconds without a message before close")
-    ping_interval: float = Field(default=20.0, gt=0, le=3600, description="seconds between pings the server sends")
+    ping_interval: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="seconds between pings the server sends (none by default: idle_timeout closes dead sockets)",
+    )
 
     OPTIONS: ClassVar[tuple[str, ...]] = ("max_message", "idle_timeout", "ping_interval")
 

@@ -20,8 +20,11 @@ After the handshake:
   channel may allow, stops a larger one before it is buffered); ``idle_timeout`` seconds without a message
   from the client close with 1000; when the server stops every connection closes with 1001, and so do a
   channel's connections when the channel is removed.
-- pings: Hypercorn pings every connection at one interval fixed when the server starts (``ping_interval``):
-  the smallest ``ping_interval`` of the server's WebSocket channels then, and at most ``DEFAULT_PING``.
+- pings: none unless a channel sets ``ping_interval``; then Hypercorn pings every connection at one interval
+  fixed when the server starts: the smallest ``ping_interval`` of the server's WebSocket channels then. Off by
+  default because Hypercorn (0.18) keeps a closed socket's connection task until its next ping is due: a
+  server stopping within that interval of a socket closing waits out its whole grace period (5 s) and logs
+  the cancelled tasks. ``idle_timeout`` closes sockets whose client went away without a word.
 
 Connections are per server (``self.websockets``, ``splice.server.core.websockets``).
 """
@@ -52,15 +55,16 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 logger = logging.getLogger(__name__)
-DEFAULT_PING = 20.0
 """Seconds between the pings Hypercorn sends when no WebSocket channel asks for less."""
 QUERY_KEY = "api_key"
 """The query parameter that may carry an API key at the handshake."""
 
 
-def ping_interval(channels: Iterable[Any]) -> float:
-    """The one ping interval of a server (Hypercorn's ``websocket_ping_interval``) that starts with ``channels``."""
-    return min([DEFAULT_PING, *(getattr(spec, "ping_interval", DEFAULT_PING) for spec in channels)])
+def ping_interval(channels: Iterable[Any]) -> float | None:
+    """The one ping interval of a server (Hypercorn's ``websocket_ping_interval``) that starts with ``channels``:
+    the smallest a channel asks for, ``None`` (no pings) when none does."""
+    asked = [value for spec in channels if (value := getattr(spec, "ping_interval", None)) is not None]
+    return min(asked, default=None)
 
 
 def _frame(data: Any) -> Message:

@@ -25,7 +25,7 @@ from splice.server.bootstrap import build_runtime, serve
 from splice.server.channels.specs import WebSocketChannel, channel_columns
 from splice.server.cli.cluster import quickstart_create
 from splice.server.config import load_settings
-from splice.server.http.websocket import DEFAULT_PING, ping_interval
+from splice.server.http.websocket import ping_interval
 from splice.server.runtime import Runtime
 from tests.conftest import free_ports
 
@@ -193,10 +193,10 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
 
 
 @pytest.mark.parametrize(
-    ("intervals", "expected"), [((), DEFAULT_PING), ((60.0,), DEFAULT_PING), ((60.0, 5.0, 7.5), 5.0)]
+    ("intervals", "expected"), [((), None), ((None,), None), ((60.0,), 60.0), ((60.0, None, 5.0, 7.5), 5.0)]
 )
-def test_the_server_pings_at_the_smallest_interval_of_its_channels_at_most_the_default(
-    intervals: tuple[float, ...], expected: float
+def test_the_server_pings_at_the_smallest_interval_its_channels_ask_for_and_not_at_all_by_default(
+    intervals: tuple[float | None, ...], expected: float | None
 ) -> None:
     channels = [
         WebSocketChannel(name=f"c{i}", kind="websocket", path=f"/c{i}", service="s", ping_interval=interval)

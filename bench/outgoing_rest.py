@@ -21,10 +21,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import shutil
 import signal
 import sys
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,7 +31,6 @@ from _common import (
     bare_app_args,
     create_cluster,
     free_port,
-    machine,
     median,
     ratio,
     run,
@@ -42,7 +39,7 @@ from _common import (
     wait_for,
     workdir,
 )
-from rest import Case, check_answer, run_python, run_wrk
+from rest import Case, case_table, deploy_behind_channels, load_options, measure, pick_load
 
 TARGET = 0.85
 MAX_CONNECTIONS = 20  # RestSpec's default
@@ -142,56 +139,21 @@ def start_splice(work: Path, procs: Processes, upstream: str) -> str:
     )
     if answer.status_code not in (200, 201):
         raise RuntimeError(f"POST /splice/admin/outgoing answered {answer.status_code}: {answer.text[:500]}")
-    root = work / "project"
-    package = root / "bench_outgoing"
-    package.mkdir(parents=True)
-    for file, source in SERVICES.items():
-        (package / file).write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
-        splice("deploy", str(package / file), "--cluster", str(cluster.directory), "--root", str(root))
-    for kind in ("async", "sync"):
-        splice(
-            "channel",
-            "create",
-            "--cluster",
-            str(cluster.directory),
-            "--name",
-            f"call-up-{kind}",
-            "--path",
-            f"/call-up-{kind}",
-            "--service",
-            f"bench.call-up-{kind}",
-        )
+    deploy_behind_channels(cluster, work, "bench_outgoing", SERVICES, "call-up")
     return cluster.url
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="Prints req/s and Splice/bare ratios.")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured runs per case; the median counts (default 3)")
-    parser.add_argument("--threads", "-t", type=int, default=2, help="load generator threads (default 2)")
-    parser.add_argument("--connections", "-c", type=int, default=32, help="keep-alive connections (default 32)")
-    parser.add_argument(
-        "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed, else python"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser = load_options(__doc__.splitlines()[0])
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare, args.upstream)
         return 0
-
-    loadgen = args.loadgen
-    if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
-        if loadgen == "python":
-            print("wrk is not installed (apt-get install -y wrk): using the Python load generator instead,")
-            print("which is much slower than wrk; the ratios still compare like with like.\n")
-    elif loadgen == "wrk" and not shutil.which("wrk"):
-        print("wrk is not installed: apt-get install -y wrk, or use --loadgen python", file=sys.stderr)
+    loadgen = pick_load(args.loadgen)
+    if loadgen is None:
         return 2
-    load = run_wrk if loadgen == "wrk" else run_python
 
     with workdir(args.keep, "splice-bench-outgoing-") as work, Processes() as procs:
         upstream_port, bare_port = free_port(), free_port()
@@ -208,32 +170,10 @@ def main() -> int:
             Case("bare sync", bare_url + "/call-up-sync"),
             Case("splice sync", splice_url + "/call-up-sync"),
         ]
-        for case in cases:
-            check_answer(case.url)
-        print(f"Outgoing REST: {loadgen} -t{args.threads} -c{args.connections}, {args.duration:g} s runs after")
-        print(f"{args.warmup:g} s warm-up, {args.rounds} rounds; {machine()}")
-        for index in range(args.rounds):
-            for case in cases if index % 2 == 0 else cases[::-1]:
-                if args.warmup > 0:
-                    load(case.url, args.threads, args.connections, args.warmup)
-                result = load(case.url, args.threads, args.connections, args.duration)
-                case.runs.append(result)
-                print(f"  round {index + 1}  {case.name:13} {result.rps:9,.0f} req/s", flush=True)
+        measure("Outgoing REST", cases, loadgen, args)
 
-    rows = [
-        [
-            case.name,
-            case.rps(),
-            min(r.rps for r in case.runs),
-            max(r.rps for r in case.runs),
-            median([r.p50_ms for r in case.runs]),
-            median([r.p99_ms for r in case.runs]),
-            sum(r.errors for r in case.runs),
-        ]
-        for case in cases
-    ]
     print()
-    print(table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors"], rows))
+    print(case_table(cases))
     by = {c.name: c for c in cases}
     print()
     ratios = [

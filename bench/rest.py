@@ -25,10 +25,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import (
+    Cluster,
     Processes,
     bare_app_args,
     create_cluster,
@@ -163,7 +165,9 @@ def run_python(url: str, threads: int, connections: int, seconds: float) -> Run:
     )
 
 
-# -- setting up ----------------------------------------------------------------------------------------------
+# -- setting up and measuring (``outgoing_rest.py`` uses these too) -----------------------------------------
+
+Load = Callable[[str, int, int, float], Run]
 
 
 def check_answer(url: str) -> None:
@@ -174,15 +178,15 @@ def check_answer(url: str) -> None:
         raise RuntimeError(f"{url} answered {answer.status_code} {answer.text[:200]!r}")
 
 
-def start_splice(work: Path, procs: Processes) -> str:
-    cluster = create_cluster(work, "cluster", procs)
-    splice("start", str(cluster.directory))
+def deploy_behind_channels(cluster: Cluster, work: Path, package: str, services: dict[str, str], stem: str) -> None:
+    """Deploy ``services`` (file name -> source) as modules of ``package`` with ``splice deploy``, then one
+    channel each for ``bench.STEM-async`` and ``bench.STEM-sync`` at ``/STEM-async`` and ``/STEM-sync``."""
     root = work / "project"
-    package = root / "bench_rest"
-    package.mkdir(parents=True)
-    for file, source in SERVICES.items():
-        (package / file).write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
-        splice("deploy", str(package / file), "--cluster", str(cluster.directory), "--root", str(root))
+    folder = root / package
+    folder.mkdir(parents=True)
+    for file, source in services.items():
+        (folder / file).write_text(textwrap.dedent(source).lstrip(), encoding="utf-8")
+        splice("deploy", str(folder / file), "--cluster", str(cluster.directory), "--root", str(root))
     for kind in ("async", "sync"):
         splice(
             "channel",
@@ -190,17 +194,18 @@ def start_splice(work: Path, procs: Processes) -> str:
             "--cluster",
             str(cluster.directory),
             "--name",
-            f"hello-{kind}",
+            f"{stem}-{kind}",
             "--path",
-            f"/hello-{kind}",
+            f"/{stem}-{kind}",
             "--service",
-            f"bench.hello-{kind}",
+            f"bench.{stem}-{kind}",
         )
-    return cluster.url
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="Prints req/s and Splice/bare ratios.")
+def load_options(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that loads HTTP endpoints: run length, rounds, wrk's ``-t``/``-c``, which
+    load generator, ``--keep``."""
+    parser = argparse.ArgumentParser(description=description, epilog="Prints req/s and Splice/bare ratios.")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="measured runs per case; the median counts (default 3)")
@@ -210,18 +215,69 @@ def main() -> int:
         "--loadgen", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed, else python"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
+    return parser
 
-    loadgen = args.loadgen
-    if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
-        if loadgen == "python":
+
+def pick_load(choice: str) -> tuple[str, Load] | None:
+    """The load generator ``--loadgen`` asks for (``auto``: wrk if installed, saying so when it is not), or
+    None, said on stderr, when wrk was asked for and is not installed."""
+    if choice == "auto":
+        choice = "wrk" if shutil.which("wrk") else "python"
+        if choice == "python":
             print("wrk is not installed (apt-get install -y wrk): using the Python load generator instead,")
             print("which is much slower than wrk; the ratios still compare like with like.\n")
-    elif loadgen == "wrk" and not shutil.which("wrk"):
+    elif choice == "wrk" and not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk, or use --loadgen python", file=sys.stderr)
+        return None
+    return choice, run_wrk if choice == "wrk" else run_python
+
+
+def measure(title: str, cases: list[Case], loadgen: tuple[str, Load], args: argparse.Namespace) -> None:
+    """Check that every case answers ``{"hello": "world"}``, then run each case every round after its warm-up,
+    alternating the order from round to round, printing each run."""
+    name, load = loadgen
+    for case in cases:
+        check_answer(case.url)
+    print(f"{title}: {name} -t{args.threads} -c{args.connections}, {args.duration:g} s runs after")
+    print(f"{args.warmup:g} s warm-up, {args.rounds} rounds; {machine()}")
+    for index in range(args.rounds):
+        for case in cases if index % 2 == 0 else cases[::-1]:
+            if args.warmup > 0:
+                load(case.url, args.threads, args.connections, args.warmup)
+            result = load(case.url, args.threads, args.connections, args.duration)
+            case.runs.append(result)
+            print(f"  round {index + 1}  {case.name:13} {result.rps:9,.0f} req/s", flush=True)
+
+
+def case_table(cases: list[Case]) -> str:
+    """One row per case: median, min and max req/s, median p50 and p99, errors over all rounds."""
+    rows = [
+        [
+            case.name,
+            case.rps(),
+            min(r.rps for r in case.runs),
+            max(r.rps for r in case.runs),
+            median([r.p50_ms for r in case.runs]),
+            median([r.p99_ms for r in case.runs]),
+            sum(r.errors for r in case.runs),
+        ]
+        for case in cases
+    ]
+    return table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors"], rows)
+
+
+def start_splice(work: Path, procs: Processes) -> str:
+    cluster = create_cluster(work, "cluster", procs)
+    splice("start", str(cluster.directory))
+    deploy_behind_channels(cluster, work, "bench_rest", SERVICES, "hello")
+    return cluster.url
+
+
+def main() -> int:
+    args = load_options(__doc__.splitlines()[0]).parse_args()
+    loadgen = pick_load(args.loadgen)
+    if loadgen is None:
         return 2
-    load = run_wrk if loadgen == "wrk" else run_python
 
     with workdir(args.keep, "splice-bench-rest-") as work, Processes() as procs:
         bare_port = free_port()
@@ -235,33 +291,10 @@ def main() -> int:
             Case("bare sync", bare_url + "/hello-sync"),
             Case("splice sync", splice_url + "/hello-sync"),
         ]
-        for case in cases:
-            check_answer(case.url)
-        print(f"REST: {loadgen} -t{args.threads} -c{args.connections}, {args.duration:g} s runs after")
-        print(f"{args.warmup:g} s warm-up, {args.rounds} rounds; {machine()}")
-        for index in range(args.rounds):
-            for case in cases if index % 2 == 0 else cases[::-1]:
-                if args.warmup > 0:
-                    load(case.url, args.threads, args.connections, args.warmup)
-                run = load(case.url, args.threads, args.connections, args.duration)
-                case.runs.append(run)
-                print(f"  round {index + 1}  {case.name:13} {run.rps:9,.0f} req/s", flush=True)
+        measure("REST", cases, loadgen, args)
 
-    rows = []
-    for case in cases:
-        rows.append(
-            [
-                case.name,
-                case.rps(),
-                min(r.rps for r in case.runs),
-                max(r.rps for r in case.runs),
-                median([r.p50_ms for r in case.runs]),
-                median([r.p99_ms for r in case.runs]),
-                sum(r.errors for r in case.runs),
-            ]
-        )
     print()
-    print(table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors"], rows))
+    print(case_table(cases))
     by = {c.name: c.rps() for c in cases}
     print()
     ratios = [

@@ -18,7 +18,6 @@ in a pipeline or sent on a pub/sub connection are not logged one by one.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, field_validator
 
 from ..core.validation import Whole
+from ._lazy import ClientPair
 from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 
@@ -110,22 +110,11 @@ class RedisConnection:
             self._options["username"] = spec.username
         if secrets.get("password") is not None:
             self._options["password"] = secrets["password"]
-        self._clients: dict[bool, Any] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._clients = ClientPair(f"Redis connection '{self.name}'", self._make)
 
     def client(self, blocking: bool) -> Any:
         """The ``redis.Redis`` (``blocking``) or ``redis.asyncio.Redis``, made once, whichever thread asks first."""
-        client = self._clients.get(blocking)
-        if client is not None:
-            return client
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"Redis connection '{self.name}' was closed (it was replaced or removed)")
-            client = self._clients.get(blocking)
-            if client is None:
-                client = self._clients[blocking] = self._make(blocking)
-        return client
+        return self._clients.get(blocking)
 
     def _make(self, blocking: bool) -> Any:
         import redis
@@ -147,15 +136,7 @@ class RedisConnection:
 
     async def aclose(self) -> None:
         """Close both clients and their pools."""
-        import anyio.to_thread
-
-        with self._lock:
-            self._closed = True
-            clients, self._clients = self._clients, {}
-        if False in clients:
-            await clients[False].aclose()
-        if True in clients:
-            await anyio.to_thread.run_sync(clients[True].close)
+        await self._clients.aclose(lambda client: client.aclose(), lambda client: client.close())
 
     def __repr__(self) -> str:
         return f"<RedisConnection {self.name!r} on {self.server}: {self._spec.address}>"

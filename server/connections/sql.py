@@ -17,7 +17,6 @@ string: SQLAlchemy renders URLs with ``***`` in reprs and logs. Each statement i
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..core.validation import Whole
+from ._lazy import ClientPair
 from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 if TYPE_CHECKING:
@@ -122,22 +122,11 @@ class SqlConnection:
         url = url.set(username=spec.username or url.username, password=secrets.get("password"))
         async_driver, sync_driver = drivers(spec.address)
         self._urls = {False: url.set(drivername=async_driver), True: url.set(drivername=sync_driver)}
-        self._engines: dict[bool, Any] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._engines = ClientPair(f"SQL connection '{self.name}'", self._make)
 
     def client(self, blocking: bool) -> Any:
         """The blocking ``Engine`` (``blocking``) or the ``AsyncEngine``, made once, whichever thread asks first."""
-        engine = self._engines.get(blocking)
-        if engine is not None:
-            return engine
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"SQL connection '{self.name}' was closed (it was replaced or removed)")
-            engine = self._engines.get(blocking)
-            if engine is None:
-                engine = self._engines[blocking] = self._make(blocking)
-        return engine
+        return self._engines.get(blocking)
 
     def _make(self, blocking: bool) -> Engine | AsyncEngine:
         from sqlalchemy import create_engine
@@ -198,15 +187,7 @@ class SqlConnection:
 
     async def aclose(self) -> None:
         """Dispose of both engines' pools (the blocking one in a worker thread: closing may wait on the network)."""
-        import anyio.to_thread
-
-        with self._lock:
-            self._closed = True
-            engines, self._engines = self._engines, {}
-        if False in engines:
-            await engines[False].dispose()
-        if True in engines:
-            await anyio.to_thread.run_sync(engines[True].dispose)
+        await self._engines.aclose(lambda engine: engine.dispose(), lambda engine: engine.dispose())
 
     def __repr__(self) -> str:
         url = self._urls[False].render_as_string(hide_password=True)

@@ -23,9 +23,9 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -34,6 +34,9 @@ from .registry import Connection, Kind, OutgoingSpec, log_call, register
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class AmqpSpec(OutgoingSpec):
@@ -261,70 +264,42 @@ def _text(value: Any) -> str:
 
 
 class Publisher:
-    """``self.out.amqp[name]`` in ``async def handle``: ``await publish(...)``."""
+    """``self.out.amqp[name]`` in ``async def handle``: ``await publish(...)`` is ``AmqpConnection.publish``."""
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "publish")
 
     def __init__(self, connection: AmqpConnection) -> None:
         self._connection = connection
-
-    async def publish(
-        self,
-        body: Any,
-        routing_key: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-        content_type: str | None = None,
-        message_id: str | None = None,
-        priority: int | None = None,
-        expiration: float | timedelta | None = None,
-        mandatory: bool = True,
-    ) -> str:
-        """Send ``body``; returns its message id once the broker confirmed it (see ``AmqpConnection.publish``)."""
-        return await self._connection.publish(
-            body, routing_key, headers, content_type, message_id, priority, expiration, mandatory
-        )
+        self.publish = connection.publish
 
     def __repr__(self) -> str:
         return f"<AMQP publisher {self._connection.name!r}: {self._connection.display}>"
 
 
 class BlockingPublisher:
-    """``self.out.amqp[name]`` in ``def handle``: ``publish(...)`` blocks until the broker confirmed."""
+    """``self.out.amqp[name]`` in ``def handle``: ``publish(...)``, with ``AmqpConnection.publish``'s parameters,
+    runs on the event loop and blocks the worker thread until the broker confirmed."""
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "publish")
 
     def __init__(self, connection: AmqpConnection) -> None:
         self._connection = connection
-
-    def publish(
-        self,
-        body: Any,
-        routing_key: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-        content_type: str | None = None,
-        message_id: str | None = None,
-        priority: int | None = None,
-        expiration: float | timedelta | None = None,
-        mandatory: bool = True,
-    ) -> str:
-        """Send ``body`` from a worker thread; returns its message id once the broker confirmed it."""
-        import anyio.from_thread
-
-        call = functools.partial(
-            self._connection.publish,
-            body,
-            routing_key,
-            headers,
-            content_type,
-            message_id,
-            priority,
-            expiration,
-            mandatory,
-        )
-        return anyio.from_thread.run(call)
+        self.publish = _from_thread(connection.publish)
 
     def __repr__(self) -> str:
         return f"<AMQP publisher {self._connection.name!r}: {self._connection.display}>"
+
+
+def _from_thread(call: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """``call`` for a worker thread: it runs on the event loop, and the thread waits for its result."""
+
+    @functools.wraps(call)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> R:
+        import anyio.from_thread
+
+        return anyio.from_thread.run(functools.partial(call, *args, **kwargs))
+
+    return blocking
 
 
 def open_amqp(spec: AmqpSpec, secrets: Mapping[str, str], server: str) -> Connection:

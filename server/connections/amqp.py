@@ -306,11 +306,7 @@ def open_amqp(spec: AmqpSpec, secrets: Mapping[str, str], server: str) -> Connec
     return AmqpConnection(spec, secrets, server)
 
 
-def _open(spec: Any, secrets: Mapping[str, str], server: str) -> Connection:
-    return open_amqp(spec, secrets, server)
-
-
-register(Kind("amqp", AmqpSpec, _open))
+register(Kind("amqp", AmqpSpec, open_amqp))
 
 __all__ = [
     "AmqpConnection",

@@ -146,10 +146,6 @@ def open_redis(spec: RedisSpec, secrets: Mapping[str, str], server: str) -> Conn
     return RedisConnection(spec, secrets, server)
 
 
-def _open(spec: Any, secrets: Mapping[str, str], server: str) -> Connection:
-    return open_redis(spec, secrets, server)
-
-
-register(Kind("redis", RedisSpec, _open))
+register(Kind("redis", RedisSpec, open_redis))
 
 __all__ = ["RedisConnection", "RedisSpec", "open_redis"]

@@ -248,8 +248,4 @@ def open_rest(
     return RestConnection(spec, headers, password, server, network)
 
 
-def _open(spec: Any, secrets: Mapping[str, str], server: str) -> Connection:
-    return open_rest(spec, secrets, server)
-
-
-register(Kind("rest", RestSpec, _open))
+register(Kind("rest", RestSpec, open_rest))

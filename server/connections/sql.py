@@ -202,10 +202,6 @@ def open_sql(spec: SqlSpec, secrets: Mapping[str, str], server: str) -> Connecti
     return SqlConnection(spec, secrets, server)
 
 
-def _open(spec: Any, secrets: Mapping[str, str], server: str) -> Connection:
-    return open_sql(spec, secrets, server)
-
-
-register(Kind("sql", SqlSpec, _open))
+register(Kind("sql", SqlSpec, open_sql))
 
 __all__ = ["SqlConnection", "SqlSpec", "drivers", "open_sql"]

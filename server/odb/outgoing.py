@@ -52,21 +52,9 @@ class OdbOutgoing(ClusterScope):
         Answers whether it was created. Without ``replace`` an existing name is a ``Conflict``."""
         try:
             async with self.engine.begin() as conn:
-                return await self.put_outgoing_in(conn, name, kind, config, sealed, replace)
+                return await put_outgoing_row(conn, self.cluster_id, name, kind, config, sealed, replace)
         except IntegrityError as exc:
             raise Conflict(f"outgoing connection '{name}' already exists") from exc
-
-    async def put_outgoing_in(
-        self,
-        conn: AsyncConnection,
-        name: str,
-        kind: str,
-        config: dict[str, Any],
-        sealed: Sealed | None,
-        replace: bool,
-    ) -> bool:
-        """``put_outgoing`` inside a transaction the caller holds."""
-        return await put_outgoing_row(conn, self.cluster_id, name, kind, config, sealed, replace)
 
     async def delete_outgoing(self, name: str) -> None:
         async with self.engine.begin() as conn:

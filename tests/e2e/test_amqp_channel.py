@@ -9,28 +9,24 @@ names and are deleted at the end.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import signal
 import textwrap
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aio_pika.exceptions
 import httpx
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 
+from tests.amqp_broker import ADDRESS, PASSWORD, Broker, connected, until
 from tests.conftest import Cluster, alive, make_cluster, running
 
-ADDRESS = os.environ.get("SPLICE_TEST_AMQP", "amqp://guest@127.0.0.1:5672/")
-PASSWORD = "guest"
+WAIT = 60.0
+"""Seconds to wait for what two server subprocesses do."""
 MESSAGES = 1000
 
 SERVICES = textwrap.dedent(
@@ -73,56 +69,10 @@ def two(tmp_path: Path) -> Iterator[Cluster]:
         yield made
 
 
-@dataclass
-class Broker:
-    """The test's own connection to RabbitMQ, and the queues to delete at the end."""
-
-    connection: AbstractRobustConnection
-    channel: AbstractChannel
-    queues: list[str] = field(default_factory=list)
-
-    def queue(self) -> str:
-        name = f"splice-e2e-{secrets.token_hex(6)}"
-        self.queues += [name, f"{name}.retry", f"{name}.dead"]
-        return name
-
-    async def counts(self, queue: str) -> tuple[int, int]:
-        """(ready messages, consumers) of ``queue``, asked on a channel of its own (a failed check closes it)."""
-        asking = await self.connection.channel()
-        try:
-            result = (await asking.declare_queue(queue, passive=True)).declaration_result
-            return result.message_count or 0, result.consumer_count or 0
-        finally:
-            await asking.close()
-
-    async def consumers(self, queue: str, expected: int) -> bool:
-        try:
-            return (await self.counts(queue))[1] == expected
-        except aio_pika.exceptions.ChannelNotFoundEntity:  # not declared by a server yet
-            return False
-
-
 @pytest.fixture
 async def broker() -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect_robust(ADDRESS, password=PASSWORD)
-    made = Broker(connection, await connection.channel())
-    yield made
-    for queue in made.queues:
-        await made.channel.queue_delete(queue)
-    await connection.close()
-
-
-async def until(check: Callable[[], Awaitable[Any] | Any], seconds: float = 60.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {check}")
-        await asyncio.sleep(0.1)
+    async with connected() as made:
+        yield made
 
 
 def create_channel(cluster: Cluster, body: dict[str, Any]) -> None:
@@ -139,18 +89,18 @@ def seen(cluster: Cluster, server: str) -> list[int]:
 async def test_a_server_killed_mid_way_loses_no_message(two: Cluster, broker: Broker) -> None:
     queue = broker.queue()
     create_channel(two, {"name": "work", "service": "e2e.record", "queue": queue, "prefetch": 5})
-    await until(lambda: broker.consumers(queue, 2))
+    await until(lambda: broker.consumers(queue, 2), WAIT)
     exchange = broker.channel.default_exchange
     for n in range(MESSAGES):
         await exchange.publish(aio_pika.Message(f'{{"id": {n}}}'.encode(), content_type="application/json"), queue)
 
-    await until(lambda: len(seen(two, "server2")) >= 50)
+    await until(lambda: len(seen(two, "server2")) >= 50, WAIT)
     pid = int((two.directory / "server2" / "server.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    await until(lambda: not alive(pid))
+    await until(lambda: not alive(pid), WAIT)
     done_by_victim = len(seen(two, "server2"))
 
-    await until(lambda: set(seen(two, "server1")) | set(seen(two, "server2")) >= set(range(MESSAGES)))
+    await until(lambda: set(seen(two, "server1")) | set(seen(two, "server2")) >= set(range(MESSAGES)), WAIT)
     counted = Counter(seen(two, "server1") + seen(two, "server2"))
     duplicates = {n: c for n, c in counted.items() if c > 1}
     print(
@@ -166,7 +116,7 @@ async def test_a_server_killed_mid_way_loses_no_message(two: Cluster, broker: Br
 async def test_a_failing_service_dead_letters_after_the_retry_limit(two: Cluster, broker: Broker) -> None:
     queue = broker.queue()
     create_channel(two, {"name": "failing", "service": "e2e.fail", "queue": queue, "retries": 2, "backoff": 0.1})
-    await until(lambda: broker.consumers(queue, 2))
+    await until(lambda: broker.consumers(queue, 2), WAIT)
     message = aio_pika.Message(b'{"id": 7}', content_type="application/json", headers={"x-splice-cid": "e2e-cid-7"})
     await broker.channel.default_exchange.publish(message, queue)
 

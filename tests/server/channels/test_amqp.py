@@ -11,18 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import textwrap
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from splice.server.channels._amqp_messages import (
     Undecodable,
@@ -35,10 +31,8 @@ from splice.server.channels._amqp_messages import (
     text_headers,
 )
 from splice.server.channels.amqp import AmqpChannels
+from tests.amqp_broker import ADDRESS, PASSWORD, Broker, connected, until
 from tests.conftest import InProcess, free_port, in_process
-
-ADDRESS = os.environ.get("SPLICE_TEST_AMQP", "amqp://guest@127.0.0.1:5672/")
-PASSWORD = "guest"
 
 SERVICE = textwrap.dedent(
     """
@@ -170,66 +164,10 @@ def test_a_copy_keeps_its_headers_but_the_brokers_dead_lettering_record() -> Non
 # -- a real server and a real broker ------------------------------------------------------------------------
 
 
-async def until(check: Callable[[], Awaitable[object] | object], seconds: float = 20.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something true; fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {check}")
-        await asyncio.sleep(0.05)
-
-
-class Broker:
-    """The test's own connection to RabbitMQ: publish, count, read, and delete the queues it named."""
-
-    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel) -> None:
-        self.connection = connection
-        self.channel = channel
-        self.queues: list[str] = []
-
-    def name(self) -> str:
-        queue = f"splice-test-{secrets.token_hex(6)}"
-        self.queues += [queue, f"{queue}.retry", f"{queue}.dead"]
-        return queue
-
-    async def publish(self, queue: str, body: bytes, **properties: Any) -> None:
-        await self.channel.default_exchange.publish(aio_pika.Message(body, **properties), routing_key=queue)
-
-    async def counts(self, queue: str) -> tuple[int, int]:
-        """(ready messages, consumers) of ``queue``."""
-        channel = await self.connection.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-            result = declared.declaration_result
-            return result.message_count or 0, result.consumer_count or 0
-        finally:
-            await channel.close()
-
-    async def take(self, queue: str) -> AbstractIncomingMessage:
-        """The next message of ``queue`` (acknowledged), waiting for it up to 20 s."""
-        declared = await self.channel.declare_queue(queue, durable=True)
-
-        async def one() -> AbstractIncomingMessage | None:
-            return await declared.get(fail=False, no_ack=True)
-
-        message: AbstractIncomingMessage = await until(one)
-        return message
-
-
 @pytest.fixture
 async def broker() -> AsyncIterator[Broker]:
-    connection = await aio_pika.connect_robust(ADDRESS, password=PASSWORD)
-    channel = await connection.channel()
-    made = Broker(connection, channel)
-    yield made
-    for queue in made.queues:
-        await channel.queue_delete(queue)
-    await connection.close()
+    async with connected() as made:
+        yield made
 
 
 class Server:
@@ -281,7 +219,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
 
 async def test_messages_invoke_the_service_with_json_text_and_bytes_payloads(server: Server, broker: Broker) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("orders-in", queue)
     await broker.publish(queue, b'{"n": 1}', content_type="application/json", headers={"X-Tenant": "acme"})
     await broker.publish(queue, "caf\u00e9".encode(), content_type="text/plain", correlation_id="corr-7")
@@ -306,7 +244,7 @@ async def test_messages_invoke_the_service_with_json_text_and_bytes_payloads(ser
 async def test_a_failing_service_is_retried_with_backoff_then_dead_lettered_with_why(
     server: Server, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("flaky", queue, retries=2, backoff=0.05)
     await broker.publish(queue, b'{"fail": true}', content_type="application/json", message_id="m-1")
     dead = await broker.take(f"{queue}.dead")
@@ -333,12 +271,12 @@ async def test_a_failing_service_is_retried_with_backoff_then_dead_lettered_with
 
 
 async def test_without_retries_or_backoff_a_failure_goes_straight_on(server: Server, broker: Broker) -> None:
-    queue, dead = broker.name(), "splice-test-dead-" + secrets.token_hex(4)
+    queue, dead = broker.queue(), "splice-test-dead-" + secrets.token_hex(4)
     broker.queues.append(dead)
     await server.channel("no-retry", queue, retries=0, dead_letter=dead)
     await broker.publish(queue, b'{"fail": 1}', content_type="application/json")
     assert (await broker.take(dead)).headers["x-splice-attempts"] == 1
-    queue2 = broker.name()
+    queue2 = broker.queue()
     await server.channel("no-wait", queue2, retries=1, backoff=0.0)
     await broker.publish(queue2, b'{"fail": 2}', content_type="application/json")
     assert (await broker.take(f"{queue2}.dead")).headers["x-splice-attempts"] == 2
@@ -346,7 +284,7 @@ async def test_without_retries_or_backoff_a_failure_goes_straight_on(server: Ser
 
 
 async def test_a_message_that_cannot_be_decoded_is_dead_lettered_at_once(server: Server, broker: Broker) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("strict", queue, retries=3)
     await broker.publish(queue, b"{not json", content_type="application/json")
     dead = await broker.take(f"{queue}.dead")
@@ -357,7 +295,7 @@ async def test_a_message_that_cannot_be_decoded_is_dead_lettered_at_once(server:
 
 
 async def test_a_message_is_acknowledged_only_after_the_service_finished(server: Server, broker: Broker) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("slow", queue)
     await broker.publish(queue, b'{"wait": true}', content_type="application/json")
     await until(server.calls)
@@ -384,7 +322,7 @@ async def _no_consumer(broker: Broker, queue: str) -> tuple[int, int] | None:
 
 
 async def test_a_clean_stop_finishes_what_it_can_and_hands_back_the_rest(server: Server, broker: Broker) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("draining", queue, prefetch=5)
     server.channels.grace = 0.5
     await broker.publish(queue, b'{"wait": true, "n": 1}', content_type="application/json")
@@ -410,7 +348,7 @@ async def test_a_clean_stop_finishes_what_it_can_and_hands_back_the_rest(server:
 async def test_channels_follow_the_configuration_at_run_time(
     server: Server, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first, second = broker.name(), broker.name()
+    first, second = broker.queue(), broker.queue()
     await server.channel("moving", first)
     await broker.publish(first, b"1")
     await until(lambda: len(server.calls()) == 1)
@@ -442,7 +380,7 @@ async def test_channels_follow_the_configuration_at_run_time(
     assert (await broker.counts(second))[1] == 1  # one consumer: the old one stopped
 
     # A channel whose connection does not exist: an error naming both, and it starts once the connection does.
-    third = broker.name()
+    third = broker.queue()
     await server.post(
         "/channels",
         {"name": "later", "kind": "amqp", "service": "amqp.record", "connection": "mq2", "queue": third},
@@ -458,7 +396,7 @@ async def test_channels_follow_the_configuration_at_run_time(
 
 
 async def test_a_queue_that_must_exist_is_waited_for(server: Server, broker: Broker) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.post(
         "/channels",
         {"name": "passive", "kind": "amqp", "service": "amqp.record", "connection": "mq", "queue": queue}
@@ -477,7 +415,7 @@ async def test_a_queue_that_must_exist_is_waited_for(server: Server, broker: Bro
 async def test_a_message_whose_dead_letter_cannot_be_published_is_not_lost(
     server: Server, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = broker.name()
+    queue = broker.queue()
     await server.channel("careful", queue, retries=0)
     await broker.channel.queue_delete(f"{queue}.dead")  # the broker now returns what is sent there
     await broker.publish(queue, b'{"fail": true}', content_type="application/json")

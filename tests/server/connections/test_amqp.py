@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -24,9 +23,7 @@ from pydantic import ValidationError
 from splice.server.connections import KINDS, Connection
 from splice.server.connections.amqp import AmqpSpec, NoExchange, Unroutable, encode
 from splice.server.core.context import CidFilter, current_cid
-
-ADDRESS = os.environ.get("SPLICE_TEST_AMQP", "amqp://guest@127.0.0.1:5672/")
-PASSWORD = "guest"
+from tests.amqp_broker import ADDRESS, PASSWORD
 
 Opener = Callable[..., Connection]
 

@@ -235,13 +235,9 @@ async def openapi(runtime: Runtime, request: Request, body: None) -> dict[str, A
     return document(runtime.server.url, OPERATIONS)
 
 
-def _op(method: str, path: str, handler: Any, summary: str, answer: Any, **more: Any) -> Operation:
-    return Operation(method, path, handler, summary, answer, **more)
-
-
 OPERATIONS: list[Operation] = [
-    _op("GET", "/server", server_info, "This server: name, cluster, pid, counts", about.ServerInfo),
-    _op(
+    Operation("GET", "/server", server_info, "This server: name, cluster, pid, counts", about.ServerInfo),
+    Operation(
         "POST",
         "/deploy",
         deploy,
@@ -250,7 +246,7 @@ OPERATIONS: list[Operation] = [
         body=deploying.DeployBody,
         errors=(413, 422),
     ),
-    _op(
+    Operation(
         "POST",
         "/undeploy",
         undeploy,
@@ -259,8 +255,8 @@ OPERATIONS: list[Operation] = [
         body=deploying.UndeployBody,
         errors=(404, 413),
     ),
-    _op("GET", "/modules", list_modules, "Deployed modules with versions and services", deploying.ModulesAnswer),
-    _op(
+    Operation("GET", "/modules", list_modules, "Deployed modules with versions and services", deploying.ModulesAnswer),
+    Operation(
         "GET",
         "/modules/{path:path}/history",
         module_history,
@@ -268,9 +264,9 @@ OPERATIONS: list[Operation] = [
         deploying.HistoryAnswer,
         errors=(404,),
     ),
-    _op("GET", "/services", list_services, "Deployed services with their declared fields", about.ServicesAnswer),
-    _op("GET", "/services/{name:path}", get_service, "One service", about.OneService, errors=(404,)),
-    _op(
+    Operation("GET", "/services", list_services, "Deployed services with their declared fields", about.ServicesAnswer),
+    Operation("GET", "/services/{name:path}", get_service, "One service", about.OneService, errors=(404,)),
+    Operation(
         "POST",
         "/invoke",
         invoke,
@@ -279,8 +275,8 @@ OPERATIONS: list[Operation] = [
         body=about.InvokeBody,
         errors=(404, 413),
     ),
-    _op("GET", "/channels", list_channels, "Channels of every kind", config.ChannelsAnswer),
-    _op(
+    Operation("GET", "/channels", list_channels, "Channels of every kind", config.ChannelsAnswer),
+    Operation(
         "POST",
         "/channels",
         create_channel,
@@ -290,9 +286,11 @@ OPERATIONS: list[Operation] = [
         status=201,
         errors=(404, 409, 413),
     ),
-    _op("DELETE", "/channels/{name:path}", delete_channel, "Delete a channel", common.Deleted, errors=(404,)),
-    _op("GET", "/security", list_security, "Security definitions (secrets are never shown)", config.SecurityListAnswer),
-    _op(
+    Operation("DELETE", "/channels/{name:path}", delete_channel, "Delete a channel", common.Deleted, errors=(404,)),
+    Operation(
+        "GET", "/security", list_security, "Security definitions (secrets are never shown)", config.SecurityListAnswer
+    ),
+    Operation(
         "POST",
         "/security",
         create_security,
@@ -302,7 +300,7 @@ OPERATIONS: list[Operation] = [
         status=201,
         errors=(409, 413),
     ),
-    _op(
+    Operation(
         "DELETE",
         "/security/{name:path}",
         delete_security,
@@ -310,15 +308,15 @@ OPERATIONS: list[Operation] = [
         common.Deleted,
         errors=(404, 409),
     ),
-    _op("GET", "/openapi.json", openapi, "This document", common.OpenApiDocument),
-    _op(
+    Operation("GET", "/openapi.json", openapi, "This document", common.OpenApiDocument),
+    Operation(
         "GET",
         "/cluster",
         cluster_info,
         "The cluster's servers: live or not, the sequence each applied",
         about.ClusterAnswer,
     ),
-    _op(
+    Operation(
         "POST",
         "/cluster/sync",
         cluster_sync,
@@ -327,7 +325,7 @@ OPERATIONS: list[Operation] = [
         body=about.SyncBody,
         errors=(413,),
     ),
-    _op(
+    Operation(
         "POST",
         "/rollback",
         rollback,
@@ -336,7 +334,7 @@ OPERATIONS: list[Operation] = [
         body=deploying.RollbackBody,
         errors=(404, 413, 422),
     ),
-    _op(
+    Operation(
         "POST",
         "/apply",
         apply,
@@ -345,7 +343,7 @@ OPERATIONS: list[Operation] = [
         body=config.ApplyBody,
         errors=(409, 413, 422),
     ),
-    _op(
+    Operation(
         "GET",
         "/pickup",
         pickup_status,

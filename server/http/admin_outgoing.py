@@ -115,13 +115,9 @@ async def _ping_peer(runtime: Runtime, peer: dict[str, Any], name: str) -> dict[
     return result
 
 
-def _op(method: str, path: str, handler: Any, summary: str, answer: Any, **more: Any) -> Operation:
-    return Operation(method, path, handler, summary, answer, **more)
-
-
 OPERATIONS: list[Operation] = [
-    _op("GET", "/outgoing", list_outgoing, "Outgoing connections (secrets shown as ***)", schemas.OutgoingList),
-    _op(
+    Operation("GET", "/outgoing", list_outgoing, "Outgoing connections (secrets shown as ***)", schemas.OutgoingList),
+    Operation(
         "POST",
         "/outgoing",
         create_outgoing,
@@ -131,7 +127,7 @@ OPERATIONS: list[Operation] = [
         status=201,
         errors=(409, 413, 422),
     ),
-    _op(
+    Operation(
         "POST",
         "/outgoing/{name}/ping",
         ping_outgoing,
@@ -140,8 +136,8 @@ OPERATIONS: list[Operation] = [
         query=schemas.PingQuery,
         errors=(404,),
     ),
-    _op("GET", "/outgoing/{name}", get_outgoing, "One outgoing connection", schemas.OutgoingRow, errors=(404,)),
-    _op(
+    Operation("GET", "/outgoing/{name}", get_outgoing, "One outgoing connection", schemas.OutgoingRow, errors=(404,)),
+    Operation(
         "PUT",
         "/outgoing/{name}",
         replace_outgoing,
@@ -150,7 +146,7 @@ OPERATIONS: list[Operation] = [
         body=schemas.OutgoingBody,
         errors=(413, 422),
     ),
-    _op(
+    Operation(
         "DELETE",
         "/outgoing/{name}",
         delete_outgoing,

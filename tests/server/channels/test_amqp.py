@@ -379,17 +379,22 @@ async def test_channels_follow_the_configuration_at_run_time(
     await until(lambda: len(server.calls()) == 3)
     assert (await broker.counts(second))[1] == 1  # one consumer: the old one stopped
 
-    # A channel whose connection does not exist: an error naming both, and it starts once the connection does.
+    # A channel whose connection is gone (deleted after the channel was made; the admin API refuses a channel
+    # naming none): an error naming both, and it starts again once the connection is back.
     third = broker.queue()
+    mq2 = {"name": "mq2", "kind": "amqp", "address": ADDRESS, "password": PASSWORD}
+    await server.post("/outgoing", mq2)
     await server.post(
         "/channels",
         {"name": "later", "kind": "amqp", "service": "amqp.record", "connection": "mq2", "queue": third},
     )
+    await until(lambda: "later" in server.channels.consuming)
+    assert (await server.made.admin.delete("/splice/admin/outgoing/mq2")).status_code == 200
+    await until(lambda: "later" not in server.channels.consuming)
     problems = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "'later'" in r.getMessage()]
     assert problems
     assert "mq2" in problems[0], problems
-    assert "later" not in server.channels.consuming
-    await server.post("/outgoing", {"name": "mq2", "kind": "amqp", "address": ADDRESS, "password": PASSWORD})
+    await server.post("/outgoing", mq2)
     await until(lambda: "later" in server.channels.consuming)
     await broker.publish(third, b"5")
     await until(lambda: len(server.calls()) == 4)

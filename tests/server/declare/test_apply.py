@@ -347,7 +347,7 @@ async def test_security_outgoing_and_channels_of_any_kind_are_one_change(server:
     assert await runtime.repository.last_sequence() == sequence + 1
     (live,) = (await server.admin.get("/splice/admin/channels")).json()["channels"]
     assert (live["kind"], live["path"], live["security"]) == ("websocket", "/live", "partners")
-    assert live["options"] == {"max_message": 1048576, "idle_timeout": 60.0, "ping_interval": 20.0}
+    assert live["options"] == {"max_message": 1048576, "idle_timeout": 60.0, "ping_interval": None}
     assert [spec.name for spec in runtime.live.of("websocket")] == ["live"]
     assert (await apply(server, WEBSOCKET + "\n" + OUTGOING, secrets=secrets))["status"] == "unchanged"
 

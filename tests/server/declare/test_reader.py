@@ -751,7 +751,7 @@ def test_channels_of_every_kind_keep_their_kind_and_options() -> None:
         None,
         None,
     )
-    assert live.options == {"max_message": 1048576, "idle_timeout": 300.0, "ping_interval": 20.0}
+    assert live.options == {"max_message": 1048576, "idle_timeout": 300.0, "ping_interval": None}
 
 
 def outgoing(**fields: object) -> str:

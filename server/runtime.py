@@ -158,8 +158,8 @@ class Runtime:
     async def apply_config(self, path: Path, prune: bool = False) -> dict[str, object]:
         """Apply the declaration file ``path`` (``splice.toml``, ``*.splice.toml``) to the whole cluster.
 
-        Its secrets (``password_env``, ``key_env``) come from this server's environment. Objects the file
-        does not declare stay unless ``prune``. Raises ``DeclarationError`` (file, line, field) if the file is
+        Its secrets (``password_env``, ``key_env``, ``token_env``) come from this server's environment. Objects
+        the file does not declare stay unless ``prune``. Raises ``DeclarationError`` (file, line, field) if the file is
         wrong; answers the plan carried out, with ``changed`` false when the cluster already held it.
         """
         where = f"the environment of server {self.server.name}"

@@ -338,7 +338,7 @@ OPERATIONS: list[Operation] = [
         "POST",
         "/apply",
         apply,
-        "Apply a declaration file (security definitions, channels, jobs); secrets by variable name",
+        "Apply a declaration file (security, outgoing connections, channels, jobs); secrets by variable name",
         config.ApplyAnswer,
         body=config.ApplyBody,
         errors=(409, 413, 422),

@@ -362,8 +362,6 @@ USES = APP.replace(
 
 async def test_outgoing_connection_names_from_a_live_cluster(cluster: Cluster, workspace: Path, tmp_path: Path) -> None:
     with cluster.admin() as admin:
-        if admin.get("/splice/admin/outgoing").status_code == 404:
-            pytest.skip("this server has no GET /splice/admin/outgoing yet")
         for body in (
             {"name": "billing", "kind": "rest", "address": "http://127.0.0.1:9"},
             {"name": "crm", "kind": "sql", "address": f"sqlite:///{tmp_path / 'crm.db'}"},

@@ -78,21 +78,20 @@ class LiveConfig:
             )
             for row in await self.repository.list_security()
         }
-        rows = await self.repository.list_channels()
-        routes = [
-            Route(row["name"], row["path"], frozenset(row["methods"]), row["service"], row["security"])
-            for row in rows
-            if row["kind"] in ("rest", None)
-        ]
+        routes: list[Route] = []
         others: dict[str, list[ChannelOfAnyKind]] = {}
-        for row in rows:
-            if row["kind"] not in ("rest", None):
-                try:
-                    spec = channel_from_row(row)
-                except ValueError as exc:  # a row an older or newer Splice wrote
-                    logger.error("channel %s (%s) is not usable on this server: %s", row["name"], row["kind"], exc)
-                    continue
-                others.setdefault(spec.kind, []).append(spec)
+        for row in await self.repository.list_channels():
+            if row["kind"] in ("rest", None):
+                routes.append(
+                    Route(row["name"], row["path"], frozenset(row["methods"]), row["service"], row["security"])
+                )
+                continue
+            try:
+                spec = channel_from_row(row)
+            except ValueError as exc:  # a row an older or newer Splice wrote
+                logger.error("channel %s (%s) is not usable on this server: %s", row["name"], row["kind"], exc)
+                continue
+            others.setdefault(spec.kind, []).append(spec)
         tokens = frozenset(await self.repository.token_hashes())
         self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
         self.channels = others

@@ -178,20 +178,11 @@ async def create_channel(runtime: Runtime, request: Request, body: ChannelOfAnyK
                 f"'{body.connection}' is a {other} connection" if other else f"no connection named '{body.connection}'"
             )
             raise NotFound(f"channel '{body.name}' consumes through an amqp connection: {what}")
-    columns = channel_columns(body)
-    await runtime.repository.create_channel(
-        body.name,
-        columns["path"],
-        columns["methods"],
-        columns["service"],
-        columns["security"],
-        columns["kind"],
-        columns["options"],
-    )
+    await runtime.repository.create_channel(body.name, **channel_columns(body))
     servers = await runtime.config_changed("channel")
-    services = [body.service] if hasattr(body, "service") else []
-    missing = [name for name in services if runtime.store.get(name) is None]
-    warning = f"no service named '{missing[0]}' is deployed yet" if missing else None
+    service = getattr(body, "service", None)  # a JSON-RPC channel names patterns of services instead
+    missing = service is not None and runtime.store.get(service) is None
+    warning = f"no service named '{service}' is deployed yet" if missing else None
     return config.ChannelAnswer(
         **body.model_dump(),
         warning=warning,

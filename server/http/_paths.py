@@ -1,4 +1,4 @@
-"""What WebSocket and JSON-RPC channels share: finding a channel of a kind by path, and checking its security."""
+"""What channels share: finding a WebSocket or JSON-RPC channel by path, and checking any channel's security."""
 
 from __future__ import annotations
 

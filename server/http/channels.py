@@ -16,6 +16,7 @@ from ..channels.routing import NotAllowed
 from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError, TooLarge
 from ..core.service import Request
+from ._paths import authorized, challenge
 from .responses import CID_HEADER, dumps, encode_payload, error_body, http_status
 
 if TYPE_CHECKING:
@@ -51,16 +52,9 @@ class ChannelApp:
             return await _send(send, 405, body, b"application/json", cid, [(b"allow", allow.encode())])
         route = found.route
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if route.security is not None:
-            definition = self.runtime.securities.get(route.security)
-            if definition is None or not self.runtime.verifier.check(definition, headers):
-                extra = (
-                    [(b"www-authenticate", b'Basic realm="splice"')]
-                    if definition and definition.kind == "basic"
-                    else []
-                )
-                body = error_body(401, "unauthorized", f"channel '{route.name}' needs valid credentials", cid)
-                return await _send(send, 401, body, b"application/json", cid, extra)
+        if not authorized(self.runtime, route.security, headers):
+            body = error_body(401, "unauthorized", f"channel '{route.name}' needs valid credentials", cid)
+            return await _send(send, 401, body, b"application/json", cid, challenge(self.runtime, route.security))
         try:
             payload = _parse(await _read_body(receive), headers.get("content-type", ""))
             query = dict(parse_qsl(scope["query_string"].decode("latin-1"))) if scope["query_string"] else {}

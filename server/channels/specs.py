@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..core.naming import MAX_SERVICE_NAME, check_service_name
+from ..core.naming import HEADER_PATTERN, MAX_SERVICE_NAME, check_service_name
 from ..core.validation import Whole
 from . import routing
 from .security import KINDS
@@ -41,7 +41,6 @@ MAX_TEXT = 200
 """The longest channel path, and the longest user name or header name (the ODB's columns)."""
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$"
-HEADER_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 _PARAM = r"\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|path))?\}"
 _TWICE = r"(?!.*\{([A-Za-z_][A-Za-z0-9_]*)(?::(?:str|int|path))?\}.*\{\1(?::(?:str|int|path))?\})"
 CHANNEL_PATH_PATTERN = rf"^{_TWICE}/(?!splice(?:/|$))(?:[^{{}}]|{_PARAM})*$"

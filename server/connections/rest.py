@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from ..core.naming import HEADER_PATTERN
 from ..core.validation import Whole
 from .registry import Connection, Kind, OutgoingSpec, register
 
 if TYPE_CHECKING:
     import httpx
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = re.compile(HEADER_PATTERN)
 """An HTTP header name (RFC 9110 token)."""
 _VALUE = re.compile(r"[\t\x20-\x7e]*")
 """What a header value may hold here: visible ASCII, space and tab (no CR/LF that would end the header)."""
@@ -50,7 +51,7 @@ class RestSpec(OutgoingSpec):
         min_length=1,
         max_length=200,
         description="where an API key goes",
-        json_schema_extra={"pattern": f"^{_TOKEN.pattern}$"},
+        json_schema_extra={"pattern": HEADER_PATTERN},
     )
     timeout: float = Field(
         default=10.0, gt=0, le=3600, description="seconds to wait for each read, write or free pooled connection"
@@ -65,7 +66,7 @@ class RestSpec(OutgoingSpec):
         default_factory=dict,
         description="sent with every request",
         json_schema_extra={
-            "propertyNames": {"pattern": f"^{_TOKEN.pattern}$"},
+            "propertyNames": {"pattern": HEADER_PATTERN},
             "additionalProperties": {"type": "string", "pattern": f"^{_VALUE.pattern}$"},
         },
     )

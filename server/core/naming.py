@@ -61,6 +61,10 @@ def service_name(module: str, class_name: str, explicit: str | None = None) -> s
     return f"{module}.{kebab(class_name)}"
 
 
+HEADER_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+"""An HTTP header name (an RFC 9110 token): security definitions' and REST connections' ``header``."""
+
+
 def check_service_name(name: object) -> str | None:
     """What is wrong with a service name, or ``None`` if nothing is."""
     if not isinstance(name, str):

@@ -12,8 +12,11 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from .cache.specs import CacheSpec
 from .channels.routing import Route, Router
 from .channels.security import SecurityDefinition, Verifier
 from .channels.specs import ChannelOfAnyKind, channel_from_row
@@ -24,9 +27,10 @@ from .core.invoker import Invoker
 from .core.store import ServiceStore
 from .declare.apply import apply_file
 from .deploy import DeploymentEngine, DeploymentPath, ServerOutcome
+from .pubsub.specs import SubscriptionSpec, TopicPermission, TopicSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from pathlib import Path
 
     from .cluster.member import ClusterMember
@@ -64,6 +68,12 @@ class LiveConfig:
         self.token_hashes: frozenset[str] = frozenset()
         self.channels: dict[str, list[ChannelOfAnyKind]] = {}
         """Channels of kinds other than REST (``websocket``, ``jsonrpc``, ``amqp``, ``file``), by kind."""
+        self.topics: dict[str, TopicSpec] = {}
+        self.subscriptions: dict[str, SubscriptionSpec] = {}
+        self.permissions: dict[str, TopicPermission] = {}
+        """Topic permissions by security definition name."""
+        self.caches: dict[str, CacheSpec] = {}
+        """Caches declared in the ODB (the ``default`` one only when declared with other limits)."""
         self.listeners: list[Callable[[], Awaitable[None]]] = []
         """Called after each reload: what runs channels in the background (AMQP consumers, file watchers)."""
 
@@ -95,12 +105,31 @@ class LiveConfig:
         tokens = frozenset(await self.repository.token_hashes())
         self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
         self.channels = others
+        self.topics = _specs(TopicSpec, await self.repository.list_topics())
+        self.subscriptions = _specs(SubscriptionSpec, await self.repository.list_subscriptions())
+        permissions = _specs(TopicPermission, await self.repository.list_permissions(), key="security")
+        self.permissions = permissions
+        self.caches = _specs(CacheSpec, await self.repository.list_caches())
         await self.connections.reload(await self.repository.list_outgoing())
         for listener in list(self.listeners):
             try:
                 await listener()
             except Exception:
                 logger.exception("reacting to a configuration change failed")
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _specs(cls: type[S], rows: Iterable[dict[str, object]], key: str = "name") -> dict[str, S]:
+    """Stored definitions as specs by name; a row this Splice cannot read is logged and left out."""
+    found: dict[str, S] = {}
+    for row in rows:
+        try:
+            found[str(row[key])] = cls.model_validate(row, strict=False)
+        except ValidationError as exc:
+            logger.error("%s %s is not usable on this server: %s", cls.__name__, row.get(key), exc)
+    return found
 
 
 @dataclass

@@ -33,6 +33,9 @@ class Membership(Protocol):
     async def live_servers(self, within: float) -> list[dict[str, Any]]: ...
 
 
+EventHandler = Callable[[dict[str, Any], str], Awaitable[None]]
+"""Called on a server with an event's data and the name of the server that sent it."""
+
 LIVENESS_FACTOR = 4
 """A server not seen for this many sync intervals (at least 3 s) is taken as down."""
 
@@ -55,6 +58,8 @@ class ClusterMember:
         self.reload_config = reload_config
         self._task: asyncio.Task[None] | None = None
         self._catching_up = asyncio.Lock()
+        self._event_handlers: dict[str, list[EventHandler]] = {}
+        self._missed_handlers: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def liveness(self) -> float:
@@ -110,6 +115,20 @@ class ClusterMember:
         if ack["status"] == "deployed" and self.engine.applied < sequence:
             ack.update(status="failed", error=f"the ODB does not show sequence {sequence} yet")
         return ack
+
+    def on_event(self, kind: str, handler: EventHandler) -> None:
+        """Call ``handler(data, origin)`` for every event of ``kind`` another server sends (``send_event``)."""
+        self._event_handlers.setdefault(kind, []).append(handler)
+
+    def on_missed_events(self, handler: Callable[[], Awaitable[None]]) -> None:
+        """Call ``handler()`` whenever this server may have missed events (the bus was down, a peer's events
+        skipped a number): what it keeps from events (a cache) must be dropped or refreshed."""
+        self._missed_handlers.append(handler)
+
+    def send_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Send an event to every other live server, without waiting (fire and forget: the doorbell of pub/sub,
+        a cache's set or delete). Not durable: a server that misses one is told through ``on_missed_events``."""
+        # The transport (Redis pub/sub, else HTTP to each peer) is the cache issue's part of the bus.
 
     async def live_peers(self) -> list[dict[str, Any]]:
         """The other servers seen alive lately."""

@@ -159,6 +159,12 @@ class TooLarge(SpliceError):
     code = "too_large"
 
 
+class Forbidden(SpliceError):
+    """The caller is known (its credentials are right) but may not do this; the message says what it may do."""
+
+    code = "forbidden"
+
+
 @dataclass
 class ConfigError(SpliceError):
     """The cluster's configuration is wrong: says which file and which field."""

@@ -23,10 +23,12 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from .cache import Caches, NoCaches
 from .context import current_cid, new_cid
 from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
 from .fields import is_model_instance
 from .outgoing import ConnectionSource, NoConnections
+from .pubsub import NoPublisher, Publisher
 from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 from .websockets import Hub
@@ -50,6 +52,10 @@ class Invoker:
         """Where ``self.out`` of a service takes its outgoing connections from."""
         self.websockets = Hub()
         """This server's open WebSocket connections (``self.websockets``); the HTTP edge adds and removes them."""
+        self.pubsub: Publisher = NoPublisher()
+        """Where ``self.publish`` of a service publishes (the server's broker)."""
+        self.caches: Caches = NoCaches()
+        """Where ``self.cache`` of a service finds its caches by name."""
 
     def lookup(self, name: str) -> ServiceInfo:
         info = self.store.get(name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from .context import current_cid
 from .outgoing import Out
+from .pubsub import PublishResult
 from .schedule import Schedule
 
 if TYPE_CHECKING:
+    from .cache import Caches
     from .invoker import Invoker
+    from .pubsub import PubSubMessage
     from .websockets import Hub, WebSocket
 
 
@@ -127,6 +131,7 @@ class Request:
         "path",
         "path_params",
         "payload",
+        "pubsub",
         "query",
         "scheduler",
         "websocket",
@@ -161,6 +166,8 @@ class Request:
         ISO-8601), ``kind`` (``scheduled`` or ``manual``), ``attempt``, ``missed``, ``scheduler``."""
         self.websocket = websocket
         """The WebSocket connection the call came through (``self.websocket`` of the service), else ``None``."""
+        self.pubsub: PubSubMessage | None = None
+        """Set when a push subscription delivers a message: its id, topic, subscription, headers, attempt..."""
 
 
 class Response:
@@ -259,6 +266,61 @@ class Service:
 
         Per server: a client is connected to one server of the cluster. See ``splice.server.core.websockets``."""
         return self._invoker.websockets
+
+    def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        priority: int = 0,
+        expiry: float | None = None,
+        key: str | None = None,
+    ) -> PublishResult:
+        """Publish ``data`` (JSON-able, or ``bytes``) to ``topic``; for ``def handle`` (it blocks until stored).
+
+        ``expiry``: seconds the message lives; ``key``: an idempotency key (a repeat within the topic's window is
+        not enqueued again); ``priority``: higher first. Inside ``async def handle`` use ``await self.apublish``.
+        See ``splice.server.core.pubsub``."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            import anyio.from_thread  # here: ``splice.server`` itself imports with nothing else installed
+
+            return anyio.from_thread.run(
+                functools.partial(
+                    self.apublish, topic, data, headers=headers, priority=priority, expiry=expiry, key=key
+                )
+            )
+        raise RuntimeError(f"self.publish({topic!r}) blocks: inside 'async def handle' use 'await self.apublish(...)'")
+
+    async def apublish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        priority: int = 0,
+        expiry: float | None = None,
+        key: str | None = None,
+    ) -> PublishResult:
+        """Publish ``data`` to ``topic``; returns once a persistent message is stored for every subscription."""
+        return await self._invoker.pubsub.publish(
+            topic,
+            data,
+            headers=headers,
+            priority=priority,
+            expiry=expiry,
+            key=key,
+            publisher=f"service:{self.service_name}",
+            cid=self.cid,
+        )
+
+    @property
+    def cache(self) -> Caches:
+        """Named caches, kept in step across the cluster: ``self.cache["default"].get(key)`` / ``.set(key, value,
+        expiry=60)``; async twins ``aget``, ``aset``... See ``splice.server.core.cache``."""
+        return self._invoker.caches
 
     @property
     def schedule(self) -> Schedule:

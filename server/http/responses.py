@@ -34,6 +34,7 @@ def error_body(status: int, code: str, message: str, cid: str, **extra: Any) -> 
 STATUS_OF_CODE: dict[str, int] = {
     "bad_request": 400,
     "invalid_input": 400,
+    "forbidden": 403,
     "not_found": 404,
     "service_not_found": 404,
     "conflict": 409,
@@ -44,6 +45,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "invalid_declaration": 422,
     "invalid_connection": 422,
     "editor_file_invalid": 422,
+    "pubsub_unavailable": 503,
+    "cache_error": 422,
 }
 """The HTTP status of each domain error, by its ``code``; a code not here (nor any of its base classes') is a 500."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -237,3 +238,121 @@ class JobRun(Base):
     dispatched_us: Mapped[int] = mapped_column(BigInteger)
     started_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# Publish/subscribe and caches. Times are integer microseconds since the epoch (UTC), as for jobs: exact on every
+# database. Message and delivery ids are BigIntegers (INTEGER on SQLite, where only that type autoincrements).
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Topic(Base):
+    """A pub/sub topic: its spec (``splice.server.pubsub.specs.TopicSpec``, without the name) in ``config``."""
+
+    __tablename__ = "pubsub_topics"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Subscription(Base):
+    """A subscription: a topic or pattern and, for a push subscription, the service invoked per message."""
+
+    __tablename__ = "pubsub_subscriptions"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(200))
+    """A topic name or a pattern (``orders.*``, ``orders.**``)."""
+    service: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    """The rest of ``SubscriptionSpec`` (ordered, delivery limit, backoff, lease...)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TopicPermission(Base):
+    """What callers authenticated by one security definition may publish to and subscribe to (patterns)."""
+
+    __tablename__ = "pubsub_permissions"
+    __table_args__ = (UniqueConstraint("cluster_id", "security"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    security: Mapped[str] = mapped_column(String(200))
+    publish: Mapped[list[str]] = mapped_column(JSON)
+    subscribe: Mapped[list[str]] = mapped_column(JSON)
+
+
+class Message(Base):
+    """A published message, stored once however many subscriptions it goes to (each has a ``Delivery``)."""
+
+    __tablename__ = "pubsub_messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    topic: Mapped[str] = mapped_column(String(200))
+    # LONGBLOB on MySQL/MariaDB (BLOB stops at 64 KiB): the migration says so.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    is_json: Mapped[bool] = mapped_column(Boolean)
+    """``payload`` is UTF-8 JSON (else the bytes as published)."""
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    expires_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    publisher: Mapped[str] = mapped_column(String(200), default="")
+    cid: Mapped[str] = mapped_column(String(64), default="")
+    key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The idempotency key it was published with, if any."""
+    published_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """One message waiting for (or delivered to, not yet acknowledged by, or dead-lettered on) one subscription."""
+
+    __tablename__ = "pubsub_deliveries"
+    __table_args__ = (
+        Index("ix_pubsub_deliveries_claim", "cluster_id", "subscription", "state", "priority", "id"),
+        Index("ix_pubsub_deliveries_message", "message_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    subscription: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    """The message's, copied so that claims order by (priority desc, id) on one index."""
+    state: Mapped[str] = mapped_column(String(10), default="ready")
+    """``ready`` (waiting, or leased while ``lease_until_us`` is ahead) or ``dead`` (past the delivery limit)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Deliveries started (counted when claimed, so a delivery that crashed its server counts too)."""
+    next_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Not to be delivered before (a retry's backoff)."""
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Claimed by ``holder`` until then; after it, the delivery is claimable again (its holder died)."""
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dead_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class MessageKey(Base):
+    """An idempotency key seen on a topic: a second publish with it within the topic's window is not enqueued."""
+
+    __tablename__ = "pubsub_keys"
+    __table_args__ = (UniqueConstraint("cluster_id", "topic", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class CacheDefinition(Base):
+    """A named cache: its spec (``splice.server.cache.specs.CacheSpec``, without the name) in ``config``."""
+
+    __tablename__ = "caches"
+    __table_args__ = (UniqueConstraint("cluster_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -12,9 +12,10 @@ from .channels import OdbChannels
 from .cluster import OdbCluster, seen_within
 from .deployments import OdbDeployments, OdbDeployTransaction
 from .outgoing import OdbOutgoing, Sealed
+from .topics import OdbTopics
 
 __all__ = ["OdbDeployTransaction", "OdbRepository", "Sealed", "seen_within"]
 
 
-class OdbRepository(OdbDeployments, OdbChannels, OdbOutgoing, OdbCluster):
+class OdbRepository(OdbDeployments, OdbChannels, OdbOutgoing, OdbTopics, OdbCluster):
     """All ODB access of one cluster (but its jobs): deployments, channels and security, servers and leases."""

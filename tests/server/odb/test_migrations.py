@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Text
+from sqlalchemy import LargeBinary, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
@@ -24,8 +24,11 @@ def test_head_constant_is_alembics_head() -> None:
 def _compare_type(
     context: MigrationContext, inspected: object, metadata: object, inspected_type: object, metadata_type: object
 ) -> bool | None:
-    """Alembic's comparison, except that the migration's LONGTEXT on MySQL stands for the model's Text."""
+    """Alembic's comparison, except that the migration's LONGTEXT and LONGBLOB on MySQL stand for the model's Text
+    and LargeBinary."""
     if isinstance(inspected_type, mysql.LONGTEXT) and type(metadata_type) is Text:
+        return False
+    if isinstance(inspected_type, mysql.LONGBLOB) and type(metadata_type) is LargeBinary:
         return False
     return None
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from .cache.caches import ServerCaches
 from .channels.amqp import AmqpChannels
 from .cluster.bus import Bus, HttpBus, RedisBus
 from .cluster.member import ClusterMember
@@ -34,6 +35,7 @@ from .deploy.isolate import Isolation
 from .deploy.loader import drop_working_directory_from_path
 from .jobs.manager import Jobs
 from .logs import configure_server_logging
+from .pubsub.broker import Broker
 from .runtime import LiveConfig, Runtime
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,13 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     cluster = ClusterMember(settings, server, repository, deployment, bus, live.reload)
     path = DeploymentPath(deployment, cluster, repository)
     parts = (settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
-    runtime = Runtime(*parts, shutdown=shutdown or asyncio.Event())
+    broker = Broker(live, repository, invoker, server.name, cluster)
+    caches = ServerCaches(live, cluster, connections, server.name)
+    invoker.pubsub, invoker.caches = broker, caches
+    live.listeners += [broker.reload, caches.reload]
+    runtime = Runtime(*parts, broker, caches, shutdown=shutdown or asyncio.Event())
+    runtime.background.append(caches)
+    runtime.background.append(broker)
     runtime.background.append(FileChannels(runtime))
     runtime.background.append(WebSocketPart(runtime))
     runtime.background.append(AmqpChannels(live, invoker))

@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
     from pathlib import Path
 
+    from .cache.caches import ServerCaches
     from .cluster.member import ClusterMember
     from .debug import Debugger
     from .jobs.manager import Jobs
     from .odb import OdbRepository
+    from .pubsub.broker import Broker
 
 
 logger = logging.getLogger(__name__)
@@ -147,6 +149,10 @@ class Runtime:
     debugger: Debugger
     jobs: Jobs | None
     """``None`` only on a server that keeps no jobs (declared jobs are then refused)."""
+    broker: Broker
+    """Pub/sub: publish, deliver to push subscriptions, pull, acknowledge."""
+    caches: ServerCaches
+    """The caches services use (``self.cache``), kept in step with the other servers'."""
     pickup: Pickup = field(init=False)
     background: list[Background] = field(default_factory=list)
     """What runs channels in the background (AMQP consumers, file channels): started by ``serve``, stopped first

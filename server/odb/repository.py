@@ -12,10 +12,11 @@ from .channels import OdbChannels
 from .cluster import OdbCluster, seen_within
 from .deployments import OdbDeployments, OdbDeployTransaction
 from .outgoing import OdbOutgoing, Sealed
+from .pubsub import OdbMessages
 from .topics import OdbTopics
 
 __all__ = ["OdbDeployTransaction", "OdbRepository", "Sealed", "seen_within"]
 
 
-class OdbRepository(OdbDeployments, OdbChannels, OdbOutgoing, OdbTopics, OdbCluster):
+class OdbRepository(OdbDeployments, OdbChannels, OdbOutgoing, OdbTopics, OdbMessages, OdbCluster):
     """All ODB access of one cluster (but its jobs): deployments, channels and security, servers and leases."""

@@ -15,6 +15,9 @@ from ..core.context import current_cid, new_cid
 from .admin import authorized, routes
 from .channels import ChannelApp
 from .jsonrpc import JsonRpcApp
+from .pubsub import routes as pubsub_routes
+from .pubsub_ws import PATH as PUBSUB_WS
+from .pubsub_ws import PubSubSocketApp
 from .responses import CID_HEADER, error_body, json_response
 from .user_openapi import route as user_openapi
 from .websocket import WebSocketApp
@@ -38,17 +41,21 @@ def build_app(runtime: Runtime) -> ASGIApp:
 
     handlers = {404: not_found, 405: not_found}
     splice = Starlette(
-        routes=[Route("/splice/ping", ping), user_openapi(runtime), *routes(runtime)], exception_handlers=handlers
+        routes=[Route("/splice/ping", ping), user_openapi(runtime), *routes(runtime), *pubsub_routes(runtime)],
+        exception_handlers=handlers,
     )
     channels = ChannelApp(runtime)
     jsonrpc = JsonRpcApp(runtime)
     websockets = WebSocketApp(runtime)
+    pubsub_sockets = PubSubSocketApp(runtime)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 return await _lifespan(receive, send)
             if scope["type"] == "websocket":
+                if scope["path"] == PUBSUB_WS:
+                    return await pubsub_sockets(scope, receive, send)
                 return await websockets(scope, receive, send)
             return
         path: str = scope["path"]

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, Conflict, NotFound, TooLarge
 from ..core.naming import closest
 from ..core.pubsub import PublishResult, PubSubError, UnknownTopic
@@ -262,7 +263,7 @@ class Broker:
             priority=priority,
             expires_us=None if lives is None else now + int(lives * 1e6),
             publisher=publisher[:200],
-            cid=cid[:64],
+            cid=(cid or _calling_cid())[:64],
             key=key,
             published_us=now,
         )
@@ -421,6 +422,12 @@ class Broker:
             self._wake([subscription])
             self.events.send_event("pubsub", {"subscriptions": [subscription]})
         return replayed
+
+
+def _calling_cid() -> str:
+    """The cid of the call publishing (a service's), else a new one: every message's deliveries carry one."""
+    cid = current_cid.get()
+    return cid if cid != "-" else new_cid()
 
 
 def _encoded(topic: str, data: Any) -> tuple[bytes, bool]:

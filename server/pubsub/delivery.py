@@ -174,6 +174,8 @@ class Deliverer:
         self._calls: set[asyncio.Task[None]] = set()
         self._acks: list[int] = []
         self._before: asyncio.Task[None] | None = None
+        self._retry_us: int | None = None
+        """When the soonest retry this deliverer scheduled falls due (it looks again then, not a poll later)."""
 
     def __repr__(self) -> str:
         return f"Deliverer({self.spec.name!r}, {self.source.kind})"
@@ -194,11 +196,11 @@ class Deliverer:
         if task is None:
             return
         done, _ = await asyncio.wait({task}, timeout=grace)
-        if not done:
+        if not done and self._calls:  # unordered: cancel the calls, let the loop acknowledge what succeeded
             for call in list(self._calls):
                 call.cancel()
             done, _ = await asyncio.wait({task}, timeout=1.0)
-        if not done:
+        if not done:  # ordered (its call runs in the loop), or the loop is stuck
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -225,8 +227,21 @@ class Deliverer:
                 )
                 busy = False
             if not busy and not self._stopping:
-                await wait_for_bell(self._wake, POLL * min(failures + 1, 10))
+                await wait_for_bell(self._wake, self._idle(failures))
         await self._finish()
+
+    def _idle(self, failures: int) -> float:
+        """Seconds to wait for the doorbell: ``POLL``, sooner when a retry of ours falls due, longer after the
+        store failed (up to ten times)."""
+        if failures:
+            return POLL * min(failures + 1, 10)
+        if self._retry_us is None:
+            return POLL
+        left = (self._retry_us - now_us()) / 1e6
+        if left <= 0:
+            self._retry_us = None
+            return 0.0
+        return min(POLL, left)
 
     async def _ordered_round(self) -> bool:
         """Claim a batch and deliver it in order; whether anything was claimed."""
@@ -312,6 +327,7 @@ class Deliverer:
         else:
             delay = spec.retry_delay(attempt)
             retry_at = now_us() + int(delay * 1e6)
+            self._retry_us = retry_at if self._retry_us is None else min(self._retry_us, retry_at)
             logger.warning(
                 "subscription %s: message %s (cid %s) attempt %s of %s failed, retried in %s s: %s",
                 spec.name,

@@ -157,14 +157,13 @@ class MemoryKeys:
         remembered for ``message``)."""
         now = now_us()
         keys = self._seen.setdefault(topic, OrderedDict())
-        while keys:
-            oldest = next(iter(keys.values()))
-            if oldest[1] > now - window_us and len(keys) < self.limit:
-                break
-            keys.popitem(last=False)
+        while keys and next(iter(keys.values()))[1] <= now - window_us:
+            keys.popitem(last=False)  # past the window (oldest first)
         found = keys.get(key)
-        if found is not None and found[1] > now - window_us:
+        if found is not None:
             return found[0]
+        if len(keys) >= self.limit:
+            keys.popitem(last=False)
         keys[key] = (message, now)
         return None
 

@@ -178,7 +178,8 @@ class MessageStore(Protocol):
         ...
 
     async def peek(self, subscription: str, state: State, limit: int, after: int = 0) -> list[Delivery]:
-        """Deliveries of ``subscription`` in ``state`` in order, without claiming them (ids above ``after``)."""
+        """Deliveries of ``subscription`` in ``state`` in order, without claiming them (those after the delivery
+        ``after`` in that order: a page's last id gives the next page)."""
         ...
 
     async def purge(self, subscription: str, state: State | None) -> int:

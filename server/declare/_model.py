@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..cache.specs import CacheSpec
 from ..channels.specs import SECRET_FIELD
 from ..core.errors import SpliceError
+from ..pubsub.specs import SubscriptionSpec, TopicPermission, TopicSpec
 from ._jobs import JobDeclaration
 from ._outgoing import OutgoingDeclaration
 
@@ -95,6 +97,33 @@ class ChannelSpec:
         return value if isinstance(value, str) else None
 
 
+DefinitionSpec = TopicSpec | SubscriptionSpec | TopicPermission | CacheSpec
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A topic, subscription, topic permission or cache as a file declares it: its checked spec (``_pubsub``)."""
+
+    kind: str
+    """``topic``, ``subscription``, ``topic_permission`` or ``cache`` (as its ``Change`` names it)."""
+    spec: DefinitionSpec = field(hash=False)
+    where: str = field(default="", compare=False)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """The field that names it: topic permissions are those of a security definition."""
+        return "security" if isinstance(self.spec, TopicPermission) else "name"
+
+    @property
+    def name(self) -> str:
+        return self.spec.security if isinstance(self.spec, TopicPermission) else self.spec.name
+
+    def stored(self) -> dict[str, Any]:
+        """The spec's JSON form, as the ODB takes it (``odb.topics``' ``put_named_row``, ``put_permission_row``)."""
+        return self.spec.model_dump(mode="json")
+
+
 @dataclass(frozen=True)
 class Declaration:
     """What a declaration file asks the cluster to hold."""
@@ -104,6 +133,14 @@ class Declaration:
     channels: tuple[ChannelSpec, ...] = ()
     jobs: tuple[JobDeclaration, ...] = ()
     outgoing: tuple[OutgoingDeclaration, ...] = ()
+    topics: tuple[Definition, ...] = ()
+    subscriptions: tuple[Definition, ...] = ()
+    topic_permissions: tuple[Definition, ...] = ()
+    caches: tuple[Definition, ...] = ()
+
+    def definitions(self) -> tuple[Definition, ...]:
+        """Its topics, subscriptions, topic permissions and caches, in that order."""
+        return (*self.topics, *self.subscriptions, *self.topic_permissions, *self.caches)
 
     def secret_names(self) -> list[str]:
         """The environment variables the file's secrets come from (security and outgoing), each once."""
@@ -114,7 +151,7 @@ class Declaration:
         return DeclarationProblem(self.file, message, f"{spec.where}.{key}", spec.lines.get(key, spec.lines.get("")))
 
 
-Located = SecuritySpec | ChannelSpec | JobDeclaration | OutgoingDeclaration
+Located = SecuritySpec | ChannelSpec | JobDeclaration | OutgoingDeclaration | Definition
 
 
 @dataclass(frozen=True)
@@ -131,10 +168,18 @@ class Secrets:
         return f"Secrets(security={sorted(self.security)}, outgoing={outgoing})"
 
 
+_SHOWN = {
+    "security": "security definition",
+    "outgoing": "outgoing connection",
+    "topic_permission": "topic permissions of",
+}
+
+
 @dataclass(frozen=True)
 class Change:
     kind: str
-    """``security``, ``outgoing``, ``channel`` or ``job``."""
+    """``security``, ``outgoing``, ``channel``, ``job``, ``topic``, ``subscription``, ``topic_permission`` or
+    ``cache``."""
     name: str
     action: str
     """``create``, ``update``, ``delete`` or ``unchanged``."""
@@ -142,7 +187,7 @@ class Change:
     """For an update, the fields that differ (a secret is named, never shown)."""
 
     def __str__(self) -> str:
-        what = {"security": "security definition", "outgoing": "outgoing connection"}.get(self.kind, self.kind)
+        what = _SHOWN.get(self.kind, self.kind)
         detail = f" ({', '.join(self.fields)})" if self.action == "update" else ""
         return f"{self.action} {what} {self.name}{detail}"
 

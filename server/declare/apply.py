@@ -1,11 +1,11 @@
 """Applying a declaration file (``splice.toml``) to the cluster: read, plan, write, tell every server.
 
-The thin I/O around ``declare``: the cluster's current channels, security definitions, outgoing connections and
-jobs come from the ODB. Security, outgoing connections and channels are changed in one ODB transaction (a
-failure leaves none of them changed), and one configuration change is recorded so that every server reloads;
-then jobs are written through ``runtime.jobs`` (the scheduler sees them within its poll interval), one at a
-time: should one fail, applying the file again finishes the work. A file that changes nothing records nothing
-and says so.
+The thin I/O around ``declare``: the cluster's current channels, security definitions, outgoing connections,
+topics, subscriptions, topic permissions, caches and jobs come from the ODB. All but jobs are changed in one
+ODB transaction (a failure leaves none of them changed), and one configuration change is recorded so that every
+server reloads (its broker and caches with it); then jobs are written through ``runtime.jobs`` (the scheduler
+sees them within its poll interval), one at a time: should one fail, applying the file again finishes the work.
+A file that changes nothing records nothing and says so.
 
 Secrets: the file names environment variables (``password_env``, ``key_env``, ``token_env``); the caller passes
 the environment they are read from. ``splice apply`` reads its own environment and sends only the variables
@@ -40,13 +40,22 @@ logger = logging.getLogger(__name__)
 
 
 class DeclaredStore(Protocol):
-    """Where the cluster's channels, security and outgoing connections are (``splice.server.odb.OdbRepository``)."""
+    """Where the cluster's channels, security, outgoing connections, topics, subscriptions, topic permissions and
+    caches are (``splice.server.odb.OdbRepository``)."""
 
     async def list_channels(self) -> list[dict[str, Any]]: ...
 
     async def list_security(self) -> list[dict[str, Any]]: ...
 
     async def list_outgoing(self) -> list[dict[str, Any]]: ...
+
+    async def list_topics(self) -> list[dict[str, Any]]: ...
+
+    async def list_subscriptions(self) -> list[dict[str, Any]]: ...
+
+    async def list_permissions(self) -> list[dict[str, Any]]: ...
+
+    async def list_caches(self) -> list[dict[str, Any]]: ...
 
     async def apply_declared(
         self,
@@ -131,7 +140,8 @@ async def apply_declaration(
     matches = await anyio.to_thread.run_sync(_secret_matches, declaration, security, secrets.security)
     stale = _stale_secrets(runtime, declaration, outgoing, secrets)
     services = set(runtime.store.snapshot())
-    plan = declare.plan(declaration, channels, security, matches, prune, services, jobs, outgoing, stale)
+    defined = await _definitions(runtime.repository)
+    plan = declare.plan(declaration, channels, security, matches, prune, services, jobs, outgoing, stale, defined)
     answer: dict[str, Any] = {**plan.as_dict(), "prune": prune, "dry_run": dry_run, "servers": []}
     if dry_run or not plan.changed:
         answer["status"] = "unchanged" if not plan.changed else "dry_run"
@@ -148,6 +158,16 @@ async def apply_declaration(
     ok = all(s.get("status") == "deployed" for s in servers)
     answer.update(status="applied" if ok else "partial", servers=servers)
     return answer
+
+
+async def _definitions(repository: DeclaredStore) -> dict[str, list[dict[str, Any]]]:
+    """The cluster's topics, subscriptions, topic permissions and caches, by section of a declaration file."""
+    return {
+        "topics": await repository.list_topics(),
+        "subscriptions": await repository.list_subscriptions(),
+        "topic_permissions": await repository.list_permissions(),
+        "caches": await repository.list_caches(),
+    }
 
 
 async def _apply_jobs(runtime: Target, declaration: Declaration, plan: Plan) -> None:

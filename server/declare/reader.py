@@ -44,6 +44,9 @@ The format::
     payload = { kind = "full" }          # optional, any TOML value but dates and times (JSON has none)
     misfire = "run_once"                 # optional, as are retries, backoff, paused; interval only: start, repeats
 
+Topics, subscriptions, topic permissions and caches (``[[topics]]``, ``[[subscriptions]]``,
+``[[topic_permissions]]``, ``[[caches]]``) are read, checked and compared by ``_pubsub``, which shows their format.
+
 A channel is checked with its kind's spec (``splice.server.channels.specs``), an outgoing connection with its
 kind's (``splice.server.connections``): see ``_outgoing`` for how its secrets are named and compared. A job is
 checked as ``jobspec.parse_job`` checks one. A file cannot use ``in`` (it would move on every
@@ -74,6 +77,7 @@ from ._model import ChannelSpec as ChannelSpec
 from ._model import Declaration as Declaration
 from ._model import DeclarationError as DeclarationError
 from ._model import DeclarationProblem as DeclarationProblem
+from ._model import Definition as Definition
 from ._model import Located
 from ._model import Plan as Plan
 from ._model import SealedSecrets as SealedSecrets
@@ -81,8 +85,10 @@ from ._model import Secrets as Secrets
 from ._model import SecuritySpec as SecuritySpec
 from ._outgoing import ENV_NAME, a, outgoing_differs, read_outgoing
 from ._outgoing import OutgoingDeclaration as OutgoingDeclaration
+from ._pubsub import SECTIONS as DEFINED
+from ._pubsub import Current, check_definitions, definition_changes, definition_warnings, duplicates, read_definition
 
-SECTIONS = ("security", "outgoing", "channels", "jobs")
+SECTIONS = ("security", "outgoing", "channels", "jobs", *DEFINED)
 SERVICE_ORIGIN = "service:"
 """How the origin of a job a service made at run time starts (``self.schedule``): pruning never deletes one."""
 
@@ -135,14 +141,17 @@ def parse(text: str, file: str) -> Declaration:
     outgoing = tuple(o for r in readers["outgoing"] if (o := read_outgoing(r)) is not None)
     channels = tuple(c for r in readers["channels"] if (c := _channel(r)) is not None)
     jobs = tuple(j for r in readers["jobs"] if (j := read_job(r)) is not None)
+    defined = {s: tuple(d for r in readers[s] if (d := read_definition(s, r)) is not None) for s in DEFINED}
     for section in SECTIONS:
         for reader in readers[section]:
             problems.extend(reader.problems)
     for specs in (security, outgoing, channels, jobs):
         problems.extend(_duplicates(file, specs))
+    for definitions in defined.values():
+        problems.extend(duplicates(file, definitions))
     if problems:
         raise DeclarationError(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
-    return Declaration(file, security, channels, jobs, outgoing)
+    return Declaration(file, security, channels, jobs, outgoing, **defined)
 
 
 def _listed() -> str:
@@ -387,27 +396,34 @@ def plan(
     jobs: Sequence[Mapping[str, Any]] = (),
     outgoing: Sequence[Mapping[str, Any]] = (),
     stale_secrets: Mapping[str, Collection[str]] | None = None,
+    definitions: Current | None = None,
 ) -> Plan:
     """What makes the cluster hold ``declaration``.
 
     ``channels``, ``security``, ``jobs`` and ``outgoing`` are the cluster's current objects (as the repository
     lists them); ``secret_matches[name]`` says whether the declared secret of an existing security definition
     matches its stored hash, ``stale_secrets[name]`` which secrets of an existing outgoing connection differ from
-    the stored ones (a missing entry counts as different, in both). Objects the file does not declare are deleted
+    the stored ones (a missing entry counts as different, in both); ``definitions`` are the cluster's topics,
+    subscriptions, topic permissions and caches by section. Objects the file does not declare are deleted
     only with ``prune``, and never a job a service made at run time. ``services``, when given, are the deployed
     services, for warnings about channels and jobs that name none of them. Raises ``DeclarationError`` if a
-    channel names a security definition or an AMQP connection that would not exist.
+    channel names a security definition or an AMQP connection that would not exist (and for what
+    ``_pubsub.check_definitions`` finds).
     """
     current_sec = {str(s["name"]): s for s in security}
     current_out = {str(o["name"]): o for o in outgoing}
     current_ch = {str(c["name"]): c for c in channels}
     current_jobs = {str(j["name"]): j for j in jobs}
-    _check_references(declaration, set(current_sec), {name: str(o["kind"]) for name, o in current_out.items()}, prune)
+    defined = definitions or {}
+    out_kinds = {name: str(o["kind"]) for name, o in current_out.items()}
+    found = check_definitions(declaration, defined, set(current_sec), out_kinds, prune)
+    _check_references(declaration, set(current_sec), out_kinds, prune, found)
     changes = [_security_change(spec, current_sec.get(spec.name), secret_matches) for spec in declaration.security]
     stale = stale_secrets or {}
     changes += [_outgoing_change(spec, current_out.get(spec.name), stale) for spec in declaration.outgoing]
     changes += [_channel_change(spec, current_ch.get(spec.name)) for spec in declaration.channels]
     changes += [_job_change(job, current_jobs.get(job.name)) for job in declaration.jobs]
+    changes += definition_changes(declaration, defined, prune)
     if prune:
         changes += _deletions(declaration, current_ch, current_sec, current_out, current_jobs)
     warnings = []
@@ -420,6 +436,7 @@ def plan(
         if job.name in current_jobs and _by_service(current_jobs[job.name]):
             origin = current_jobs[job.name]["origin"]
             warnings.append(f"job {job.name}: made at run time by {origin}; the file now changes it")
+    warnings += definition_warnings(declaration, defined, changes, services)
     return Plan(declaration.file, tuple(changes), tuple(warnings))
 
 
@@ -445,8 +462,15 @@ def _by_service(job: Mapping[str, Any]) -> bool:
     return str(job.get("origin") or "").startswith(SERVICE_ORIGIN)
 
 
-def _check_references(declaration: Declaration, security: set[str], outgoing: Mapping[str, str], prune: bool) -> None:
-    """Each channel's security definition, and each AMQP channel's connection, is in the file or the cluster."""
+def _check_references(
+    declaration: Declaration,
+    security: set[str],
+    outgoing: Mapping[str, str],
+    prune: bool,
+    found: Sequence[DeclarationProblem] = (),
+) -> None:
+    """Each channel's security definition, and each AMQP channel's connection, is in the file or the cluster; raises
+    for these problems and those ``found`` before."""
     declared_sec = {s.name for s in declaration.security}
     declared_out = {o.name: o.kind for o in declaration.outgoing}
     problems = []
@@ -464,7 +488,7 @@ def _check_references(declaration: Declaration, security: set[str], outgoing: Ma
         elif name not in declared_out:
             message = _missing("amqp outgoing connection", name, kind is not None, prune).replace(" definition", "")
             problems.append(declaration.problem(spec, "connection", message))
-    problems = [p for p in problems if p.message]
+    problems = [p for p in [*problems, *found] if p.message]
     if problems:
         raise DeclarationError(problems)
 

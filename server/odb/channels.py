@@ -1,8 +1,9 @@
 """Channels and security definitions in the ODB, and ``splice apply``'s one transaction that changes them (with
-outgoing connections)."""
+outgoing connections, topics, subscriptions, topic permissions and caches)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -11,9 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..core.errors import Conflict, NotFound
 from ..declare.reader import Declaration, Plan, SealedSecrets
-from .models import Channel, OutgoingConnection, SecurityDefinition
+from .models import CacheDefinition, Channel, OutgoingConnection, SecurityDefinition, Subscription, Topic
 from .outgoing import Sealed, put_outgoing_row
 from .scope import ClusterScope
+from .topics import NamedTable, delete_named_row, delete_permission_row, put_named_row, put_permission_row
+
+_DEFINED: dict[str, NamedTable] = {"topic": Topic, "subscription": Subscription, "cache": CacheDefinition}
+"""The tables of what a declaration file defines by name (topic permissions are by security definition)."""
 
 
 class OdbChannels(ClusterScope):
@@ -169,6 +174,7 @@ class OdbChannels(ClusterScope):
                     values = {"kind": ch.kind, "path": ch.path, "methods": list(ch.methods), "service": ch.service}
                     values.update(security_id=ids.get(ch.security or ""), options=dict(ch.options) or None)
                     await self._put(conn, Channel, ch.name, change.action, values)
+                await _apply_definitions(conn, self.cluster_id, declaration, plan)
                 for model, kind in (
                     (Channel, "channel"),
                     (SecurityDefinition, "security"),
@@ -178,7 +184,7 @@ class OdbChannels(ClusterScope):
                         doomed = (model.cluster_id == self.cluster_id, model.name.in_(names))
                         await conn.execute(delete(model).where(*doomed))
         except IntegrityError as exc:
-            message = f"{declaration.file}: channels, security or outgoing connections changed while it was applied;"
+            message = f"{declaration.file}: what it declares changed in the cluster while it was applied;"
             raise Conflict(f"{message} apply it again") from exc
 
     async def _put(
@@ -195,3 +201,24 @@ class OdbChannels(ClusterScope):
         where = (model.cluster_id == self.cluster_id, model.name == name)
         if (await conn.execute(update(model).where(*where).values(**values))).rowcount == 0:
             raise Conflict(f"'{name}' was deleted while the declaration was applied; apply it again")
+
+
+async def _apply_definitions(conn: AsyncConnection, cluster_id: int, declaration: Declaration, plan: Plan) -> None:
+    """The plan's topics, subscriptions, topic permissions and caches, in the caller's transaction. A definition made
+    meanwhile is replaced (the file wins), one deleted meanwhile is what the plan wanted."""
+    declared = {(d.kind, d.name): d for d in declaration.definitions()}
+    for change in plan.changes:
+        if (change.kind not in _DEFINED and change.kind != "topic_permission") or change.action == "unchanged":
+            continue
+        if change.action == "delete":
+            with contextlib.suppress(NotFound):
+                if change.kind == "topic_permission":
+                    await delete_permission_row(conn, cluster_id, change.name)
+                else:
+                    await delete_named_row(conn, cluster_id, _DEFINED[change.kind], change.name)
+        elif change.kind == "topic_permission":
+            await put_permission_row(conn, cluster_id, declared[change.kind, change.name].stored())
+        else:
+            await put_named_row(
+                conn, cluster_id, _DEFINED[change.kind], declared[change.kind, change.name].stored(), True
+            )

@@ -185,7 +185,7 @@ class ApplyBody(BaseModel):
 
 
 class Change(BaseModel):
-    kind: Literal["security", "outgoing", "channel", "job"]
+    kind: Literal["security", "outgoing", "channel", "job", "topic", "subscription", "topic_permission", "cache"]
     name: str
     action: Literal["create", "update", "delete", "unchanged"]
     fields: list[str]

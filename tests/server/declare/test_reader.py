@@ -128,7 +128,8 @@ def _toml(value: object) -> str:
         (
             "routes = 1\n",
             "splice.toml:1: routes: unknown section"
-            " (a file declares [[security]], [[outgoing]], [[channels]] and [[jobs]]",
+            " (a file declares [[security]], [[outgoing]], [[channels]], [[jobs]], [[topics]], [[subscriptions]],"
+            " [[topic_permissions]] and [[caches]])",
         ),
         ('[[job]]\nname = "x"\n', "splice.toml:1: job: unknown section; did you mean [[jobs]]?"),
         ("jobs = 1\n", "splice.toml:1: jobs: must be an array of tables"),

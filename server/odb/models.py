@@ -313,6 +313,7 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_pubsub_deliveries_claim", "cluster_id", "subscription", "state", "priority", "id"),
         Index("ix_pubsub_deliveries_message", "message_id"),
+        Index("ix_pubsub_deliveries_lease", "cluster_id", "subscription", "lease_until_us"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))

@@ -1,4 +1,4 @@
-"""The live cluster's catalog (deployed services, channels, servers, outgoing connections), read from the admin API.
+"""The live cluster's catalog (deployed services, channels, servers, outgoing connections, topics), from the admin API.
 
 Where the cluster is comes from ``ClusterSettings``: a URL and token, or a cluster directory whose
 ``cluster.toml`` and ``admin-token`` give them. ``Catalog.refresh`` does the blocking HTTP calls in a
@@ -6,7 +6,7 @@ worker thread (the server's event loop never waits on the network) and keeps the
 reports a change of reachability once (down, or back up), so a cluster that is down costs one
 message, never one per keystroke. A cluster that does not list outgoing connections (a server from before
 ``GET /splice/admin/outgoing``, answering 404) leaves them unknown, ``None``: nothing is flagged then, and the
-rest of the catalog stands.
+rest of the catalog stands; so does one that does not list topics (``GET /splice/admin/topics``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from splice.server.core import SpliceError
 
 from .index import Field
 from .outgoing import Connection
+from .topics import Topic, fetch_topics
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,14 @@ def _fields(raw: object) -> tuple[Field, ...]:
 
 
 _Fetched = tuple[
-    str, dict[str, DeployedService], list[dict[str, Any]], list[dict[str, Any]], tuple[Connection, ...] | None
+    str,
+    dict[str, DeployedService],
+    list[dict[str, Any]],
+    list[dict[str, Any]],
+    tuple[Connection, ...] | None,
+    tuple[Topic, ...] | None,
 ]
-"""The URL asked, services, channels, servers and outgoing connections."""
+"""The URL asked, services, channels, servers, outgoing connections and topics."""
 
 
 @dataclass
@@ -127,6 +133,8 @@ class Catalog:
     servers: list[dict[str, Any]] = field(default_factory=list)
     outgoing: tuple[Connection, ...] | None = None
     """The cluster's outgoing connections; ``None`` while the cluster has not listed them."""
+    topics: tuple[Topic, ...] | None = None
+    """The cluster's topics; ``None`` while the cluster has not listed them."""
     state: str = "unknown"
     """``unknown`` (never asked), ``up``, ``down``, or ``off`` (no cluster configured)."""
     error: str = ""
@@ -139,6 +147,10 @@ class Catalog:
         """The outgoing connections to check names against: only while the cluster answers (no false alarms)."""
         return self.outgoing if self.state == "up" else None
 
+    def known_topics(self) -> tuple[Topic, ...] | None:
+        """The topics to check names against: only while the cluster answers."""
+        return self.topics if self.state == "up" else None
+
     async def refresh(self) -> str | None:
         """Fetch everything again; returns a message when the cluster went down or came back, else ``None``."""
         if not self.settings.configured:
@@ -146,7 +158,7 @@ class Catalog:
             return None
         before = self.state
         try:
-            url, services, channels, servers, outgoing = await asyncio.to_thread(self._fetch)
+            url, services, channels, servers, outgoing, topics = await asyncio.to_thread(self._fetch)
         except SpliceError as exc:
             self.state, self.error = "down", str(exc)
             logger.info("cluster catalog unavailable: %s", exc)
@@ -154,7 +166,7 @@ class Catalog:
                 return f"Splice: the cluster is not reachable ({exc}); completion and checks use the workspace only."
             return None
         self.url, self.services, self.channels, self.servers = url, services, channels, servers
-        self.outgoing = outgoing
+        self.outgoing, self.topics = outgoing, topics
         self.state, self.error = "up", ""
         if before == "down":
             return f"Splice: the cluster at {url} is reachable again ({len(services)} services)."
@@ -169,7 +181,7 @@ class Catalog:
             servers = list(client.call("GET", "/splice/admin/cluster").get("servers", []))
         except ClientError:
             servers = []
-        return client.base_url, services, channels, servers, _outgoing(client)
+        return client.base_url, services, channels, servers, _outgoing(client), fetch_topics(client)
 
     def client(self, timeout: float = 3.0) -> AdminClient:
         """A client of the first configured server that answers; raises ``SpliceError`` when none does."""

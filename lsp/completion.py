@@ -2,9 +2,9 @@
 
 ``context_at`` reads the text before the cursor: inside the name string of ``invoke(``/``ainvoke(``/
 ``invoke_async(``, at a key of that call's payload dict literal, inside the name string of
-``self.out.<kind>[``, or after ``self.``. ``service_markdown``
-renders a service's docstring, fields, module and where it is deployed (completion documentation
-and hover share it). ``service_members`` lists the public members of ``Service`` with their
+``self.out.<kind>[``, inside the topic string of ``self.publish(``/``self.apublish(``, or after ``self.``.
+``service_markdown`` renders a service's docstring, fields, module and where it is deployed (completion
+documentation and hover share it). ``service_members`` lists the public members of ``Service`` with their
 documentation, read from its source with ``ast``.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from splice.server.core.outgoing import KIND_NAMES
 
 from .index import INVOKE_METHODS, Field
+from .topics import typed_topic
 
 _METHODS = "|".join(INVOKE_METHODS)
 _NAME_STRING = re.compile(rf"\b(?:{_METHODS})\(\s*(?:name\s*=\s*)?[rRuU]?(['\"])([^'\"\n]*)$")
@@ -35,7 +36,7 @@ _LOOK_BACK = 4000
 @dataclass(frozen=True)
 class Context:
     kind: str
-    """``service``, ``payload-key``, ``connection`` or ``member``."""
+    """``service``, ``payload-key``, ``connection``, ``topic`` or ``member``."""
     prefix: str
     """What is typed already (the replaced text ends at the cursor)."""
     service: str = ""
@@ -51,6 +52,8 @@ def context_at(before: str) -> Context | None:
         return Context("service", match.group(2))
     if match := _CONNECTION_NAME.search(line):
         return Context("connection", match.group(3), match.group(1))
+    if (typed := typed_topic(line)) is not None:
+        return Context("topic", typed)
     if match := _SELF_MEMBER.search(line):
         return Context("member", match.group(1))
     return _payload_context(before[-_LOOK_BACK:])

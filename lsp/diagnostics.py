@@ -6,7 +6,8 @@ the quick fix); two services of one name are an error on both; so are a missing 
 with a wrong signature, a bad explicit name, a payload literal missing a required input field and a
 syntax error; an input field a service does not declare is a warning. So is an outgoing connection
 ``self.out.<kind>["name"]`` the cluster does not define for that kind, when the cluster said which it
-defines. A file that does not parse gets its syntax error and the problems of what could be read of it.
+defines, and a topic ``self.publish("name"`` the cluster does not have, when it listed its topics. A file
+that does not parse gets its syntax error and the problems of what could be read of it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from splice.server.core import check_service_name, closest
 
 from .index import Field, InvokeCall, ModuleIndex, Range, ServiceDef
 from .outgoing import Connection, OutgoingUse, of_kind, with_article
+from .topics import Topic, TopicUse
 
 ERROR = "error"
 WARNING = "warning"
@@ -32,6 +34,7 @@ UNKNOWN_FIELD = "unknown-input-field"
 SYNTAX = "syntax-error"
 UNKNOWN_CONNECTION = "unknown-connection"
 CONNECTION_KIND = "connection-kind"
+UNKNOWN_TOPIC = "unknown-topic"
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,10 @@ def diagnose(
     services: Mapping[str, Sequence[ServiceDef]],
     cluster: Mapping[str, tuple[Field, ...] | None],
     connections: Collection[Connection] | None = None,
+    topics: Collection[Topic] | None = None,
 ) -> list[Problem]:
     """Every problem of ``module``. ``services``: the workspace's (by name); ``cluster``: deployed name -> input;
-    ``connections``: the cluster's outgoing connections, ``None`` when not known (then none is checked)."""
+    ``connections`` and ``topics``: the cluster's, ``None`` when not known (then none is checked)."""
     problems = definition_problems(module, services)
     if (err := module.syntax_error) is not None:
         problems.append(Problem(err.range, ERROR, SYNTAX, f"syntax error: {err.message}"))
@@ -61,6 +65,8 @@ def diagnose(
         problems += invoke_problems(call, services, cluster, known)
     if connections is not None:
         problems += [p for use in module.outgoing if (p := connection_problem(use, connections)) is not None]
+    if topics is not None:
+        problems += [p for use in module.topics if (p := topic_problem(use, topics)) is not None]
     return sorted(problems, key=lambda p: (p.range.line, p.range.start, p.code))
 
 
@@ -132,6 +138,16 @@ def connection_problem(use: OutgoingUse, connections: Collection[Connection]) ->
     return Problem(use.range, WARNING, UNKNOWN_CONNECTION, message, guess)
 
 
+def topic_problem(use: TopicUse, topics: Collection[Topic]) -> Problem | None:
+    """``self.publish("name"`` naming no topic of the cluster: a warning, with a did-you-mean."""
+    names = [t.name for t in topics]
+    if use.name in names:
+        return None
+    guess = closest(use.name, names)
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    return Problem(use.range, WARNING, UNKNOWN_TOPIC, f"no topic '{use.name}' in the cluster{hint}", guess)
+
+
 def input_fields(
     name: str, services: Mapping[str, Sequence[ServiceDef]], cluster: Mapping[str, tuple[Field, ...] | None]
 ) -> tuple[Field, ...] | None:
@@ -154,4 +170,5 @@ __all__ = [
     "diagnose",
     "input_fields",
     "invoke_problems",
+    "topic_problem",
 ]

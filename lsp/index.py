@@ -3,11 +3,11 @@
 ``parse_module`` turns one file's source into a ``ModuleIndex``: its classes (with bases, docstring,
 explicit ``name``, ``Input``/``Output`` fields and ``handle`` problems), its ``invoke``/``ainvoke``/
 ``invoke_async`` calls (the exact range of the service-name string and the payload literal's keys), its
-``self.out.<kind>["name"]`` connections (``outgoing``) and its syntax error; a file that does not parse
-still gives what ``recovery`` reads of its whole statements. ``WorkspaceIndex`` keeps every file and
-resolves, across files, which classes are services (direct ``Service`` subclasses and subclasses of other
-workspace services) and their names, using ``splice.server.core.naming``. Every position is 0-based, with
-columns in UTF-16 code units (LSP's).
+``self.out.<kind>["name"]`` connections (``outgoing``), its ``self.publish("topic"`` topics (``topics``)
+and its syntax error; a file that does not parse still gives what ``recovery`` reads of its whole statements.
+``WorkspaceIndex`` keeps every file and resolves, across files, which classes are services (direct ``Service``
+subclasses and subclasses of other workspace services) and their names, using ``splice.server.core.naming``.
+Every position is 0-based, with columns in UTF-16 code units (LSP's).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from splice.server.core import check_module_path, module_name, service_name
 from .outgoing import OutgoingUse, outgoing_uses
 from .positions import Lines, Range, str_index, utf16_column
 from .recovery import recover
+from .topics import TopicUse, topic_uses
 
 INVOKE_METHODS = ("invoke", "ainvoke", "invoke_async")
 HOOKS = ("handle", "before_handle", "after_handle")
@@ -92,6 +93,7 @@ class ModuleIndex:
     syntax_error: SyntaxProblem | None = None
     """While the file does not parse, the rest is what ``recovery`` could read of it (maybe nothing)."""
     outgoing: tuple[OutgoingUse, ...] = ()
+    topics: tuple[TopicUse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def parse_module(path: str, source: str) -> ModuleIndex:
         _class_info(node, lines, defined, holes) for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
     )
     invokes = tuple(call for node in ast.walk(tree) if (call := _invoke_call(node, lines)) is not None)
-    return ModuleIndex(path, module, classes, invokes, problem, outgoing_uses(tree, lines))
+    return ModuleIndex(path, module, classes, invokes, problem, outgoing_uses(tree, lines), topic_uses(tree, lines))
 
 
 def _holed(node: ast.stmt, holes: frozenset[int]) -> bool:

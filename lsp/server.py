@@ -1,8 +1,8 @@
 """The language server: a pygls ``LanguageServer`` holding the workspace index and the cluster catalog.
 
 Handlers are thin: they fetch the document, ask the pure modules (``index``, ``diagnostics``,
-``completion``, ``outgoing``) and answer or publish. The catalog is refreshed in a background task (its HTTP calls
-in a worker thread), never inside a request. Nothing here writes to stdout: it is the transport.
+``completion``, ``outgoing``, ``topics``) and answer or publish. The catalog is refreshed in a background task
+(its HTTP calls in a worker thread), never inside a request. Nothing here writes to stdout: it is the transport.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .catalog import Catalog, ClusterSettings
 from .completion import context_at, service_markdown, service_members
 from .index import ModuleIndex, Range, ServiceDef, WorkspaceIndex, str_index
 from .outgoing import OutgoingUse, connection_markdown, of_kind
+from .topics import TopicUse, topic_markdown
 
 logger = logging.getLogger(__name__)
 MAX_SERVICE_ITEMS = 200
@@ -108,7 +109,10 @@ class SpliceLanguageServer(LanguageServer):
         module = self.index.get(relative) if relative else None
         if module is None:
             return []
-        found = diag.diagnose(module, self.index.services(), self.catalog.inputs(), self.catalog.connections())
+        catalog = self.catalog
+        found = diag.diagnose(
+            module, self.index.services(), catalog.inputs(), catalog.connections(), catalog.known_topics()
+        )
         return [_diagnostic(p) for p in found] + self.deploy_problems.get(uri, [])
 
     def publish(self, uris: Iterable[str] | None = None) -> None:
@@ -133,14 +137,14 @@ class SpliceLanguageServer(LanguageServer):
         while self.catalog.settings.configured:
             self._wake.clear()
             catalog = self.catalog
-            before = (catalog.state, dict(catalog.services), catalog.outgoing)
+            before = (catalog.state, dict(catalog.services), catalog.outgoing, catalog.topics)
             message = await catalog.refresh()
             if catalog is not self.catalog:
                 continue
             if message:
                 kind = types.MessageType.Warning if catalog.state == "down" else types.MessageType.Info
                 self.window_show_message(types.ShowMessageParams(type=kind, message=message))
-            if before != (catalog.state, catalog.services, catalog.outgoing):
+            if before != (catalog.state, catalog.services, catalog.outgoing, catalog.topics):
                 self.publish()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), catalog.settings.refresh_seconds)
@@ -173,6 +177,13 @@ class SpliceLanguageServer(LanguageServer):
         relative = self.relative(uri)
         module = self.index.get(relative) if relative else None
         uses = module.outgoing if module else ()
+        return next((u for u in uses if u.range.contains(position.line, position.character)), None)
+
+    def topic_at(self, uri: str, position: types.Position) -> TopicUse | None:
+        """The ``self.publish("topic"`` whose topic is under the cursor."""
+        relative = self.relative(uri)
+        module = self.index.get(relative) if relative else None
+        uses = module.topics if module else ()
         return next((u for u in uses if u.range.contains(position.line, position.character)), None)
 
     def describe(self, name: str) -> str:
@@ -218,6 +229,8 @@ class SpliceLanguageServer(LanguageServer):
             return self.key_items(context.service, context.quoted, replace)
         if context.kind == "connection":
             return self.connection_items(context.service, replace, context.prefix)
+        if context.kind == "topic":
+            return self.topic_items(replace, context.prefix)
         return _member_items()
 
     def service_items(self, replace: types.Range, prefix: str = "") -> list[types.CompletionItem]:
@@ -252,6 +265,19 @@ class SpliceLanguageServer(LanguageServer):
                 label=name,
                 kind=types.CompletionItemKind.Reference,
                 detail=f"{kind}  {found[name].address}",
+                text_edit=types.TextEdit(replace, name),
+            )
+            for name in matching(found, prefix)
+        ]
+
+    def topic_items(self, replace: types.Range, prefix: str = "") -> list[types.CompletionItem]:
+        """The cluster's topics (the last list it gave, also while it is down)."""
+        found = {t.name: t for t in self.catalog.topics or ()}
+        return [
+            types.CompletionItem(
+                label=name,
+                kind=types.CompletionItemKind.Event,
+                detail=found[name].detail,
                 text_edit=types.TextEdit(replace, name),
             )
             for name in matching(found, prefix)
@@ -458,6 +484,9 @@ def hover(ls: SpliceLanguageServer, params: types.HoverParams) -> types.Hover | 
     if use := ls.connection_at(params.text_document.uri, params.position):
         text = connection_markdown(use.kind, use.name, ls.catalog.outgoing)
         return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), _range(use.range))
+    if topic := ls.topic_at(params.text_document.uri, params.position):
+        text = topic_markdown(topic.name, ls.catalog.topics)
+        return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), _range(topic.range))
     found = ls.name_at(params.text_document.uri, params.position)
     if found is None:
         return None

@@ -209,9 +209,8 @@ def _report(answer: dict[str, Any], file: str) -> int:
     for change in answer["changes"]:
         if change["action"] == "unchanged":
             continue
-        what = {"security": "security definition", "outgoing": "outgoing connection"}.get(
-            change["kind"], change["kind"]
-        )
+        shown = {"security": "security definition", "outgoing": "outgoing connection"}
+        what = {**shown, "topic_permission": "topic permissions of"}.get(change["kind"], change["kind"])
         fields = f" ({', '.join(change['fields'])})" if change["fields"] else ""
         print(f"{file}: {verb.get(change['action'], change['action'])} {what} {change['name']}{fields}")
     counts = answer["counts"]

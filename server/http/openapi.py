@@ -24,6 +24,7 @@ _ERRORS = {
     409: "It conflicts with the cluster's state (a name taken, a definition in use, a debugger in the way)",
     413: "The body is too large",
     422: "Well-formed, but refused: the sources, the declaration or the version cannot be used",
+    503: "Not now: the broker cannot take it (a subscription full to its topic's max_depth)",
 }
 _PARAMETERS = {
     "name": {"description": "a name (a channel's, a service's, a job's...)", "example": "get-order"},

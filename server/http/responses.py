@@ -45,6 +45,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "invalid_declaration": 422,
     "invalid_connection": 422,
     "editor_file_invalid": 422,
+    "invalid_definition": 422,
     "pubsub_unavailable": 503,
     "cache_error": 422,
 }

@@ -42,6 +42,7 @@ from ..core.errors import BadRequest, Conflict, Forbidden, NotFound, SpliceError
 from ..core.naming import closest
 from ..core.pubsub import UnknownTopic
 from ..core.validation import problems
+from ..pubsub.broker import MAX_PULL, MAX_WAIT
 from ..pubsub.names import check_topic, is_pattern
 from ..pubsub.specs import SubscriptionSpec, TopicSpec
 from ._paths import challenge
@@ -54,10 +55,6 @@ if TYPE_CHECKING:
 PREFIX = "/splice/pubsub"
 MAX_BODY = 1024 * 1024
 """The largest JSON body of a subscribe, ack or nack."""
-MAX_PULL = 100
-"""The most messages one pull claims."""
-MAX_WAIT = 60.0
-"""The longest a pull waits for a first message (seconds)."""
 MAX_IDS = 1000
 """The most deliveries one ack or nack names."""
 MAX_HEADERS = 50

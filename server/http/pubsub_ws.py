@@ -8,7 +8,9 @@ answer to it repeats:
 
 - ``{"op": "subscribe", "subscription": "x", "max_in_flight": 10}`` -> ``{"op": "subscribed", ...}``; then
   ``{"op": "message", "subscription": "x", "delivery": 7, "attempt": 1, "message": {...}}`` for each message,
-  at most ``max_in_flight`` of them unacknowledged at a time.
+  at most ``max_in_flight`` of them unacknowledged at a time. An ordered subscription (the default) gives out
+  nothing while any of its messages is out: its messages come in batches of up to ``max_in_flight``, the next
+  once every one of the batch is acknowledged (or nacked).
 - ``{"op": "ack", "ids": [7, ...]}`` (delivery ids) -> nothing, or ``{"op": "acked", ...}`` when it has a ``ref``;
   ``{"op": "nack", "ids": [...], "error": "..."}`` gives them back to be retried after the subscription's backoff.
 - ``{"op": "unsubscribe", "subscription": "x"}`` -> ``{"op": "unsubscribed", ...}``: its unacknowledged
@@ -41,6 +43,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, Conflict, Forbidden, NotFound, SpliceError
 from ..core.websockets import NotConnected
+from ..pubsub.broker import MAX_PULL
 from ..pubsub.store import Delivery
 from .pubsub import MAX_HEADERS, MAX_IDS, Access
 from .websocket import QUERY_KEY, Connection, _deny, _remote, _size
@@ -52,7 +55,7 @@ logger = logging.getLogger(__name__)
 PATH = "/splice/pubsub/ws"
 MAX_MESSAGE = 1024 * 1024
 """The largest frame a client may send (bytes)."""
-MAX_IN_FLIGHT = 1000
+MAX_IN_FLIGHT = MAX_PULL
 PULL_WAIT = 20.0
 """How long one pull of a subscription's pump waits for a message before it asks again."""
 RETRY = 1.0
@@ -66,6 +69,12 @@ class PubSubSocketApp:
         self.runtime = runtime
         self.access = access or Access(runtime)
         self.max_message = max_message
+        self.sessions: set[Session] = set()
+        runtime.live.listeners.append(self.reconcile)
+
+    async def reconcile(self) -> None:
+        """After a change of configuration: end the subscriptions a socket may no longer read (or that are gone)."""
+        await asyncio.gather(*(session.recheck() for session in list(self.sessions)), return_exceptions=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -86,9 +95,11 @@ class PubSubSocketApp:
         session = Session(self, connection, security)
         logger.debug("pub/sub WebSocket %s opened by %s from %s", connection.id, security, connection.remote)
         watch = asyncio.create_task(self._close_at_shutdown(connection))
+        self.sessions.add(session)
         try:
             await session.serve(receive)
         finally:
+            self.sessions.discard(session)
             watch.cancel()
             connection.closed = True
             await session.close()
@@ -105,10 +116,24 @@ class _Subscribed:
 
     name: str
     max_in_flight: int
+    ordered: bool
     unacked: dict[int, Delivery] = field(default_factory=dict)
     room: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set while fewer than ``max_in_flight`` are unacknowledged."""
+    """Set when the pump may claim more: fewer than ``max_in_flight`` unacknowledged, or, for an ordered
+    subscription (which gives out nothing while any of its messages is out), none."""
     pump: asyncio.Task[None] | None = None
+
+    def free(self) -> int:
+        """How many more messages may go out now."""
+        if self.ordered and self.unacked:
+            return 0
+        return self.max_in_flight - len(self.unacked)
+
+    def settled(self) -> None:
+        if self.free() > 0:
+            self.room.set()
+        else:
+            self.room.clear()
 
 
 class Session:
@@ -179,7 +204,7 @@ class Session:
         spec = self.access.subscription_to_read(self.security, name)
         if name in self.subscribed:
             raise BadRequest(f"subscription '{name}' is already subscribed on this connection")
-        subscribed = _Subscribed(name, limit)
+        subscribed = _Subscribed(name, limit, spec.ordered)
         subscribed.room.set()
         self.subscribed[name] = subscribed
         subscribed.pump = asyncio.create_task(self._pump(subscribed))
@@ -228,8 +253,7 @@ class Session:
                 count += await self.runtime.broker.nack(name, chosen, error or "nacked by the WebSocket client")
             for delivery in chosen:
                 subscribed.unacked.pop(delivery, None)
-            if len(subscribed.unacked) < subscribed.max_in_flight:
-                subscribed.room.set()
+            subscribed.settled()
         return {"op": f"{op}ed", "ids": ids, "count": count}
 
     async def publish(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -256,8 +280,12 @@ class Session:
         while not self.connection.closed:
             await subscribed.room.wait()
             try:
-                self.access.subscription_to_read(self.security, subscribed.name)  # still there, still allowed
-                free = subscribed.max_in_flight - len(subscribed.unacked)
+                spec = self.access.subscription_to_read(self.security, subscribed.name)  # still there, allowed
+                subscribed.ordered = spec.ordered
+                free = subscribed.free()
+                if free <= 0:
+                    subscribed.settled()
+                    continue
                 deliveries = await self.runtime.broker.pull(subscribed.name, free, PULL_WAIT, holder=self.holder)
             except (NotFound, Forbidden, Conflict) as exc:  # gone, or no longer allowed: the client is told
                 return await self._end(subscribed, exc)
@@ -267,15 +295,25 @@ class Session:
                 continue
             for delivery in deliveries:
                 subscribed.unacked[delivery.id] = delivery
-            if len(subscribed.unacked) >= subscribed.max_in_flight:
-                subscribed.room.clear()
+            subscribed.settled()
             for delivery in deliveries:
                 await self._send({"op": "message", **delivery.as_json()})
 
+    async def recheck(self) -> None:
+        for subscribed in list(self.subscribed.values()):
+            try:
+                self.access.subscription_to_read(self.security, subscribed.name)
+            except (NotFound, Forbidden, Conflict) as exc:
+                if subscribed.pump is not None and subscribed.pump is not asyncio.current_task():
+                    subscribed.pump.cancel()
+                    await asyncio.gather(subscribed.pump, return_exceptions=True)
+                await self._end(subscribed, exc)
+
     async def _end(self, subscribed: _Subscribed, exc: SpliceError) -> None:
-        """A pump stops on its own: what it held goes back, the client is told why."""
-        if self.subscribed.get(subscribed.name) is subscribed:
-            del self.subscribed[subscribed.name]
+        """A subscription ends without the client asking: what it held goes back, the client is told why."""
+        if self.subscribed.get(subscribed.name) is not subscribed:
+            return  # ended already
+        del self.subscribed[subscribed.name]
         held = list(subscribed.unacked)
         subscribed.unacked.clear()
         await self._release(subscribed.name, held)

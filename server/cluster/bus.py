@@ -5,6 +5,12 @@ Two adapters with one shape. ``HttpBus`` calls each live peer's ``POST /splice/a
 one pub/sub channel and collects the peers' acknowledgements from it (required across hosts); when
 Redis is down it falls back to HTTP, and when it comes back the server catches up from the ODB. The bus
 is only a doorbell: the ODB holds the deployments, and every server also checks it periodically.
+
+Both also carry cluster events (``send_event``: a cache's set, pub/sub's doorbell), fire and forget, in the order
+they were sent per sender and receiver: ``RedisBus`` publishes them on the same channel (one publish reaches every
+server); ``HttpBus`` posts them to each live peer's ``POST /splice/admin/cluster/events``, one request at a time
+per peer, the events sent meanwhile going together in the next. A send that fails is not retried: the receiver
+finds out (``events.EventTracker``) and drops what it kept from events.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +33,13 @@ logger = logging.getLogger(__name__)
 Ack = dict[str, Any]
 OnNotice = Callable[[int, str], Awaitable[Ack]]
 """Called with (sequence, origin server) on a peer; returns its acknowledgement."""
+OnEvents = Callable[[list[dict[str, Any]]], Awaitable[object]]
+"""Called with events another server sent, in its order."""
+
+EVENT_TIMEOUT = 1.0
+"""Seconds one post of events to a peer may take; then it counts as lost (the peer finds out, events.PATIENCE)."""
+MAX_BATCH = 4 * 1024 * 1024
+"""Bytes of events sent in one request or one Redis message (more wait for the next; one larger event goes alone)."""
 
 
 class Bus(Protocol):
@@ -33,12 +47,48 @@ class Bus(Protocol):
     def connected(self) -> bool:
         """Whether notices can go out on this bus now (HTTP: always)."""
 
-    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None: ...
+    @property
+    def events_lost(self) -> int:
+        """Events this server sent that did not reach a peer (as far as it can tell)."""
+
+    async def start(
+        self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]], on_events: OnEvents
+    ) -> None: ...
 
     async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
         """Tell ``peers`` about ``sequence``; their acknowledgements by server name (missing ones: timed out)."""
 
+    def send_event(self, event: bytes, peers: Sequence[dict[str, Any]]) -> None:
+        """Send one event (its JSON) to every other server without waiting; on the event loop."""
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until the events sent so far have left."""
+
     async def close(self) -> None: ...
+
+
+def take_batch(queue: deque[bytes]) -> list[bytes]:
+    """The events at the head of ``queue`` that go together (up to ``MAX_BATCH`` bytes, at least one)."""
+    batch = [queue.popleft()]
+    size = len(batch[0])
+    while queue and size + len(queue[0]) <= MAX_BATCH:
+        size += len(queue[0])
+        batch.append(queue.popleft())
+    return batch
+
+
+def events_body(batch: list[bytes]) -> bytes:
+    return b'{"events":[' + b",".join(batch) + b"]}"
+
+
+class _Lane:
+    """The events waiting for one peer, and the task posting them (at most one request at a time)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: deque[bytes] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.failing = False
 
 
 def _is_http_error(exc: BaseException) -> bool:
@@ -58,6 +108,9 @@ class HttpBus:
         self.me = me
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http: httpx.AsyncClient | None = None
+        self._lanes: dict[str, _Lane] = {}
+        self.events_lost = 0
+        """Events a post to a peer failed to deliver (each peer counted apart)."""
 
     def _client(self) -> httpx.AsyncClient:
         # httpx is imported on first use (or by warm()), not at start: it is ~0.1 s of a server's start-up.
@@ -75,8 +128,62 @@ class HttpBus:
         await asyncio.sleep(0.5)  # after the server answers its first ping
         await asyncio.to_thread(importlib.import_module, "httpx")
 
-    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None:
-        """Nothing to listen to: notices arrive as calls of the admin API."""
+    async def start(
+        self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]], on_events: OnEvents
+    ) -> None:
+        """Nothing to listen to: notices and events arrive as calls of the admin API."""
+
+    def send_event(self, event: bytes, peers: Sequence[dict[str, Any]]) -> None:
+        for peer in peers:
+            lane = self._lanes.get(peer["name"])
+            if lane is None or lane.url != peer["url"]:
+                lane = self._lanes[peer["name"]] = _Lane(peer["url"])
+            lane.queue.append(event)
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._post_events(peer["name"], lane))
+
+    async def _post_events(self, name: str, lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                batch = take_batch(lane.queue)
+                problem = await self._post_batch(lane.url, batch)
+                if problem is None:
+                    if lane.failing:
+                        logger.info("cluster events reach %s again", name)
+                    lane.failing = False
+                    continue
+                self.events_lost += len(batch)
+                if not lane.failing:
+                    logger.warning(
+                        "cluster events to %s lost (%s); it will drop what it kept from events", name, problem
+                    )
+                lane.failing = True
+        finally:
+            lane.task = None
+
+    async def _post_batch(self, url: str, batch: list[bytes]) -> str | None:
+        """Post events to one peer; what went wrong, or ``None``."""
+        try:
+            answer = await asyncio.wait_for(
+                self._client().post(
+                    f"{url}/splice/admin/cluster/events",
+                    content=events_body(batch),
+                    headers={"Content-Type": "application/json"},
+                ),
+                EVENT_TIMEOUT,
+            )
+        except TimeoutError:
+            return f"no answer within {EVENT_TIMEOUT:g} s"
+        except Exception as exc:  # httpx.HTTPError, imported lazily
+            if not _is_http_error(exc):
+                raise
+            return f"{type(exc).__name__}: {exc}"
+        return None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:200]}"
+
+    async def flush(self, timeout: float) -> None:
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def _one(self, sequence: int, peer: dict[str, Any], timeout: float) -> Ack:
         started = time.perf_counter()
@@ -108,6 +215,9 @@ class HttpBus:
         return {peer["name"]: ack for peer, ack in zip(peers, acks, strict=True)}
 
     async def close(self) -> None:
+        for lane in self._lanes.values():
+            if lane.task is not None:
+                lane.task.cancel()
         if self._http is not None:
             await self._http.aclose()
 
@@ -125,11 +235,23 @@ class RedisBus:
         self._task: asyncio.Task[None] | None = None
         self._publisher: Any = None
         self._answering: set[asyncio.Task[None]] = set()
+        self._outbox: deque[bytes] = deque()
+        self._peers: Sequence[dict[str, Any]] = ()
+        self._sending: asyncio.Task[None] | None = None
+        self._on_events: OnEvents | None = None
 
-    async def start(self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]]) -> None:
+    @property
+    def events_lost(self) -> int:
+        """Events Redis did not take and the HTTP fallback could not deliver (each peer counted apart)."""
+        return self.fallback.events_lost
+
+    async def start(
+        self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]], on_events: OnEvents
+    ) -> None:
         import redis.asyncio as redis
 
         self._publisher = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        self._on_events = on_events
         ready = asyncio.Event()
         self._task = asyncio.create_task(self._listen(on_notice, on_reconnect, ready))
         with contextlib.suppress(TimeoutError):
@@ -168,7 +290,10 @@ class RedisBus:
                     await client.aclose()
 
     async def _handle(self, message: dict[str, Any], on_notice: OnNotice) -> None:
-        if message.get("kind") == "notice" and message.get("origin") != self.me:
+        if message.get("kind") == "events":
+            if message.get("origin") != self.me and self._on_events is not None:
+                await self._on_events(message["events"])
+        elif message.get("kind") == "notice" and message.get("origin") != self.me:
             task = asyncio.create_task(self._answer(int(message["sequence"]), str(message["origin"]), on_notice))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
@@ -196,6 +321,42 @@ class RedisBus:
             await self._publisher.connection_pool.disconnect()
             await self._publisher.publish(self.channel, data)
 
+    def send_event(self, event: bytes, peers: Sequence[dict[str, Any]]) -> None:
+        self._outbox.append(event)
+        self._peers = peers
+        if self._sending is None:
+            self._sending = asyncio.create_task(self._publish_events())
+
+    async def _publish_events(self) -> None:
+        """Publish what the outbox holds, in order, each batch as one message; while Redis cannot take them, post
+        them to the peers over HTTP (they find any loss out as for HTTP)."""
+        from redis.exceptions import RedisError
+
+        origin = json.dumps(self.me).encode()
+        try:
+            while self._outbox:
+                batch = take_batch(self._outbox)
+                try:
+                    if not self.connected:
+                        raise ConnectionError("not subscribed")
+                    await self._publisher.publish(
+                        self.channel, b'{"kind":"events","origin":' + origin + b',"events":[' + b",".join(batch) + b"]}"
+                    )
+                except (RedisError, OSError) as exc:
+                    if self.connected:
+                        logger.warning("cluster bus: cannot publish events on Redis (%s); posting them over HTTP", exc)
+                        with contextlib.suppress(RedisError, OSError):  # reconnect for the next batch
+                            await self._publisher.connection_pool.disconnect()
+                    for event in batch:
+                        self.fallback.send_event(event, self._peers)
+        finally:
+            self._sending = None
+
+    async def flush(self, timeout: float) -> None:
+        if self._sending is not None:
+            await asyncio.wait([self._sending], timeout=timeout)
+        await self.fallback.flush(timeout)
+
     async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
         from redis.exceptions import RedisError
 
@@ -221,6 +382,8 @@ class RedisBus:
         return {name: acks[name] if name in acks else timed_out(name, timeout) for name in names}
 
     async def close(self) -> None:
+        if self._sending is not None:
+            self._sending.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

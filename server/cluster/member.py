@@ -3,18 +3,26 @@
 Every ``sync_interval`` a server says it is alive (``servers.last_seen``) and compares the newest
 deployment sequence in the ODB with the one it applied; if it is behind, it syncs. Notices on the bus
 make that immediate; the periodic check makes a missed notice cost a delay, never a divergence.
+
+Cluster events (``send_event`` / ``on_event``) are the other traffic: fire and forget, numbered per sender, with
+``on_missed_events`` called when some may have been lost (``events``). The heartbeat carries this server's count
+of sent events and refreshes the list of live peers that HTTP events go to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .bus import Ack, Bus
+from .events import EventTracker
 
 if TYPE_CHECKING:
     from ..config import ServerSettings, Settings
@@ -26,7 +34,7 @@ logger = logging.getLogger(__name__)
 class Membership(Protocol):
     """What a member needs of the ODB (``splice.server.odb.OdbRepository`` is one)."""
 
-    async def heartbeat(self, name: str, sequence: int) -> int: ...
+    async def heartbeat(self, name: str, sequence: int, events: tuple[str, int] | None = None) -> int: ...
 
     async def mark_stopped(self, name: str) -> None: ...
 
@@ -60,13 +68,27 @@ class ClusterMember:
         self._catching_up = asyncio.Lock()
         self._event_handlers: dict[str, list[EventHandler]] = {}
         self._missed_handlers: list[Callable[[], Awaitable[None]]] = []
+        self.boot = secrets.token_hex(8)
+        """This process's id in events: a server that starts again starts numbering its events again."""
+        self.events_sent = 0
+        self.events_received = 0
+        self.events_missed = 0
+        """How many times this server may have missed events (and told its ``on_missed_events`` handlers)."""
+        self._tracker = EventTracker()
+        self._peers: list[dict[str, Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._receiving = asyncio.Lock()
 
     @property
     def liveness(self) -> float:
         return max(3.0, self.settings.sync_interval * LIVENESS_FACTOR)
 
     async def start(self) -> None:
-        await self.bus.start(self.on_notice, self.catch_up)
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._peers = await self.live_peers()
+        self._tracker.baseline(self._peers)
+        await self.bus.start(self.on_notice, self._reconnected, self.receive_events)
         self._task = asyncio.create_task(self._beat())
 
     async def stop(self) -> None:
@@ -74,6 +96,9 @@ class ClusterMember:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._loop is not None:
+            self._send("bye", {})  # the others know that nothing of this boot is lost when it starts again
+            await self.bus.flush(1.0)
         await self.bus.close()
         with contextlib.suppress(Exception):
             await self.repository.mark_stopped(self.server.name)
@@ -82,7 +107,9 @@ class ClusterMember:
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             try:
-                newest = await self.repository.heartbeat(self.server.name, self.engine.applied)
+                counted = (self.boot, self.events_sent)
+                newest = await self.repository.heartbeat(self.server.name, self.engine.applied, counted)
+                await self._check_events()
                 if newest > self.engine.applied:
                     logger.info("behind the ODB (%s < %s): catching up", self.engine.applied, newest)
                     await self.catch_up()
@@ -127,8 +154,98 @@ class ClusterMember:
 
     def send_event(self, kind: str, data: dict[str, Any]) -> None:
         """Send an event to every other live server, without waiting (fire and forget: the doorbell of pub/sub,
-        a cache's set or delete). Not durable: a server that misses one is told through ``on_missed_events``."""
-        # The transport (Redis pub/sub, else HTTP to each peer) is the cache issue's part of the bus.
+        a cache's set or delete). Callable from any thread; ``data`` must be JSON-able.
+
+        What is guaranteed: each server gets one server's events in the order they were sent, each at most once.
+        Not durable: an event may be lost (a peer unreachable for a moment, Redis down, a server killed before it
+        sent), and then the server that missed it is told (``on_missed_events``) within a few heartbeats, or at
+        once when a later event shows the gap. A server that was down starts with nothing to be stale about.
+        """
+        if self._loop is None:
+            return  # not started: a tool, or a test without a cluster
+        if threading.get_ident() == self._loop_thread:
+            self._send(kind, data)
+        else:
+            self._loop.call_soon_threadsafe(self._send, kind, data)
+
+    def _send(self, kind: str, data: dict[str, Any]) -> None:
+        self.events_sent += 1
+        event = {
+            "kind": "event",
+            "event": kind,
+            "data": data,
+            "origin": self.server.name,
+            "boot": self.boot,
+            "n": self.events_sent,
+        }
+        self.bus.send_event(json.dumps(event, separators=(",", ":")).encode(), self._peers)
+
+    async def receive_events(self, events: list[Any]) -> int:
+        """Events another server sent (over HTTP or Redis), in its order: each one not missed before is given to
+        the ``on_event`` handlers of its kind. How many were applied."""
+        applied = 0
+        async with self._receiving:
+            for event in events:
+                try:
+                    origin, boot, n, kind = str(event["origin"]), str(event["boot"]), int(event["n"]), event["event"]
+                    data = event.get("data")
+                except (KeyError, TypeError, ValueError):
+                    logger.warning("a cluster event that is not one: %.200r", event)
+                    continue
+                if origin == self.server.name:
+                    continue
+                self.events_received += 1
+                take, missed = self._tracker.accept(origin, boot, n, bye=kind == "bye")
+                if missed:
+                    await self.missed_events(missed)
+                if take and kind != "bye":
+                    applied += 1
+                    await self._dispatch(kind, data, origin)
+        return applied
+
+    async def _dispatch(self, kind: str, data: Any, origin: str) -> None:
+        for handler in self._event_handlers.get(kind, ()):
+            try:
+                await handler(data, origin)
+            except Exception:
+                logger.exception("handling a %s event from %s failed", kind, origin)
+
+    async def missed_events(self, reason: str) -> None:
+        """This server may have missed events: tell the ``on_missed_events`` handlers (what kept anything from
+        events drops it)."""
+        self.events_missed += 1
+        logger.info("cluster events may have been missed (%s): dropping what was kept from them", reason)
+        for handler in list(self._missed_handlers):
+            try:
+                await handler()
+            except Exception:
+                logger.exception("reacting to missed cluster events failed")
+        self._tracker.forgive()
+
+    async def _check_events(self) -> None:
+        """At a heartbeat: refresh the live peers events go to; compare what each said it sent with what came."""
+        self._peers = await self.live_peers()
+        reason = self._tracker.beat(self._peers)
+        if reason:
+            async with self._receiving:
+                await self.missed_events(reason)
+
+    async def _reconnected(self) -> Ack:
+        """The Redis bus is back: events sent meanwhile are lost, and deployments may have been missed."""
+        async with self._receiving:
+            await self.missed_events("the Redis bus reconnected")
+        return await self.catch_up()
+
+    def event_stats(self) -> dict[str, Any]:
+        """Counts of events sent, received, lost on the way out, and of times some may have been missed."""
+        return {
+            "boot": self.boot,
+            "sent": self.events_sent,
+            "received": self.events_received,
+            "lost": self.bus.events_lost,
+            "missed": self.events_missed,
+            "senders": self._tracker.senders(),
+        }
 
     async def live_peers(self) -> list[dict[str, Any]]:
         """The other servers seen alive lately."""

@@ -23,14 +23,16 @@ class OdbCluster(ClusterScope):
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    async def heartbeat(self, name: str, sequence: int) -> int:
-        """Say ``name`` is alive and has applied ``sequence``; returns the newest sequence of the cluster."""
+    async def heartbeat(self, name: str, sequence: int, events: tuple[str, int] | None = None) -> int:
+        """Say ``name`` is alive and has applied ``sequence`` (and, with ``events``, its boot id and how many cluster
+        events it sent); returns the newest sequence of the cluster."""
         now = datetime.now(UTC)
+        values: dict[str, Any] = {"last_seen": now, "last_sequence": sequence}
+        if events is not None:
+            values.update(events_boot=events[0], events_sent=events[1])
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(Server)
-                .where(Server.cluster_id == self.cluster_id, Server.name == name)
-                .values(last_seen=now, last_sequence=sequence)
+                update(Server).where(Server.cluster_id == self.cluster_id, Server.name == name).values(**values)
             )
             newest = await conn.execute(select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id))
             return int(newest.scalar() or 0)
@@ -51,6 +53,8 @@ class OdbCluster(ClusterScope):
                 "pid": r.pid,
                 "last_sequence": r.last_sequence,
                 "last_seen": aware(r.last_seen),
+                "events_boot": r.events_boot,
+                "events_sent": r.events_sent,
             }
             for r in rows
         ]
@@ -97,6 +101,7 @@ class OdbCluster(ClusterScope):
     async def register_server(self, name: str, url: str, pid: int, sequence: int) -> None:
         now = datetime.now(UTC)
         values = {"url": url, "pid": pid, "last_sequence": sequence, "started_at": now, "last_seen": now}
+        values |= {"events_boot": None, "events_sent": 0}  # the new process says its boot at its first heartbeat
         async with self.engine.begin() as conn:
             where = (Server.cluster_id == self.cluster_id, Server.name == name)
             result = await conn.execute(update(Server).where(*where).values(**values))

@@ -49,6 +49,10 @@ class Server(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """Renewed by the server every few seconds; ``None`` once it stopped cleanly."""
+    events_boot: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The running process's boot id (cluster events carry it; a new one each start)."""
+    events_sent: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """How many cluster events that boot had sent at its last heartbeat: peers compare it with what they got."""
 
 
 class Lease(Base):

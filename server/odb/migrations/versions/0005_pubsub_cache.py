@@ -1,4 +1,5 @@
-"""Publish/subscribe (topics, subscriptions, permissions, messages, deliveries, idempotency keys) and caches.
+"""Publish/subscribe (topics, subscriptions, permissions, messages, deliveries, idempotency keys), caches, and each
+server's cluster event counter (``servers.events_boot``, ``events_sent``).
 
 Revision ID: 0005
 Revises: 0004
@@ -36,6 +37,9 @@ def _named(table: str, *columns: sa.Column[object]) -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("servers") as batch:
+        batch.add_column(sa.Column("events_boot", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("events_sent", sa.BigInteger(), server_default="0", nullable=False))
     _named("pubsub_topics")
     _named(
         "pubsub_subscriptions",
@@ -123,3 +127,6 @@ def downgrade() -> None:
         "pubsub_topics",
     ):
         op.drop_table(table)
+    with op.batch_alter_table("servers") as batch:
+        batch.drop_column("events_sent")
+        batch.drop_column("events_boot")

@@ -220,11 +220,20 @@ class Deliverer:
             try:
                 busy = await (self._ordered_round() if self.spec.ordered else self._unordered_round())
                 failures = 0
-            except Exception:  # the ODB unreachable, say: a deliverer never dies of it, it tries again
+            except Exception as exc:  # the ODB unreachable, say: a deliverer never dies of it, it tries again
                 failures += 1
-                logger.exception(
-                    "subscription %s: delivering from %s failed; trying again", self.spec.name, self.source.kind
-                )
+                if failures == 1:
+                    logger.exception(
+                        "subscription %s: delivering from %s failed; trying again", self.spec.name, self.source.kind
+                    )
+                else:  # one traceback per outage is enough
+                    logger.warning(
+                        "subscription %s: delivering from %s failed again (%s times): %s",
+                        self.spec.name,
+                        self.source.kind,
+                        failures,
+                        exc,
+                    )
                 busy = False
             if not busy and not self._stopping:
                 await wait_for_bell(self._wake, self._idle(failures))
@@ -294,6 +303,7 @@ class Deliverer:
         cid = message.cid or new_cid()
         request = Request(message.data, channel=f"pubsub:{self.spec.name}")
         request.pubsub = pubsub_message(delivery, self.source.id_prefix)
+        started = time.monotonic()
         try:
             await self.invoker.call(self.service, message.data, request=request, cid=cid)
         except ServiceNotFound:
@@ -305,10 +315,25 @@ class Deliverer:
         else:
             self.delivered += 1
             self._acks.append(delivery.id)
+            self._check_lease(delivery, time.monotonic() - started, cid)
             return True
         self.failed += 1
         await self._fail(delivery, error[:MAX_ERROR], cid)
         return False
+
+    def _check_lease(self, delivery: Delivery, took: float, cid: str) -> None:
+        """Say so when a call outlasted its lease: another server may have delivered the message again meanwhile."""
+        if took > self.spec.lease:
+            logger.warning(
+                "subscription %s: message %s (cid %s) took %.1f s, longer than the subscription's lease of %s s: "
+                "another server may have delivered it again meanwhile; give the subscription a longer lease",
+                self.spec.name,
+                delivery.message.id,
+                cid,
+                took,
+                self.spec.lease,
+                extra={"cid": cid},
+            )
 
     async def _fail(self, delivery: Delivery, error: str, cid: str) -> None:
         spec = self.spec

@@ -335,3 +335,17 @@ def test_memory_keys_forget_past_their_window_and_beyond_their_limit() -> None:
     assert keys.seen("t", "c", 10**9, 5) is None  # over the limit: the oldest goes
     assert keys.seen("t", "b", 10**9, 6) == 4
     assert keys.seen("other", "b", 10**9, 7) is None  # per topic
+
+
+async def test_a_call_longer_than_its_lease_is_reported(running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "splice.server.pubsub.delivery")
+    Seen.gate = asyncio.Event()
+    queue, _ = running(spec(lease=0.05), messages=1)
+    await until(lambda: Seen.under_way == 1)
+    began = time.monotonic()
+    await until(lambda: time.monotonic() - began > 0.1)
+    Seen.gate.set()
+    await until(lambda: len(queue) == 0)
+    warned = [r.getMessage() for r in caplog.records if "longer than the subscription's lease" in r.getMessage()]
+    assert len(warned) == 1
+    assert "lease of 0.05 s" in warned[0]

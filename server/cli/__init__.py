@@ -18,10 +18,22 @@ from typing import Any, Protocol
 import shtab
 
 from ..core.errors import SpliceError
-from . import channels, cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, outgoing, scheduler
+from . import channels, cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, outgoing, pubsub, scheduler
 from .cluster import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (channels, outgoing, history, lb, distributed, lsp, scheduler, jobs, debug, ide)
+EXTENSIONS: tuple[Extension, ...] = (
+    channels,
+    outgoing,
+    pubsub,
+    history,
+    lb,
+    distributed,
+    lsp,
+    scheduler,
+    jobs,
+    debug,
+    ide,
+)
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 
 SHELLS = ("bash", "zsh")

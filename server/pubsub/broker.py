@@ -369,6 +369,17 @@ class Broker:
             self._pulled.pop(delivery_id, None)
         return await self.store.ack(subscription, ids)
 
+    async def release(self, subscription: str, ids: Sequence[int]) -> None:
+        """Give claimed deliveries back at once, their attempt not counted (a reader going away before it started
+        on them): the next claim takes them, here or on another server."""
+        self.subscription(subscription)
+        if ids:
+            for delivery_id in ids:
+                self._pulled.pop(delivery_id, None)
+            await self.store.release(subscription, ids)
+            self._wake([subscription])
+            self.events.send_event("pubsub", {"subscriptions": [subscription]})
+
     async def nack(self, subscription: str, ids: Sequence[int], error: str = "") -> int:
         """Give deliveries back as failed: retried after the subscription's backoff, dead past its limit. How many
         of ``ids`` the subscription had waiting."""

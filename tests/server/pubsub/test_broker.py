@@ -477,3 +477,13 @@ async def test_a_sweep_drops_expired_messages(node: Node) -> None:
     await until(lambda: time.time_ns() // 1000 > expires)
     assert await node.broker.sweep() >= 1
     assert await node.broker.peek("inbox") == []
+
+
+async def test_released_deliveries_are_claimed_again_with_their_attempt_not_counted(node: Node) -> None:
+    await node.subscribe("inbox", "orders.created")
+    await node.broker.publish("orders.created", {"seq": 1})
+    first = await node.broker.pull("inbox", holder="reader-1")
+    assert await node.broker.pull("inbox", holder="reader-2") == []  # ordered: one holder at a time
+    await node.broker.release("inbox", [first[0].id])
+    again = await node.broker.pull("inbox", holder="reader-2")
+    assert [(d.id, d.attempt) for d in again] == [(first[0].id, 1)]

@@ -229,15 +229,20 @@ class PubSubRest:
     def _endpoint(self, methods: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             cid = current_cid.get()
+            if request.method not in methods:  # HEAD: a pull's answer without its body would lose what it claimed
+                allow = ", ".join(sorted(methods))
+                message = f"{request.method} is not allowed on {request.url.path} (allowed: {allow})"
+                body = error_body(405, "method_not_allowed", message, cid)
+                headers = {"allow": allow, CID_HEADER: cid}
+                return Response(body, 405, media_type="application/json", headers=headers)
             caller = self.access.identify(request.headers)
             if caller is None:
                 message, extra = self.access.unauthorized()
                 headers = {CID_HEADER: cid, **{k.decode(): v.decode() for k, v in extra}}
                 body = error_body(401, "unauthorized", message, cid)
                 return Response(body, 401, media_type="application/json", headers=headers)
-            method = "GET" if request.method == "HEAD" else request.method
             try:
-                status, answer = await methods[method](request, caller)
+                status, answer = await methods[request.method](request, caller)
             except SpliceError as exc:
                 response = error_response(exc, cid)
                 if isinstance(exc, TooLarge):

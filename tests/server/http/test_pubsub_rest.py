@@ -336,6 +336,9 @@ async def test_bad_pulls_and_acks_are_400(ps: PubSub) -> None:
     assert answer.status_code == 400
     answer = await ps.client.put(P + "/topics/orders.created", headers=PARTNER, json=1)
     assert answer.status_code == 405
+    answer = await ps.client.head(url + "/messages", headers=PARTNER)  # it would claim what nobody gets
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET"
 
 
 async def test_a_long_poll_returns_when_a_message_is_published(ps: PubSub) -> None:

@@ -299,3 +299,38 @@ async def test_sockets_close_when_the_server_stops(live: Live) -> None:
             await asyncio.wait_for(ws.recv(), 10)
         assert info.value.rcvd is not None
         assert info.value.rcvd.code == 1001
+
+
+def pulls_waiting(live: Live, subscription: str) -> int:
+    """How many pulls of ``subscription`` wait for a message on the server (the broker's doorbell listeners)."""
+    return len(live.runtime.broker.bells._listeners.get(subscription, ()))
+
+
+async def test_a_long_poll_whose_client_went_away_claims_nothing(live: Live) -> None:
+    """Over REST (it needs a real server to see the client go): the pull waiting for that client is cancelled."""
+    host, port = live.runtime.server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    request = (
+        "GET /splice/pubsub/subscriptions/order-feed/messages?wait=60 HTTP/1.1\r\n"
+        f"Host: {host}\r\nX-API-Key: {PARTNER['X-API-Key']}\r\n\r\n"
+    )
+    writer.write(request.encode())
+    await writer.drain()
+    for _ in range(200):
+        if pulls_waiting(live, "order-feed"):
+            break
+        await asyncio.sleep(0.05)
+    assert pulls_waiting(live, "order-feed") == 1
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(200):
+        if not pulls_waiting(live, "order-feed"):
+            break
+        await asyncio.sleep(0.05)
+    assert pulls_waiting(live, "order-feed") == 0, "the pull still waits for a client that went away"
+
+    await live.publish("orders.created", {"for": "whoever is there"})
+    pulled = await live.http.get(
+        "/splice/pubsub/subscriptions/order-feed/messages", params={"wait": 10}, headers=PARTNER
+    )
+    assert [m["message"]["data"] for m in pulled.json()["messages"]] == [{"for": "whoever is there"}]

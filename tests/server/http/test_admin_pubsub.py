@@ -487,6 +487,23 @@ async def test_a_message_over_the_topics_max_payload_is_refused(sqlite: InProces
     assert (await ok(sqlite.admin.post(f"{TOPICS}/small/publish", json={"data_base64": "eHh4"})))["subscriptions"] == 1
 
 
+async def test_a_subscription_full_to_its_topics_max_depth_refuses_more(sqlite: InProcess) -> None:
+    await ok(sqlite.admin.post(TOPICS, json={"name": "orders.created", "max_depth": 1}), 201)
+    await ok(sqlite.admin.post(SUBS, json={"name": "audit", "topic": "orders.created"}), 201)
+    await ok(sqlite.admin.post(f"{TOPICS}/orders.created/publish", json={"data": 1}))
+    answer = await sqlite.admin.post(f"{TOPICS}/orders.created/publish", json={"data": 2})
+    assert error(answer, 503) == (
+        "subscription 'audit' of topic 'orders.created' holds 1 messages (max_depth 1): nothing was published"
+    )
+    await ok(sqlite.admin.post(f"{SUBS}/audit/purge"))
+    await until(lambda: _accepted(sqlite, "orders.created"))  # once the broker reads the depth again
+
+
+async def _accepted(server: InProcess, topic: str) -> bool:
+    answer = await server.admin.post(f"{TOPICS}/{topic}/publish", json={"data": 3})
+    return answer.status_code == 200
+
+
 async def test_dead_letters_are_listed_with_their_error_and_replayed(sqlite: InProcess) -> None:
     runtime = runtime_of(sqlite)
     await deploy(sqlite)

@@ -102,6 +102,10 @@ class _Depths:
 
 
 class Broker:
+    """This server's part of the cluster's pub/sub: what services, REST and WebSocket clients and the admin API
+    publish, pull and acknowledge through, and the deliverers of push subscriptions (run between ``start`` and
+    ``stop``, kept in step with the definitions by ``reload``)."""
+
     def __init__(
         self, definitions: Definitions, store: MessageStore, invoker: Invoker, server: str, events: Events
     ) -> None:
@@ -188,7 +192,7 @@ class Broker:
 
     async def _on_event(self, data: dict[str, Any], origin: str) -> None:
         """Another server published to these subscriptions: wake their deliverers and pullers here."""
-        names = data.get("subscriptions")
+        names = data.get("subscriptions") if isinstance(data, dict) else None
         for name in names if isinstance(names, list) else ():
             if isinstance(name, str):
                 self.bells.ring(name)
@@ -206,13 +210,14 @@ class Broker:
                 logger.exception("sweeping expired pub/sub messages failed; trying again in %s s", SWEEP_EVERY)
 
     async def sweep(self) -> int:
-        """Drop expired messages and old idempotency keys, if this server holds the sweep's lease; how many."""
+        """Delete expired deliveries, messages every subscription is done with, and idempotency keys past the
+        longest window, if this server holds the sweep's lease; how many rows went."""
         store = self.store
         if isinstance(store, Leases) and not await store.acquire_lease(SWEEP_LEASE, self.server, SWEEP_EVERY * 2.5):
             return 0
         dropped = await store.sweep(now_us())
         if dropped:
-            logger.info("pub/sub sweep dropped %s expired messages, deliveries or keys", dropped)
+            logger.info("pub/sub sweep deleted %s rows: expired deliveries, delivered messages, old keys", dropped)
         return dropped
 
     # -- publishing ---------------------------------------------------------------------------------------

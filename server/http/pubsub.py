@@ -46,6 +46,7 @@ from ..pubsub.broker import MAX_PULL, MAX_WAIT
 from ..pubsub.names import check_topic, is_pattern
 from ..pubsub.specs import SubscriptionSpec, TopicSpec
 from ._paths import challenge
+from .admin_pubsub import InvalidDefinition
 from .operations import AdminRoute, InvalidBody
 from .responses import CID_HEADER, error_body, error_response, json_response
 
@@ -63,12 +64,6 @@ HEADER_PREFIX = "x-splice-header-"
 _LISTED = 30
 _OPTIONS = ("ordered", "delivery_limit", "backoff", "max_backoff", "lease")
 """What a client may set of a subscription besides its name and topic."""
-
-
-class NotPullable(SpliceError):
-    """A pull subscription that could never hold a message: its topic is not persistent."""
-
-    code = "invalid_definition"
 
 
 class Access:
@@ -292,7 +287,7 @@ class PubSubRest:
             visible = sorted(t for t in self.runtime.live.topics if self.access.may(caller, "subscribe", t))
             raise UnknownTopic(_unknown("topic", topic, visible, f"topics '{caller}' may subscribe to"))
         if not spec.persistent:
-            raise NotPullable(
+            raise InvalidDefinition(
                 f"topic '{topic}' is not persistent: its messages go only to push subscriptions (services), so a "
                 "pull subscription of it would never hold one"
             )

@@ -338,11 +338,9 @@ class Session:
         if not ids:
             return
         try:
-            release = getattr(self.runtime.broker, "release", None)
-            if release is not None:
-                await release(subscription, ids)
-            else:
-                await self.runtime.broker.store.release(subscription, ids)
+            await self.runtime.broker.release(subscription, ids)
+        except NotFound:  # the subscription is gone, and its deliveries with it
+            pass
         except Exception:  # they come back anyway when their lease runs out
             logger.exception("giving back %d deliveries of %s from %s failed", len(ids), subscription, self.holder)
 

@@ -16,6 +16,9 @@
 
 Outgoing connections (``self.out``) are what the test defines: ``connect`` (a real connection to a test double),
 ``stub_rest`` (recorded answers) or ``stub_connection`` (any object); see ``splice.testing.connections``.
+Caches (``self.cache``) are real memory caches of the harness's own, as on a one-server cluster: ``default``, and
+those ``define_cache`` adds (a ``redis`` one through a connection the test ``connect``-ed); ``caches["default"]``
+reads and writes them from the test.
 Services run exactly as on a server (same input checks, by the service's ``Input``, a plain class or a pydantic
 model; hooks; threads for plain ``def handle``), so what passes here behaves the same once deployed.
 """
@@ -27,13 +30,14 @@ import importlib
 import inspect
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 
+from splice.server.cache import CacheSpec, ServerCaches
 from splice.server.core.invoker import Invoker
 from splice.server.core.naming import module_name
 from splice.server.core.service import Request, Response, Service
@@ -71,6 +75,13 @@ class _RecordingInvoker(Invoker):
         return await super().call(name, payload, request=request, cid=cid, chain=chain)
 
 
+@dataclass
+class _Definitions:
+    """The caches a test defined (``ServiceHarness.define_cache``)."""
+
+    caches: dict[str, CacheSpec] = field(default_factory=dict)
+
+
 class ServiceHarness:
     """A service store and invoker of its own; nothing is shared with other tests."""
 
@@ -83,6 +94,9 @@ class ServiceHarness:
         self.connections = HarnessConnections()
         """What ``self.out`` of the services gives: what ``connect``, ``stub_rest`` and ``stub_connection`` defined."""
         self.invoker.connections = self.connections
+        self.caches = ServerCaches(_Definitions(), None, self.connections, "test")
+        """What ``self.cache`` of the services gives: ``default`` and what ``define_cache`` added, in memory."""
+        self.invoker.caches = self.caches
 
     # -- registering services --------------------------------------------------------------------
 
@@ -186,6 +200,15 @@ class ServiceHarness:
     def requests(self, name: str) -> list[httpx.Request]:
         """The requests services sent through the stubbed REST connection ``name``, in order."""
         return self.connections.requests(name)
+
+    # -- caches ----------------------------------------------------------------------------------
+
+    def define_cache(self, name: str, **spec: Any) -> None:
+        """Add (or change) the cache ``name`` with ``CacheSpec`` fields: ``max_entries``, ``max_bytes``, ``expiry``,
+        ``max_value``; ``backend="redis", connection=...`` for one in the Redis of a connection ``connect``-ed."""
+        definitions = self.caches.definitions
+        definitions.caches = {**definitions.caches, name: CacheSpec.model_validate({"name": name, **spec})}
+        self.caches.rebuild()
 
     # -- calling ---------------------------------------------------------------------------------
 

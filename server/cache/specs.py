@@ -15,10 +15,8 @@ DEFAULT = "default"
 MiB = 1024 * 1024
 
 
-class CacheSpec(BaseModel):
-    """A cache. ``memory`` (the default): each server keeps its own copy, a set or delete on one reaches every other
-    over the cluster bus within milliseconds. ``redis``: one shared copy in the Redis of ``connection`` (an
-    outgoing connection of kind ``redis``)."""
+class CacheFields(BaseModel):
+    """A cache's fields, each checked on its own (``CacheSpec`` adds the rule across them)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -30,6 +28,12 @@ class CacheSpec(BaseModel):
     max_value: Whole = Field(default=MiB, ge=1, le=512 * MiB, description="bytes; a larger value is refused")
     connection: Name | None = Field(default=None, description="the redis outgoing connection (backend redis)")
 
+
+class CacheSpec(CacheFields):
+    """A cache. ``memory`` (the default): each server keeps its own copy, a set or delete on one reaches every other
+    over the cluster bus within milliseconds. ``redis``: one shared copy in the Redis of ``connection`` (an
+    outgoing connection of kind ``redis``)."""
+
     @model_validator(mode="after")
     def _connection(self) -> CacheSpec:
         if self.backend == "redis" and not self.connection:
@@ -39,4 +43,4 @@ class CacheSpec(BaseModel):
         return self
 
 
-__all__ = ["DEFAULT", "CacheSpec"]
+__all__ = ["DEFAULT", "CacheFields", "CacheSpec"]

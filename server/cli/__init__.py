@@ -18,13 +18,29 @@ from typing import Any, Protocol
 import shtab
 
 from ..core.errors import SpliceError
-from . import channels, cluster, commands, debug, distributed, history, ide, jobs, lb, lsp, outgoing, pubsub, scheduler
+from . import (
+    cache,
+    channels,
+    cluster,
+    commands,
+    debug,
+    distributed,
+    history,
+    ide,
+    jobs,
+    lb,
+    lsp,
+    outgoing,
+    pubsub,
+    scheduler,
+)
 from .cluster import CliError
 
 EXTENSIONS: tuple[Extension, ...] = (
     channels,
     outgoing,
     pubsub,
+    cache,
     history,
     lb,
     distributed,

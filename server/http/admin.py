@@ -21,7 +21,7 @@ from ..core.context import current_cid
 from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
-from . import admin_debug, admin_events, admin_jobs, admin_outgoing, admin_pubsub
+from . import admin_cache, admin_debug, admin_events, admin_jobs, admin_outgoing, admin_pubsub
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
@@ -343,6 +343,7 @@ OPERATIONS: list[Operation] = [
         query=about.PickupQuery,
     ),
     *admin_outgoing.OPERATIONS,
+    *admin_cache.OPERATIONS,
     *admin_events.OPERATIONS,
     *admin_pubsub.OPERATIONS,
     *admin_jobs.OPERATIONS,

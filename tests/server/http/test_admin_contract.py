@@ -46,11 +46,14 @@ SEMANTIC_422 = {
     "/splice/admin/topics/{name}",
     "/splice/admin/subscriptions",
     "/splice/admin/subscriptions/{name}",
+    "/splice/admin/caches",
+    "/splice/admin/caches/{name}",
 }
 """Operations whose 422 means "well-formed, but refused": Python that does not compile or import, a declaration
 file with problems, a version that cannot be rolled back to, a connection whose fields disagree (a Basic password
 without a user name, a body naming another connection than its path), a pull subscription of a topic kept in memory
-only, a retry backoff above its maximum. No JSON schema can say which strings those are."""
+only, a retry backoff above its maximum, a memory cache given a Redis connection. No JSON schema can say which
+strings those are."""
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 
 from splice.server.cli.cluster import quickstart_create
 from splice.server.runtime import Runtime
-from tests.conftest import free_port, in_process
+from tests.conftest import InProcess, free_port, in_process
 from tests.server.http._pubsub import PARTNER, PEOPLE, ROBOTS, permit, securities, subscription, topic
 
 P = "/splice/pubsub"
@@ -357,3 +357,26 @@ async def test_a_long_poll_with_nothing_to_claim_answers_empty(ps: PubSub) -> No
     answer = await ps.client.get(P + "/subscriptions/order-feed/messages", params={"wait": 0.2}, headers=PARTNER)
     assert answer.status_code == 200
     assert answer.json() == {"messages": []}
+
+
+async def test_publish_pull_ack_on_every_odb(server: InProcess) -> None:
+    runtime: Runtime = server.runtime  # type: ignore[assignment]
+    await securities(server.admin)
+    await topic(runtime, "orders.created")
+    await permit(runtime, "people", publish=["orders.*"], subscribe=["orders.**"])
+    made = await server.client.post(P + "/subscriptions", headers=PEOPLE, json={"name": "mine", "topic": "orders.**"})
+    assert made.status_code == 201, made.text
+    raw = bytes(range(256)) * 300  # 76,800 bytes: over a 64 KiB BLOB
+    as_json = {**PEOPLE, "Content-Type": "application/json"}
+    as_bytes = {**PEOPLE, "Content-Type": "application/octet-stream", "X-Splice-Key": "k"}
+    for headers, body in ((as_json, b'{"n": 1}'), (as_bytes, raw), (as_bytes, raw)):
+        assert (await server.client.post(P + "/topics/orders.created", headers=headers, content=body)).is_success
+    pulled = await server.client.get(P + "/subscriptions/mine/messages", params={"limit": 5}, headers=PEOPLE)
+    messages = pulled.json()["messages"]
+    assert [m["message"]["encoding"] for m in messages] == ["json", "base64"]  # the repeated key: not enqueued
+    assert messages[0]["message"]["data"] == {"n": 1}
+    assert base64.b64decode(messages[1]["message"]["data"]) == raw
+    ids = [m["delivery"] for m in messages]
+    acked = await server.client.post(P + "/subscriptions/mine/ack", headers=PEOPLE, json={"ids": ids})
+    assert acked.json() == {"acked": 2}
+    assert (await runtime.repository.depths(["mine"]))["mine"].ready == 0

@@ -38,8 +38,8 @@ LISTED = 20
 
 
 class InvalidDefinition(SpliceError):
-    """A topic or subscription that is well-formed but cannot be: a pull subscription of a topic kept only in
-    memory, a body that names another topic than its path."""
+    """A topic or subscription that is well-formed but cannot be (422): a pull subscription of a topic kept only in
+    memory, a retry backoff above its maximum, a body that names another topic or subscription than its path."""
 
     code = "invalid_definition"
 

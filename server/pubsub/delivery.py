@@ -10,8 +10,9 @@ the store gives each to one holder at a time.
   the batch: it is failed, the rest given back (``release``), and its backoff holds back the ones behind it.
 - Not ordered: up to ``concurrency`` calls under way at once on this server.
 
-Acknowledgements are flushed together (one transaction) after the calls of a round, never before a call
-succeeded: a server that dies in between delivers those messages again (at-least-once).
+Acknowledgements are flushed together (one transaction) after the calls of a round (and every ``ACK_EVERY``
+seconds of a long ordered batch), never before a call succeeded: a server that dies in between delivers those
+messages again (at-least-once).
 
 Leases are never renewed: a claim holds its deliveries for the subscription's ``lease`` seconds, which must be
 longer than one call takes. An ordered batch stops starting calls once half the lease has gone by, flushes its
@@ -47,6 +48,9 @@ POLL = 1.0
 """Seconds an idle deliverer or a waiting puller sleeps before looking again without a doorbell."""
 ORDERED_BATCH = 50
 """Deliveries an ordered deliverer claims at once (then invokes one after the other)."""
+ACK_EVERY = 0.2
+"""Seconds an ordered batch goes at most without acknowledging what it delivered: what a server killed mid-batch
+delivers twice (once here, once by the server taking over) is about that much of its work, not a whole batch."""
 MAX_ERROR = 2000
 """Characters of an error kept in a delivery's ``last_error``."""
 GRACE = 5.0
@@ -257,13 +261,17 @@ class Deliverer:
         batch = await self.source.claim(ORDERED_BATCH)
         if not batch:
             return False
-        started = time.monotonic()
+        started = flushed = time.monotonic()
         half_lease = self.spec.lease / 2
         for i, delivery in enumerate(batch):
-            if self._stopping or time.monotonic() - started > half_lease:
+            now = time.monotonic()
+            if self._stopping or now - started > half_lease:
                 await self._flush()
                 await self.source.release([d.id for d in batch[i:]])
                 return True
+            if now - flushed > ACK_EVERY:
+                await self._flush()
+                flushed = now
             if not await self._deliver(delivery):
                 await self._flush()
                 await self.source.release([d.id for d in batch[i + 1 :]])
@@ -383,6 +391,7 @@ class Deliverer:
 
 
 __all__ = [
+    "ACK_EVERY",
     "GRACE",
     "ORDERED_BATCH",
     "POLL",

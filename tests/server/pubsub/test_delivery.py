@@ -31,6 +31,8 @@ class Seen:
     under_way: ClassVar[int] = 0
     most_at_once: ClassVar[int] = 0
     gate: ClassVar[asyncio.Event | None] = None
+    gates: ClassVar[dict[int, asyncio.Event]] = {}
+    """Gates of their own for some seqs."""
     fail_until: ClassVar[dict[int, int]] = {}
     """seq -> the attempt from which the call succeeds (fails before it)."""
 
@@ -48,6 +50,8 @@ class Record(Service):
             Seen.calls.append({"seq": seq, "attempt": message.attempt, "cid": self.cid, "message": message})
             if Seen.gate is not None:
                 await Seen.gate.wait()
+            if seq in Seen.gates:
+                await Seen.gates[seq].wait()
             await asyncio.sleep(0)  # let another delivery in, if the deliverer would allow it
             if message.attempt < Seen.fail_until.get(seq, 0):
                 raise ValueError(f"told to fail seq {seq}")
@@ -64,7 +68,7 @@ class Blocking(Service):
 
 @pytest.fixture(autouse=True)
 def fresh() -> None:
-    Seen.calls, Seen.under_way, Seen.most_at_once, Seen.gate, Seen.fail_until = [], 0, 0, None, {}
+    Seen.calls, Seen.under_way, Seen.most_at_once, Seen.gate, Seen.fail_until, Seen.gates = [], 0, 0, None, {}, {}
 
 
 @pytest.fixture
@@ -349,3 +353,17 @@ async def test_a_call_longer_than_its_lease_is_reported(running: Any, caplog: py
     warned = [r.getMessage() for r in caplog.records if "longer than the subscription's lease" in r.getMessage()]
     assert len(warned) == 1
     assert "lease of 0.05 s" in warned[0]
+
+
+async def test_a_long_ordered_batch_acknowledges_as_it_goes(running: Any) -> None:
+    Seen.gates = {3: asyncio.Event(), 4: asyncio.Event()}
+    queue, _ = running(spec(), messages=6)
+    await until(lambda: Seen.under_way == 1 and Seen.calls[-1]["seq"] == 3)
+    began = time.monotonic()
+    await until(lambda: time.monotonic() - began > 0.3)
+    Seen.gates[3].set()
+    await until(lambda: Seen.calls[-1]["seq"] == 4)
+    assert len(queue) == 2  # 0 to 3 acknowledged before 4 started (more than ACK_EVERY after the claim)
+    Seen.gates[4].set()
+    await until(lambda: len(queue) == 0)
+    assert [c["seq"] for c in Seen.calls] == list(range(6))

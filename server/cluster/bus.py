@@ -109,6 +109,7 @@ class HttpBus:
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http: httpx.AsyncClient | None = None
         self._lanes: dict[str, _Lane] = {}
+        self._stopping = False
         self.events_lost = 0
         """Events a post to a peer failed to deliver (each peer counted apart)."""
 
@@ -153,10 +154,9 @@ class HttpBus:
                     lane.failing = False
                     continue
                 self.events_lost += len(batch)
-                if not lane.failing:
-                    logger.warning(
-                        "cluster events to %s lost (%s); it will drop what it kept from events", name, problem
-                    )
+                if not lane.failing:  # at a stop, peers that stopped first cannot take the goodbye: no news
+                    level = logging.INFO if self._stopping else logging.WARNING
+                    logger.log(level, "cluster events to %s lost (%s); it will drop what it kept", name, problem)
                 lane.failing = True
         finally:
             lane.task = None
@@ -181,6 +181,7 @@ class HttpBus:
         return None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:200]}"
 
     async def flush(self, timeout: float) -> None:
+        self._stopping = True  # only a stopping server flushes
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)

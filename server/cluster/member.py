@@ -104,11 +104,16 @@ class ClusterMember:
             await self.repository.mark_stopped(self.server.name)
 
     async def _beat(self) -> None:
+        alive_at = time.monotonic()
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             try:
                 counted = (self.boot, self.events_sent)
                 newest = await self.repository.heartbeat(self.server.name, self.engine.applied, counted)
+                away, alive_at = time.monotonic() - alive_at, time.monotonic()
+                if away > self.liveness - self.settings.sync_interval:  # paused, or the ODB out of reach
+                    async with self._receiving:
+                        await self.missed_events(f"this server was not seen alive for {away:.1f} s")
                 await self._check_events()
                 if newest > self.engine.applied:
                     logger.info("behind the ODB (%s < %s): catching up", self.engine.applied, newest)

@@ -105,7 +105,9 @@ class Source(Protocol):
 
     async def claim(self, limit: int) -> list[Delivery]: ...
 
-    async def ack(self, ids: Sequence[int]) -> None: ...
+    async def ack(self, ids: Sequence[int]) -> int:
+        """How many of ``ids`` were still there to acknowledge."""
+        ...
 
     async def fail(self, delivery: Delivery, error: str, retry_at_us: int | None) -> None: ...
 
@@ -128,8 +130,8 @@ class StoredDeliveries:
         lease_us = int(spec.lease * 1e6)
         return await self.store.claim(spec.name, limit, self.holder, lease_us, spec.ordered, spec.delivery_limit)
 
-    async def ack(self, ids: Sequence[int]) -> None:
-        await self.store.ack(self.spec.name, ids)
+    async def ack(self, ids: Sequence[int]) -> int:
+        return await self.store.ack(self.spec.name, ids)
 
     async def fail(self, delivery: Delivery, error: str, retry_at_us: int | None) -> None:
         await self.store.fail(self.spec.name, delivery.id, error, retry_at_us)
@@ -378,7 +380,16 @@ class Deliverer:
         """Acknowledge the calls that succeeded since the last flush, in one go."""
         if self._acks:
             acks, self._acks = self._acks, []
-            await self.source.ack(acks)
+            done = await self.source.ack(acks)
+            if done < len(acks):
+                logger.warning(
+                    "subscription %s: %s of %s deliveries were acknowledged elsewhere already: their lease ran out "
+                    "while this server had them (a call or the store too slow), and another holder delivered them "
+                    "again; a longer lease avoids that",
+                    self.spec.name,
+                    len(acks) - done,
+                    len(acks),
+                )
 
     async def _finish(self) -> None:
         """After the loop: let calls under way end, acknowledge what succeeded."""

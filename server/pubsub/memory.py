@@ -119,9 +119,8 @@ class MemoryQueue:
             lease_until_us=entry.lease_until_us,
         )
 
-    async def ack(self, ids: Sequence[int]) -> None:
-        for delivery_id in ids:
-            self._entries.pop(delivery_id, None)
+    async def ack(self, ids: Sequence[int]) -> int:
+        return sum(self._entries.pop(delivery_id, None) is not None for delivery_id in ids)
 
     async def fail(self, delivery: Delivery, error: str, retry_at_us: int | None) -> None:
         entry = self._entries.get(delivery.id)

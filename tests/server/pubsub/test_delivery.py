@@ -31,8 +31,8 @@ class Seen:
     under_way: ClassVar[int] = 0
     most_at_once: ClassVar[int] = 0
     gate: ClassVar[asyncio.Event | None] = None
-    gates: ClassVar[dict[int, asyncio.Event]] = {}
-    """Gates of their own for some seqs."""
+    gates: ClassVar[dict[tuple[int, int], asyncio.Event]] = {}
+    """Gates of their own for some (seq, attempt)."""
     fail_until: ClassVar[dict[int, int]] = {}
     """seq -> the attempt from which the call succeeds (fails before it)."""
 
@@ -50,8 +50,8 @@ class Record(Service):
             Seen.calls.append({"seq": seq, "attempt": message.attempt, "cid": self.cid, "message": message})
             if Seen.gate is not None:
                 await Seen.gate.wait()
-            if seq in Seen.gates:
-                await Seen.gates[seq].wait()
+            if (seq, message.attempt) in Seen.gates:
+                await Seen.gates[seq, message.attempt].wait()
             await asyncio.sleep(0)  # let another delivery in, if the deliverer would allow it
             if message.attempt < Seen.fail_until.get(seq, 0):
                 raise ValueError(f"told to fail seq {seq}")
@@ -356,14 +356,38 @@ async def test_a_call_longer_than_its_lease_is_reported(running: Any, caplog: py
 
 
 async def test_a_long_ordered_batch_acknowledges_as_it_goes(running: Any) -> None:
-    Seen.gates = {3: asyncio.Event(), 4: asyncio.Event()}
+    Seen.gates = {(3, 1): asyncio.Event(), (4, 1): asyncio.Event()}
     queue, _ = running(spec(), messages=6)
     await until(lambda: Seen.under_way == 1 and Seen.calls[-1]["seq"] == 3)
     began = time.monotonic()
     await until(lambda: time.monotonic() - began > 0.3)
-    Seen.gates[3].set()
+    Seen.gates[3, 1].set()
     await until(lambda: Seen.calls[-1]["seq"] == 4)
     assert len(queue) == 2  # 0 to 3 acknowledged before 4 started (more than ACK_EVERY after the claim)
-    Seen.gates[4].set()
+    Seen.gates[4, 1].set()
     await until(lambda: len(queue) == 0)
     assert [c["seq"] for c in Seen.calls] == list(range(6))
+
+
+async def test_an_acknowledgement_after_another_holder_took_over_is_reported(
+    invoker: Invoker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "splice.server.pubsub.delivery")
+    Seen.gates = {(0, 1): asyncio.Event()}
+    queue = MemoryQueue(spec(lease=0.1))
+    queue.put(0, message(0))
+    slow, other = (Deliverer(queue.spec, queue, invoker, Bells()) for _ in range(2))
+    slow.start()
+    await until(lambda: Seen.under_way == 1)
+    other.start()  # a second server: it takes the message over once the first one's lease ran out
+    try:
+        await until(lambda: len(queue) == 0)  # delivered (attempt 2) and acknowledged by the other
+        Seen.gates[0, 1].set()
+        await until(lambda: slow.delivered == 1)
+    finally:
+        await slow.stop()
+        await other.stop()
+    assert [c["attempt"] for c in Seen.calls] == [1, 2]
+    warned = [r.getMessage() for r in caplog.records if "acknowledged elsewhere" in r.getMessage()]
+    assert len(warned) == 1
+    assert "1 of 1 deliveries" in warned[0]

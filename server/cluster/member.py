@@ -79,6 +79,8 @@ class ClusterMember:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._receiving = asyncio.Lock()
+        self._from_threads: list[tuple[str, dict[str, Any]]] = []
+        self._from_threads_lock = threading.Lock()
 
     @property
     def liveness(self) -> float:
@@ -170,8 +172,18 @@ class ClusterMember:
             return  # not started: a tool, or a test without a cluster
         if threading.get_ident() == self._loop_thread:
             self._send(kind, data)
-        else:
-            self._loop.call_soon_threadsafe(self._send, kind, data)
+            return
+        with self._from_threads_lock:  # one wake-up of the loop for what threads sent meanwhile, not one each
+            self._from_threads.append((kind, data))
+            if len(self._from_threads) > 1:
+                return
+        self._loop.call_soon_threadsafe(self._send_from_threads)
+
+    def _send_from_threads(self) -> None:
+        with self._from_threads_lock:
+            waiting, self._from_threads = self._from_threads, []
+        for kind, data in waiting:
+            self._send(kind, data)
 
     def _send(self, kind: str, data: dict[str, Any]) -> None:
         self.events_sent += 1

@@ -8,8 +8,8 @@ fire and forget; a server that may have lost any is told (``on_missed_events``),
 
 - a number is skipped (``n`` is not last + 1 for the same boot), or the first event it gets from a sender is
   not that sender's first (nor the one after the count the sender had published when this server started);
-- a sender starts again (a new boot) without having said goodbye (a ``bye`` event at a clean stop), or stops
-  being seen alive without one (killed: its last events may never have left);
+- a sender starts again (a new boot, in an event or in its heartbeat) without having said goodbye (a ``bye``
+  event at a clean stop), or stops being seen alive without one (killed: its last events may never have left);
 - a sender's published count stays ahead of what arrived for more than ``PATIENCE`` heartbeats (the last
   events of a burst lost, with nothing after them to show a gap);
 - the Redis bus reconnects (the member says so itself).
@@ -98,7 +98,13 @@ class EventTracker:
                 reasons.append(f"{origin} stopped without saying goodbye")
         for origin, peer in live.items():
             boot, sent = peer.get("events_boot"), int(peer.get("events_sent") or 0)
-            reason = self._check_count(origin, boot, sent) if boot else None
+            if not boot:
+                continue  # started a moment ago: it says its boot at its first heartbeat
+            sender = self._senders.get(origin)
+            if sender is not None and sender.boot != boot and not sender.ended:
+                sender.ended = True  # killed and started again, before it was seen gone or sent anything new
+                reasons.append(f"{origin} started again without saying goodbye")
+            reason = self._check_count(origin, boot, sent)
             if reason:
                 reasons.append(reason)
         return "; ".join(reasons) or None

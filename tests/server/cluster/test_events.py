@@ -112,6 +112,25 @@ def test_a_sender_gone_without_goodbye_is_a_loss_once() -> None:
     assert tracker.accept("a", "b2", 1) == (True, None)  # its new start misses nothing more
 
 
+def test_a_sender_killed_and_started_again_before_it_was_seen_gone_is_a_loss_once() -> None:
+    tracker = EventTracker()
+    tracker.accept("a", "b1", 1)
+    assert tracker.beat([row("a", "b1", 1)]) is None
+    reason = tracker.beat([row("a", "b2", 0)])  # its new process's first heartbeat
+    assert reason is not None
+    assert "a started again without saying goodbye" in reason
+    assert tracker.beat([row("a", "b2", 0)]) is None
+    assert tracker.accept("a", "b2", 1) == (True, None)
+
+
+def test_a_sender_that_said_goodbye_may_start_again() -> None:
+    tracker = EventTracker()
+    tracker.accept("a", "b1", 1)
+    tracker.accept("a", "b1", 2, bye=True)
+    assert tracker.beat([row("a", "b2", 0)]) is None
+    assert tracker.accept("a", "b2", 1) == (True, None)
+
+
 def test_forgive_after_a_drop() -> None:
     tracker = EventTracker()
     tracker.accept("a", "b1", 1)

@@ -100,9 +100,9 @@ class EventTracker:
             boot, sent = peer.get("events_boot"), int(peer.get("events_sent") or 0)
             if not boot:
                 continue  # started a moment ago: it says its boot at its first heartbeat
-            sender = self._senders.get(origin)
-            if sender is not None and sender.boot != boot and not sender.ended:
-                sender.ended = True  # killed and started again, before it was seen gone or sent anything new
+            known = self._senders.get(origin)
+            if known is not None and known.boot != boot and not known.ended:
+                known.ended = True  # killed and started again, before it was seen gone or sent anything new
                 reasons.append(f"{origin} started again without saying goodbye")
             reason = self._check_count(origin, boot, sent)
             if reason:

@@ -13,7 +13,8 @@ Splice: two-server clusters (SQLite ODB), once with servers telling each other o
   time it was set; the figure is the time seen on server 2 minus that value (one machine, one clock).
 
 Baselines, in the same run: redis-py (sync client, one connection) SET then GET of as many keys against the local
-Redis (127.0.0.1:6379 or ``--redis``); and Redis pub/sub from redis-py (PUBLISH on one connection, a subscriber
+Redis (127.0.0.1:6379 or ``--redis``), and the same with its asyncio client (what a redis cache's async methods
+use); and Redis pub/sub from redis-py (PUBLISH on one connection, a subscriber
 thread on another, the same count and gap) as the floor of a message crossing Redis once. Benchmarks are not tests:
 nothing here asserts a time.
 """
@@ -229,6 +230,32 @@ def redis_ops(url: str, count: int) -> dict[str, float]:
     return {"set": count / (middle - began), "get": count / (ended - middle)}
 
 
+def redis_async_ops(url: str, count: int) -> dict[str, float]:
+    """The same with redis-py's asyncio client (what a redis cache's ``aget``/``aset`` use), one connection."""
+    import asyncio
+
+    import redis.asyncio
+
+    async def measure() -> dict[str, float]:
+        client = redis.asyncio.Redis.from_url(url)
+        keys = [f"splice-bench-{secrets.token_hex(3)}-{i}" for i in range(count)]
+        try:
+            began = time.perf_counter()
+            for i, key in enumerate(keys):
+                await client.set(key, i)
+            middle = time.perf_counter()
+            for key in keys:
+                await client.get(key)
+            ended = time.perf_counter()
+            for start in range(0, count, 1000):
+                await client.delete(*keys[start : start + 1000])
+        finally:
+            await client.aclose()
+        return {"set": count / (middle - began), "get": count / (ended - middle)}
+
+    return asyncio.run(measure())
+
+
 def redis_pubsub(url: str, count: int, gap: float) -> list[float]:
     """ms from PUBLISH until a subscriber thread has the message (its payload is the time it was sent)."""
     import redis
@@ -314,6 +341,7 @@ def main() -> int:
                 side.close()
             print(f"  {label} measured", flush=True)
         baseline = redis_ops(args.redis, args.ops)
+        asynchronous = redis_async_ops(args.redis, args.ops)
         spreads["redis-py PUBLISH -> subscriber (floor of one Redis hop)"] = redis_pubsub(args.redis, args.sets, gap)
 
     print()
@@ -324,6 +352,8 @@ def main() -> int:
             rows.append([f"splice {label}, {name}", rate, ratio(rate, baseline[op])])
         rows.append([f"splice {label}, admin invoke per get", calls[label], ratio(calls[label], baseline["get"])])
     rows += [["redis-py set (one connection)", baseline["set"], 1.0], ["redis-py get", baseline["get"], 1.0]]
+    for op in ("set", "get"):
+        rows.append([f"redis-py asyncio client {op}", asynchronous[op], ratio(asynchronous[op], baseline[op])])
     print(table(["ops/s", "ops/s", "vs redis-py"], rows))
     print()
     floor = median(spreads["redis-py PUBLISH -> subscriber (floor of one Redis hop)"])

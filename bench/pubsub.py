@@ -65,7 +65,7 @@ SERVICES = """
 
         async def handle(self):
             p = self.request.payload
-            SEEN.setdefault(p["run"], {}).setdefault(p["i"], (p["t"], time.time()))
+            SEEN.setdefault(p["run"], {}).setdefault(p["i"], [p["t"], time.time()])
 
 
     class Results(Service):

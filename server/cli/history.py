@@ -37,7 +37,10 @@ def register(sub: Any, cluster_arg: Callable[[argparse.ArgumentParser], None]) -
     cluster_arg(rollback)
     rollback.add_argument("--root", type=Path, default=Path("."), help="the project root (default: .)")
 
-    apply = sub.add_parser("apply", help="apply a declaration file (security, outgoing connections, channels, jobs)")
+    apply = sub.add_parser(
+        "apply",
+        help="apply a declaration file (security, outgoing connections, channels, jobs, topics, subscriptions, caches)",
+    )
     apply.add_argument("file", type=Path, metavar="FILE", help="e.g. splice.toml")
     cluster_arg(apply)
     apply.add_argument(

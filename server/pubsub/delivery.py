@@ -95,6 +95,19 @@ async def wait_for_bell(event: asyncio.Event, timeout: float) -> None:
         await asyncio.wait_for(event.wait(), timeout)
 
 
+async def wait_for_any(events: tuple[asyncio.Event, ...], timeout: float) -> bool:
+    """Wait until one of ``events`` is set or ``timeout`` seconds passed; whether one was set."""
+    if any(event.is_set() for event in events):
+        return True
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
+
+
 class Source(Protocol):
     """Where a deliverer takes its subscription's deliveries from (the ODB, or this server's memory)."""
 
@@ -174,7 +187,10 @@ class Deliverer:
         self.delivered = 0
         """Calls that succeeded (and were acknowledged, or are about to be)."""
         self.failed = 0
-        self._wake = asyncio.Event()
+        self._bell = asyncio.Event()
+        """Set by the subscription's doorbell (a publish here or on another server) and by ``stop``."""
+        self._ended = asyncio.Event()
+        """Set when a call of an unordered subscription ends (a slot is free, an acknowledgement waits)."""
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
@@ -190,14 +206,14 @@ class Deliverer:
         """Start delivering; with ``after`` (the stopping of the deliverer this one replaces), once it is done: two
         deliverers of one subscription on one server share a holder name, so they must not overlap."""
         self._before = after
-        self.bells.listen(self.spec.name, self._wake)
+        self.bells.listen(self.spec.name, self._bell)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"pubsub deliverer {self.spec.name}")
 
     async def stop(self, grace: float = GRACE) -> None:
         """Claim nothing more; let calls under way finish (``grace`` seconds, then cancel them: their deliveries
         come back when their lease runs out); give back what was claimed but not started."""
         self._stopping = True
-        self._wake.set()
+        self._bell.set()
         task = self._task
         if task is None:
             return
@@ -210,7 +226,7 @@ class Deliverer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.bells.forget(self.spec.name, self._wake)
+        self.bells.forget(self.spec.name, self._bell)
 
     @property
     def running(self) -> bool:
@@ -222,7 +238,7 @@ class Deliverer:
             self._before = None
         failures = 0
         while not self._stopping:
-            self._wake.clear()
+            self._bell.clear()  # before claiming: a publish from here on rings again
             try:
                 busy = await (self._ordered_round() if self.spec.ordered else self._unordered_round())
                 failures = 0
@@ -242,7 +258,7 @@ class Deliverer:
                     )
                 busy = False
             if not busy and not self._stopping:
-                await wait_for_bell(self._wake, self._idle(failures))
+                await wait_for_bell(self._bell, self._idle(failures))
         await self._finish()
 
     def _idle(self, failures: int) -> float:
@@ -259,7 +275,8 @@ class Deliverer:
         return min(POLL, left)
 
     async def _ordered_round(self) -> bool:
-        """Claim a batch and deliver it in order; whether anything was claimed."""
+        """Claim a batch and deliver it in order; whether to claim again at once (a full batch: more may wait; a
+        batch cut short). After a smaller batch nothing else was due: the doorbell says when something is."""
         batch = await self.source.claim(ORDERED_BATCH)
         if not batch:
             return False
@@ -279,24 +296,34 @@ class Deliverer:
                 await self.source.release([d.id for d in batch[i + 1 :]])
                 return True
         await self._flush()
-        return True
+        return len(batch) >= ORDERED_BATCH
 
     async def _unordered_round(self) -> bool:
-        """Fill the free call slots from a claim, then wait for a call to end; whether anything was claimed."""
+        """Fill the free call slots from a claim, then wait while calls run; whether to claim again at once.
+
+        A claim that found fewer deliveries than free slots drained what was due: the next claim waits for the
+        doorbell (calls ending meanwhile only get their acknowledgements flushed), so an idle subscription costs
+        no claim per call."""
+        self._ended.clear()
         free = self.spec.concurrency - len(self._calls)
         claimed = await self.source.claim(free) if free > 0 else []
         for delivery in claimed:
             call = asyncio.get_running_loop().create_task(self._deliver_one(delivery))
             self._calls.add(call)
             call.add_done_callback(self._call_ended)
-        if self._calls and (not claimed or len(self._calls) >= self.spec.concurrency):
-            await wait_for_bell(self._wake, POLL)
+        drained = len(claimed) < free
+        while self._calls:
+            woken = await wait_for_any((self._bell, self._ended), POLL)
+            self._ended.clear()  # before flushing: a call ending from here on wakes the next wait
+            await self._flush()
+            if self._stopping or self._bell.is_set() or not woken or not drained:
+                return True
         await self._flush()
-        return bool(claimed)
+        return not drained
 
     def _call_ended(self, call: asyncio.Task[None]) -> None:
         self._calls.discard(call)
-        self._wake.set()
+        self._ended.set()
 
     async def _deliver_one(self, delivery: Delivery) -> None:
         try:
@@ -412,5 +439,6 @@ __all__ = [
     "StoredDeliveries",
     "now_us",
     "pubsub_message",
+    "wait_for_any",
     "wait_for_bell",
 ]

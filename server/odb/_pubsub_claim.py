@@ -10,13 +10,15 @@ commits. Which rows to take of those read is ``sort_out``, a pure function.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Select, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from ..pubsub.store import Delivery, Message, decode
 from .models import Delivery as DeliveryRow
@@ -124,8 +126,56 @@ class ClaimRequest:
     ordered: bool
     delivery_limit: int
 
-    def where(self) -> tuple[Any, ...]:
-        return (D.cluster_id == self.cluster_id, D.subscription == self.subscription, D.state == "ready")
+
+# Statements are built once, their values bound at each execution: building and keying a statement for
+# SQLAlchemy's compiled cache costs more than running it, and claims run back to back.
+CLUSTER: BindParameter[int] = bindparam("cluster")
+SUBSCRIPTION: BindParameter[str] = bindparam("subscription")
+NOW: BindParameter[int] = bindparam("now")
+READY = (D.cluster_id == CLUSTER, D.subscription == SUBSCRIPTION, D.state == "ready")
+IN_ORDER = (D.priority.desc(), D.id)
+_NAMED = select(SubscriptionRow.id).where(SubscriptionRow.cluster_id == CLUSTER, SubscriptionRow.name == SUBSCRIPTION)
+LOCK_SUBSCRIPTION = _NAMED.with_for_update(skip_locked=True)
+LOCK_FIRST = select(D.id).where(*READY).order_by(*IN_ORDER).limit(1).with_for_update()
+MESSAGES = select(*MESSAGE_COLUMNS).where(M.id.in_(bindparam("ids", expanding=True)))
+TAKE = (
+    update(D)
+    .where(D.id.in_(bindparam("ids", expanding=True)))
+    .values(holder=bindparam("new_holder"), lease_until_us=bindparam("until"), attempts=D.attempts + 1)
+)
+DROP = delete(D).where(D.id.in_(bindparam("ids", expanding=True)))
+BURY = (
+    update(D)
+    .where(D.id == bindparam("row"))
+    .values(state="dead", dead_us=NOW, holder=None, lease_until_us=0, last_error=bindparam("why"))
+)
+
+
+@functools.cache
+def due_query(ordered: bool, first: bool, kind: str) -> Select[Any]:
+    """The first ``limit`` claimable rows in order (and their messages, but on MariaDB).
+
+    Unordered: due rows only, locked (skipping those another claimer locked). Ordered: every unclaimed row, the
+    ones waiting for a retry too (the first of those stops the claim); the subscription's lock covers them. The
+    first read of an ordered claim also says (``busy``) whether another holder has a lease now.
+    PostgreSQL and SQLite read the messages in the same query; MariaDB cannot lock one table of a join (a
+    message row locked by one subscription's claim would make another's skip it), so it reads them after."""
+    joined = kind != "mariadb"
+    columns: tuple[Any, ...] = DUE_COLUMNS + MESSAGE_COLUMNS if joined else DUE_COLUMNS
+    if ordered and first:
+        other = aliased(D)
+        mine = (other.cluster_id == CLUSTER, other.subscription == SUBSCRIPTION, other.state == "ready")
+        columns += (exists().where(*mine, other.lease_until_us > NOW).label("busy"),)
+    query: Select[Any] = select(*columns)
+    if joined:
+        query = query.join(M, M.id == D.message_id, isouter=True)
+    query = query.where(*READY, D.lease_until_us <= NOW)
+    if not ordered:
+        query = query.where(D.next_us <= NOW)
+    query = query.order_by(*IN_ORDER).limit(bindparam("limit"))
+    if not ordered and kind != "sqlite":
+        query = query.with_for_update(skip_locked=True, of=D if joined else None)
+    return query
 
 
 async def claim(conn: AsyncConnection, request: ClaimRequest) -> list[Delivery]:
@@ -137,16 +187,22 @@ async def claim(conn: AsyncConnection, request: ClaimRequest) -> list[Delivery]:
         # InnoDB's default (repeatable read) would keep reading the snapshot of the transaction's first read after
         # waiting for a lock, and lock gaps between the rows it scans (holding back publishers' inserts).
         await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-    if kind != "sqlite" and request.ordered and not await _serialize(conn, request):
+    scope = {"cluster": request.cluster_id, "subscription": request.subscription}
+    if kind != "sqlite" and request.ordered and not await _serialize(conn, scope):
         return []
     now = now_us()
-    if request.ordered and await _leased(conn, request, now):
-        return []
     until = now + request.lease_us
     taken: list[Delivery] = []
     while len(taken) < request.limit:
         want = request.limit - len(taken)
-        rows, messages = await _due(conn, request, now, want, kind)
+        query = due_query(request.ordered, not taken, kind)
+        rows = (await conn.execute(query, {**scope, "now": now, "limit": want})).all()
+        if request.ordered and not taken and rows and rows[0].busy:
+            return []  # another holder's lease runs: an ordered subscription waits for it
+        if kind == "mariadb":
+            messages = await messages_by_id(conn, {row.message_id for row in rows})
+        else:
+            messages = {row.message_id: message_of(row) for row in rows if row.m_id is not None}
         expiry = {message_id: message.expires_us for message_id, message in messages.items()}
         plan = sort_out(rows, expiry, now, want, request.delivery_limit)
         await _apply(conn, plan, request.holder, until, now)
@@ -167,72 +223,31 @@ async def claim(conn: AsyncConnection, request: ClaimRequest) -> list[Delivery]:
     return taken
 
 
-async def _serialize(conn: AsyncConnection, request: ClaimRequest) -> bool:
+async def _serialize(conn: AsyncConnection, scope: dict[str, Any]) -> bool:
     """Lock the subscription for an ordered claim; ``False`` when another claimer holds it (or nothing waits).
 
     Its row in ``pubsub_subscriptions`` is the lock. Deliveries of a name with no definition (left over, or made
     by a test) lock their first ready delivery instead, waiting for it."""
-    named = (SubscriptionRow.cluster_id == request.cluster_id, SubscriptionRow.name == request.subscription)
-    query = select(SubscriptionRow.id).where(*named)
-    if (await conn.execute(query.with_for_update(skip_locked=True))).first() is not None:
+    if (await conn.execute(LOCK_SUBSCRIPTION, scope)).first() is not None:
         return True
-    if (await conn.execute(query)).first() is not None:
+    if (await conn.execute(_NAMED, scope)).first() is not None:
         return False
-    first = select(D.id).where(*request.where()).order_by(D.priority.desc(), D.id).limit(1).with_for_update()
-    return (await conn.execute(first)).first() is not None
-
-
-async def _leased(conn: AsyncConnection, request: ClaimRequest, now: int) -> bool:
-    """Whether a delivery of the subscription is claimed now (an ordered claim waits for it)."""
-    query = select(D.id).where(*request.where(), D.lease_until_us > now).limit(1)
-    return (await conn.execute(query)).first() is not None
-
-
-async def _due(
-    conn: AsyncConnection, request: ClaimRequest, now: int, limit: int, kind: str
-) -> tuple[Sequence[Any], dict[int, Message]]:
-    """The first ``limit`` claimable rows in order, and their messages.
-
-    Unordered: due rows only, locked (skipping those another claimer locked). Ordered: every unclaimed row, the
-    ones waiting for a retry too (the first of those stops the claim); the subscription's lock covers them.
-    PostgreSQL and SQLite read the messages in the same query; MariaDB cannot lock one table of a join (a
-    message row locked by one subscription's claim would make another's skip it), so it reads them after."""
-    joined = kind != "mariadb"
-    columns = DUE_COLUMNS + MESSAGE_COLUMNS if joined else DUE_COLUMNS
-    query: Select[Any] = select(*columns)
-    if joined:
-        query = query.join(M, M.id == D.message_id, isouter=True)
-    query = query.where(*request.where(), D.lease_until_us <= now)
-    if not request.ordered:
-        query = query.where(D.next_us <= now)
-    query = query.order_by(D.priority.desc(), D.id).limit(limit)
-    if not request.ordered and kind != "sqlite":
-        query = query.with_for_update(skip_locked=True, of=D if joined else None)
-    rows = (await conn.execute(query)).all()
-    if joined:
-        return rows, {row.message_id: message_of(row) for row in rows if row.m_id is not None}
-    return rows, await messages_by_id(conn, {row.message_id for row in rows})
+    return (await conn.execute(LOCK_FIRST, scope)).first() is not None
 
 
 async def messages_by_id(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, Message]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = (await conn.execute(select(*MESSAGE_COLUMNS).where(M.id.in_(wanted)))).all()
+    rows = (await conn.execute(MESSAGES, {"ids": wanted})).all()
     return {int(row.m_id): message_of(row) for row in rows}
 
 
 async def _apply(conn: AsyncConnection, plan: Sorted, holder: str, until: int, now: int) -> None:
     if plan.claimed:
         ids = [row.id for row in plan.claimed]
-        values = {"holder": holder, "lease_until_us": until, "attempts": D.attempts + 1}
-        await conn.execute(update(D).where(D.id.in_(ids)).values(**values))
+        await conn.execute(TAKE, {"ids": ids, "new_holder": holder, "until": until})
     if plan.expired:
-        await conn.execute(delete(D).where(D.id.in_(plan.expired)))
+        await conn.execute(DROP, {"ids": plan.expired})
     if plan.dead:
-        statement = (
-            update(D)
-            .where(D.id == bindparam("row"))
-            .values(state="dead", dead_us=now, holder=None, lease_until_us=0, last_error=bindparam("why"))
-        )
-        await conn.execute(statement, [{"row": row, "why": why} for row, why in plan.dead])
+        await conn.execute(BURY, [{"row": row, "why": why, "now": now} for row, why in plan.dead])

@@ -134,6 +134,14 @@ async def test_publish_claim_ack(odb: OdbRepository) -> None:
     assert (depths["billing"].ready, depths["billing"].in_flight) == (0, 1)
 
 
+async def test_nothing_to_claim(odb: OdbRepository) -> None:
+    assert await claim(odb) == []
+    assert await claim(odb, ordered=True) == []
+    await publish(odb, 1)
+    assert await claim(odb, limit=0) == []
+    assert await odb.ack("sub", []) == 0
+
+
 async def test_no_subscriptions_stores_nothing(odb: OdbRepository) -> None:
     assert await publish(odb, {"a": 1}, []) == Published(0)
     assert await publish(odb, {"a": 1}, [], key="k") == Published(0)
@@ -298,6 +306,8 @@ async def test_peek_does_not_claim(odb: OdbRepository) -> None:
     assert data_of(await odb.peek("sub", "ready", 10, after=peeked[1].id)) == [0, 2, 4]  # the next page
     assert data_of(await odb.peek("sub", "ready", 10, after=peeked[3].id)) == [4]
     assert [d.message.id for d in peeked] == [ids[1], ids[3], ids[0], ids[2], ids[4]]
+    assert await odb.ack("sub", [peeked[1].id]) == 1
+    assert data_of(await odb.peek("sub", "ready", 10, after=peeked[1].id)) == [4]  # gone: the ids above it
     [claimed] = await claim(odb, limit=1)
     assert (await odb.peek("sub", "ready", 1))[0].holder == claimed.holder  # claimed ones are still ready
     assert await odb.peek("sub", "dead", 10) == []

@@ -38,6 +38,8 @@ OnEvents = Callable[[list[dict[str, Any]]], Awaitable[object]]
 
 EVENT_TIMEOUT = 1.0
 """Seconds one post of events to a peer may take; then it counts as lost (the peer finds out, events.PATIENCE)."""
+MAX_QUEUED = 100_000
+"""Events waiting for one peer, at most; beyond, those waiting are dropped (the peer finds out from the numbers)."""
 MAX_BATCH = 4 * 1024 * 1024
 """Bytes of events sent in one request or one Redis message (more wait for the next; one larger event goes alone)."""
 
@@ -135,13 +137,25 @@ class HttpBus:
         """Nothing to listen to: notices and events arrive as calls of the admin API."""
 
     def send_event(self, event: bytes, peers: Sequence[dict[str, Any]]) -> None:
+        if len(self._lanes) > len(peers):
+            self._drop_lanes({peer["name"] for peer in peers})
         for peer in peers:
             lane = self._lanes.get(peer["name"])
             if lane is None or lane.url != peer["url"]:
                 lane = self._lanes[peer["name"]] = _Lane(peer["url"])
+            if len(lane.queue) >= MAX_QUEUED:  # a peer that takes nothing (paused): it will see the gap
+                self.events_lost += len(lane.queue)
+                lane.queue.clear()
             lane.queue.append(event)
             if lane.task is None:
                 lane.task = asyncio.create_task(self._post_events(peer["name"], lane))
+
+    def _drop_lanes(self, live: set[str]) -> None:
+        """Forget what waits for servers no longer seen alive (a server that comes back starts empty)."""
+        for name in [name for name in self._lanes if name not in live]:
+            lane = self._lanes.pop(name)
+            self.events_lost += len(lane.queue)
+            lane.queue.clear()
 
     async def _post_events(self, name: str, lane: _Lane) -> None:
         try:

@@ -44,6 +44,10 @@ class Membership(Protocol):
 EventHandler = Callable[[dict[str, Any], str], Awaitable[None]]
 """Called on a server with an event's data and the name of the server that sent it."""
 
+CONTROL = frozenset({"hello", "bye"})
+"""Events of the membership itself, not given to ``on_event`` handlers: ``hello`` (this server started, or is back
+after a pause: send to it now; not numbered, it changes nothing a peer keeps) and ``bye`` (it stops cleanly: none
+of its events is lost when it starts again)."""
 LIVENESS_FACTOR = 4
 """A server not seen for this many sync intervals (at least 3 s) is taken as down."""
 
@@ -91,6 +95,7 @@ class ClusterMember:
         self._peers = await self.live_peers()
         self._tracker.baseline(self._peers)
         await self.bus.start(self.on_notice, self._reconnected, self.receive_events)
+        self._send("hello", {})  # the others add this server to the peers they send to now, not at their heartbeat
         self._task = asyncio.create_task(self._beat())
 
     async def stop(self) -> None:
@@ -116,6 +121,7 @@ class ClusterMember:
                 if away > self.liveness - self.settings.sync_interval:  # paused, or the ODB out of reach
                     async with self._receiving:
                         await self.missed_events(f"this server was not seen alive for {away:.1f} s")
+                    self._send("hello", {})  # back: the others send to it again from now on
                 await self._check_events()
                 if newest > self.engine.applied:
                     logger.info("behind the ODB (%s < %s): catching up", self.engine.applied, newest)
@@ -186,7 +192,8 @@ class ClusterMember:
             self._send(kind, data)
 
     def _send(self, kind: str, data: dict[str, Any]) -> None:
-        self.events_sent += 1
+        if kind != "hello":
+            self.events_sent += 1
         event = {
             "kind": "event",
             "event": kind,
@@ -212,10 +219,14 @@ class ClusterMember:
                 if origin == self.server.name:
                     continue
                 self.events_received += 1
+                if kind == "hello":
+                    if all(peer["name"] != origin for peer in self._peers):
+                        self._peers = await self.live_peers()
+                    continue
                 take, missed = self._tracker.accept(origin, boot, n, bye=kind == "bye")
                 if missed:
                     await self.missed_events(missed)
-                if take and kind != "bye":
+                if take and kind not in CONTROL:
                     applied += 1
                     await self._dispatch(kind, data, origin)
         return applied

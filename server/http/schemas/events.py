@@ -13,11 +13,11 @@ class ClusterEvent(BaseModel):
     """One event a server sent (``ClusterMember.send_event``)."""
 
     kind: Literal["event"] = "event"
-    event: str = Field(min_length=1, max_length=100, description="what it is about: cache, pubsub, bye")
+    event: str = Field(min_length=1, max_length=100, description="what it is about: cache, pubsub, hello, bye")
     data: Any = None
     origin: str = Field(min_length=1, max_length=200, description="the server that sent it")
     boot: str = Field(min_length=1, max_length=64, description="that server's process (a new one at each start)")
-    n: Whole = Field(ge=1, description="its number among that process's events")
+    n: Whole = Field(ge=0, description="its number among that process's events (a hello: how many it sent)")
 
 
 class EventsBody(BaseModel):

@@ -111,14 +111,16 @@ class ClusterMember:
             await self.repository.mark_stopped(self.server.name)
 
     async def _beat(self) -> None:
-        alive_at = time.monotonic()
+        said_at = time.monotonic()  # when the last heartbeat that went through began (what last_seen shows)
         while True:
             await asyncio.sleep(self.settings.sync_interval)
             try:
-                counted = (self.boot, self.events_sent)
+                counted, began = (self.boot, self.events_sent), time.monotonic()
                 newest = await self.repository.heartbeat(self.server.name, self.engine.applied, counted)
-                away, alive_at = time.monotonic() - alive_at, time.monotonic()
-                if away > self.liveness - self.settings.sync_interval:  # paused, or the ODB out of reach
+                # Peers took this server as down if its last_seen grew older than the liveness window before this
+                # heartbeat landed (it was paused, or the ODB out of reach): they sent it nothing meanwhile.
+                away, said_at = time.monotonic() - said_at, began
+                if away > self.liveness - self.settings.sync_interval / 2:
                     async with self._receiving:
                         await self.missed_events(f"this server was not seen alive for {away:.1f} s")
                     self._send("hello", {})  # back: the others send to it again from now on

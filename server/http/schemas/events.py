@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .common import Whole, answer_config, body_config
 
 
 class ClusterEvent(BaseModel):
     """One event a server sent (``ClusterMember.send_event``)."""
+
+    model_config = ConfigDict(strict=True)
 
     kind: Literal["event"] = "event"
     event: str = Field(min_length=1, max_length=100, description="what it is about: cache, pubsub, hello, bye")

@@ -1,4 +1,4 @@
-"""Push subscribers that record every message delivered to them, for test_pubsub_delivery.py.
+"""Push subscribers that record every message delivered to them, and a publisher, for test_pubsub_delivery.py.
 
 Not imported by the tests: the test deploys this file's text to its cluster, with ``TARGET`` set to where the
 records go: ``sqlite:<path>`` (a file of the test's own in WAL mode, shared by both servers) or ``postgresql:<dsn>``
@@ -52,3 +52,18 @@ class RecordParallel(Service):
 
     def handle(self):
         record(self, "got_parallel")
+
+
+class Publish(Service):
+    """Publish the numbers ``seqs`` to ``topic`` in order, each keyed by its number; answers how many of them were
+    repeats of a publish already stored (a batch sent again after the server running it first was killed)."""
+
+    name = "e2e.publish"
+
+    async def handle(self):
+        p = self.request.payload
+        repeats = 0
+        for seq in p["seqs"]:
+            published = await self.apublish(p["topic"], {"seq": seq}, key=f"seq-{seq}")
+            repeats += published.duplicate
+        self.response.payload = repeats

@@ -3,10 +3,10 @@ subscription across a real two-server cluster, one server killed with ``kill -9`
 
 The servers are ``splice start`` subprocesses on SQLite, then on PostgreSQL. Both subscriptions' services
 (``tests/e2e/pubsub_recorders.py``) record each delivery in a database both servers reach: a SQLite file of the
-test's own (WAL), or a table in the test's PostgreSQL database. A few client threads publish through the admin API
-(each its own share of the numbers, in order, each with an idempotency key, alternating between the servers). Once
-~3,000 are published and deliveries run, the server delivering the ordered subscription is killed; publishing goes
-on through the other, and the killed one is started again. Then: every number reached each subscription, the ordered
+test's own (WAL), or a table in the test's PostgreSQL database. A few client threads publish, each its own share of
+the numbers in order, each number with an idempotency key, in batches through a publishing service invoked with the
+admin API, alternating between the servers. Once ~3,000 are published and deliveries run, the server delivering the
+ordered subscription is killed; publishing goes on through the other, and the killed one is started again. Then: every number reached each subscription, the ordered
 one first-delivered each thread's numbers in the order published, and every message delivered twice had been
 delivered by the killed server before it died (at-least-once; the duplicates are printed and written to a file).
 """
@@ -37,6 +37,9 @@ from tests.conftest import Cluster, alive, drop_everything, eventually, make_clu
 
 COUNT = 10_000
 PUBLISHERS = 4
+BATCH = 25
+"""Messages a publisher thread has ``e2e.publish`` publish in one call (one HTTP request each would cost the
+servers a third more CPU: the file is to run in a few minutes)."""
 KILL_AFTER = 3_000
 """Published messages before the kill."""
 RESTART_AFTER = 6_000
@@ -121,7 +124,8 @@ def created(answer: httpx.Response) -> dict[str, Any]:
 @dataclass
 class Publishing:
     """Client threads publishing ``COUNT`` messages: thread ``t`` publishes the numbers ``t, t + PUBLISHERS, ...`` in
-    order, each once its previous one was answered, alternating between the servers that are up."""
+    order, ``BATCH`` at a time through the service ``e2e.publish`` (each batch once the previous one was answered),
+    alternating between the servers that are up."""
 
     cluster: Cluster
     published: int = 0
@@ -133,32 +137,33 @@ class Publishing:
 
     def thread(self, first: int) -> None:
         clients = [
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {self.cluster.token}"}, timeout=30)
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {self.cluster.token}"}, timeout=60)
             for url in self.cluster.urls
         ]
+        mine = list(range(first, COUNT, PUBLISHERS))
         try:
-            for seq in range(first, COUNT, PUBLISHERS):
-                self.publish(clients, seq)
+            for turn, start in enumerate(range(0, len(mine), BATCH)):
+                self.publish(clients, mine[start : start + BATCH], turn)
         finally:
             for client in clients:
                 client.close()
 
-    def publish(self, clients: list[httpx.Client], seq: int) -> None:
-        """Publish ``seq`` until a server says it is stored; its key makes a repeat of a publish that was stored
-        before its answer got lost (the server killed) a duplicate that is not enqueued again."""
-        body = {"data": {"seq": seq}, "key": f"seq-{seq}"}
+    def publish(self, clients: list[httpx.Client], seqs: list[int], turn: int) -> None:
+        """Publish ``seqs`` until a server says they are stored. A batch cut short by a kill is sent again whole to
+        the other server: the keys of those already stored make them repeats, not enqueued again."""
+        body = {"service": "e2e.publish", "payload": {"topic": TOPIC, "seqs": seqs}}
         deadline = time.monotonic() + 120
         attempt = 0
         while True:
-            server = (seq + attempt) % len(clients)
+            server = (turn + attempt) % len(clients)
             if server == self.down:
                 server = (server + 1) % len(clients)
             try:
-                answer = clients[server].post(f"/splice/admin/topics/{TOPIC}/publish", json=body)
+                answer = clients[server].post("/splice/admin/invoke", json=body)
                 if answer.status_code == 200:
                     with self.lock:
-                        self.published += 1
-                        self.duplicates += bool(answer.json().get("duplicate"))
+                        self.published += len(seqs)
+                        self.duplicates += answer.json()["payload"]
                     return
                 problem = f"{answer.status_code} {answer.text[:300]}"
             except httpx.TransportError as error:
@@ -167,7 +172,7 @@ class Publishing:
             with self.lock:
                 self.retries += 1
             if time.monotonic() > deadline:
-                raise AssertionError(f"publishing {seq} failed for 120 s, last: {problem}")
+                raise AssertionError(f"publishing {seqs[0]}... failed for 120 s, last: {problem}")
             time.sleep(0.05)
 
 

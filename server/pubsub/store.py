@@ -95,7 +95,7 @@ class Delivery:
     subscription: str
     message: Message
     attempt: int
-    """Which attempt this is (1 the first time)."""
+    """Which attempt this is (1 the first time); of a delivery peeked at, how many were made (0: never tried)."""
     state: State = "ready"
     last_error: str | None = None
     holder: str | None = None

@@ -11,9 +11,11 @@ Baseline: RabbitMQ (127.0.0.1:5672, guest/guest) through aio-pika in this proces
 messages published from the same number of coroutines on one channel with publisher confirms (each publish awaits
 its confirm, as each Splice publish awaits its commit), one consumer with manual acks (prefetch ``--prefetch``).
 
-Figures per case: publish rate (messages / time until the last publish returned), delivery rate (messages / time
-from the first publish until the last delivery), and publish -> delivery latency p50/p99. Rounds alternate the
-order of the cases; medians count. Benchmarks are not tests: nothing here asserts a time.
+Figures per case, under load (``--messages`` from ``--concurrency`` publishers): publish rate (messages / time until
+the last publish returned), delivery rate (messages / time from the first publish until the last delivery), and
+publish -> delivery latency p50/p99, which includes waiting behind the messages published before; then latency alone,
+``--latency-messages`` published one at a time (each publish awaited before the next). Rounds alternate the order of
+the cases; medians count. Benchmarks are not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -232,6 +234,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="Prints a table and the ratios.")
     parser.add_argument("--messages", type=int, default=2000, help="messages per round and case (default 2,000)")
     parser.add_argument("--concurrency", type=int, default=8, help="publishing coroutines (default 8)")
+    parser.add_argument(
+        "--latency-messages", type=int, default=200, help="messages published one at a time for latency (default 200)"
+    )
     parser.add_argument("--prefetch", type=int, default=10, help="RabbitMQ consumer prefetch (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the median counts (default 2)")
     parser.add_argument("--address", default=ADDRESS, help=f"RabbitMQ (default {ADDRESS})")
@@ -240,13 +245,17 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     timeout = max(60.0, args.messages / 20)
-    results: dict[str, list[dict[str, float]]] = {}
+    loads = {"load": (args.messages, args.concurrency), "one by one": (args.latency_messages, 1)}
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
     with (
         workdir(args.keep, "splice-bench-pubsub-") as work,
         Processes() as procs,
         postgres_database(args.postgres) as postgres,
     ):
-        print(f"pub/sub: {args.messages:,} messages a round, {args.concurrency} publishers, {args.rounds} rounds")
+        print(
+            f"pub/sub: {args.messages:,} messages a round from {args.concurrency} publishers, then"
+            f" {args.latency_messages:,} one at a time; {args.rounds} rounds"
+        )
         print(machine())
         sides: dict[str, SpliceSide] = {}
         for label, odb in (("sqlite", None), ("postgresql", postgres)):
@@ -258,49 +267,54 @@ def main() -> int:
         try:
             for index in range(args.rounds):
                 for case in cases if index % 2 == 0 else cases[::-1]:
-                    if case == RABBITMQ:
-                        made = rabbitmq_round(
-                            args.address, args.password, args.messages, args.concurrency, args.prefetch, timeout
+                    for load, (count, concurrency) in loads.items():
+                        if case == RABBITMQ:
+                            made = rabbitmq_round(
+                                args.address, args.password, count, concurrency, args.prefetch, timeout
+                            )
+                            result = asyncio.run(made)
+                        else:
+                            cluster, topic, *_ = CASES[case]
+                            result = sides[cluster].round(topic, count, concurrency, timeout)
+                        results.setdefault((case, load), []).append(result)
+                        print(
+                            f"  round {index + 1}  {case:36} {load:10}  publish {result['publish_rate']:8,.0f}/s"
+                            f"  delivered {result['delivery_rate']:8,.0f}/s"
+                            f"  p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms",
+                            flush=True,
                         )
-                        result = asyncio.run(made)
-                    else:
-                        cluster, topic, *_ = CASES[case]
-                        result = sides[cluster].round(topic, args.messages, args.concurrency, timeout)
-                    results.setdefault(case, []).append(result)
-                    print(
-                        f"  round {index + 1}  {case:36} publish {result['publish_rate']:8,.0f}/s"
-                        f"  delivered {result['delivery_rate']:8,.0f}/s"
-                        f"  p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms",
-                        flush=True,
-                    )
         finally:
             for side in sides.values():
                 side.close()
+    print_tables(results)
+    return 0
 
-    def med(case: str, key: str) -> float:
-        return median([r[key] for r in results[case]])
 
+def print_tables(results: dict[tuple[str, str], list[dict[str, float]]]) -> None:
+    def med(case: str, load: str, key: str) -> float:
+        return median([r[key] for r in results[(case, load)]])
+
+    cases = list(dict.fromkeys(case for case, _ in results))
     rows = []
-    for case in results:
+    for case in cases:
         rows.append(
             [
                 case,
-                med(case, "publish_rate"),
-                med(case, "delivery_rate"),
-                med(case, "p50"),
-                med(case, "p99"),
-                ratio(med(case, "delivery_rate"), med(RABBITMQ, "delivery_rate")),
-                ratio(med(case, "p50"), med(RABBITMQ, "p50")),
+                med(case, "load", "publish_rate"),
+                med(case, "load", "delivery_rate"),
+                med(case, "load", "p50"),
+                med(case, "load", "p99"),
+                ratio(med(case, "load", "delivery_rate"), med(RABBITMQ, "load", "delivery_rate")),
             ]
         )
     print()
-    print(
-        table(
-            ["case", "publish/s", "delivered/s", "p50 ms", "p99 ms", "delivered/s vs RabbitMQ", "p50 vs RabbitMQ"],
-            rows,
-        )
-    )
-    return 0
+    print(table(["under load", "publish/s", "delivered/s", "p50 ms", "p99 ms", "delivered/s vs RabbitMQ"], rows))
+    rows = []
+    for case in cases:
+        p50, p99 = med(case, "one by one", "p50"), med(case, "one by one", "p99")
+        rows.append([case, p50, p99, ratio(p50, med(RABBITMQ, "one by one", "p50"))])
+    print()
+    print(table(["one publish at a time", "p50 ms", "p99 ms", "p50 vs RabbitMQ"], rows))
 
 
 if __name__ == "__main__":

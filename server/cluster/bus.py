@@ -37,7 +37,7 @@ OnEvents = Callable[[list[dict[str, Any]]], Awaitable[object]]
 """Called with events another server sent, in its order."""
 
 EVENT_TIMEOUT = 1.0
-"""Seconds one post of events to a peer may take; then it counts as lost (the peer finds out, events.PATIENCE)."""
+"""Seconds one post of events to a peer may take; then it counts as lost (the peer finds out: events.PATIENCE)."""
 MAX_QUEUED = 100_000
 """Events waiting for one peer, at most; beyond, those waiting are dropped (the peer finds out from the numbers)."""
 MAX_BATCH = 4 * 1024 * 1024

@@ -10,22 +10,25 @@ fire and forget; a server that may have lost any is told (``on_missed_events``),
   not that sender's first (nor the one after the count the sender had published when this server started);
 - a sender starts again (a new boot, in an event or in its heartbeat) without having said goodbye (a ``bye``
   event at a clean stop), or stops being seen alive without one (killed: its last events may never have left);
-- a sender's published count stays ahead of what arrived for more than ``PATIENCE`` heartbeats (the last
-  events of a burst lost, with nothing after them to show a gap);
+- a sender's published count stays ahead of what arrived for more than ``PATIENCE`` heartbeats and at least
+  ``patience`` seconds (the last events of a burst lost, with nothing after them to show a gap);
 - the Redis bus reconnects (the member says so itself).
 
 Events older than the last one taken from a sender (repeats, stragglers after a gap) are not applied.
-This module is pure: the member feeds it events and heartbeats, and acts on what it answers.
+No I/O here (the clock aside, unless given): the member feeds it events and heartbeats, and acts on what it answers.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 PATIENCE = 2
 """Heartbeats a sender's published count may stay ahead of what arrived (events in flight) before it counts as lost."""
+PATIENCE_SECONDS = 3.0
+"""And seconds, at least: an event is delivered or given up within two posts' timeouts (``bus.EVENT_TIMEOUT``)."""
 
 
 @dataclass
@@ -40,13 +43,15 @@ class _Sender:
 class _Behind:
     boot: str
     target: int
+    since: float
     beats: int = 0
 
 
 class EventTracker:
     """Per sender, the last event taken; answers whether to apply an event and why events may have been missed."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: float = PATIENCE_SECONDS) -> None:
+        self.patience = patience
         self._senders: dict[str, _Sender] = {}
         self._baseline: dict[str, tuple[str, int]] = {}
         self._behind: dict[str, _Behind] = {}
@@ -87,9 +92,10 @@ class EventTracker:
         self._baseline.pop(origin, None)
         return True, missed
 
-    def beat(self, peers: Iterable[Mapping[str, Any]]) -> str | None:
-        """At a heartbeat, with the live servers' rows (``events_boot``, ``events_sent``): why events may have
-        been missed, or ``None``."""
+    def beat(self, peers: Iterable[Mapping[str, Any]], now: float | None = None) -> str | None:
+        """At a heartbeat, with the live servers' rows (``events_boot``, ``events_sent``) and the time
+        (``time.monotonic()`` unless given): why events may have been missed, or ``None``."""
+        now = time.monotonic() if now is None else now
         live = {peer["name"]: peer for peer in peers}
         reasons = []
         for origin, sender in self._senders.items():
@@ -104,22 +110,22 @@ class EventTracker:
             if known is not None and known.boot != boot and not known.ended:
                 known.ended = True  # killed and started again, before it was seen gone or sent anything new
                 reasons.append(f"{origin} started again without saying goodbye")
-            reason = self._check_count(origin, boot, sent)
+            reason = self._check_count(origin, boot, sent, now)
             if reason:
                 reasons.append(reason)
         return "; ".join(reasons) or None
 
-    def _check_count(self, origin: str, boot: str, sent: int) -> str | None:
+    def _check_count(self, origin: str, boot: str, sent: int, now: float) -> str | None:
         got = self._received(origin, boot)
         behind = self._behind.get(origin)
         if sent <= got:
             self._behind.pop(origin, None)
             return None
         if behind is None or behind.boot != boot or got >= behind.target:
-            self._behind[origin] = _Behind(boot, sent)
+            self._behind[origin] = _Behind(boot, sent, now)
             return None
         behind.beats += 1
-        if behind.beats <= PATIENCE:
+        if behind.beats <= PATIENCE or now - behind.since < self.patience:
             return None
         del self._behind[origin]
         self._take_up_to(origin, boot, behind.target)
@@ -144,4 +150,4 @@ class EventTracker:
         return {origin: {"boot": s.boot, "last": s.last, "ended": s.ended} for origin, s in self._senders.items()}
 
 
-__all__ = ["PATIENCE", "EventTracker"]
+__all__ = ["PATIENCE", "PATIENCE_SECONDS", "EventTracker"]

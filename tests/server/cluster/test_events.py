@@ -68,15 +68,16 @@ def row(name: str, boot: str, sent: int) -> dict[str, Any]:
     return {"name": name, "events_boot": boot, "events_sent": sent}
 
 
-def test_a_published_count_ahead_for_more_than_patience_heartbeats_is_a_loss() -> None:
-    tracker = EventTracker()
+def test_a_published_count_ahead_for_more_than_patience_heartbeats_and_seconds_is_a_loss() -> None:
+    tracker = EventTracker(patience=3.0)
     tracker.accept("a", "b1", 1)
-    for _ in range(PATIENCE + 1):
-        assert tracker.beat([row("a", "b1", 3)]) is None  # maybe in flight
-    reason = tracker.beat([row("a", "b1", 3)])
+    for beat in range(PATIENCE + 1):
+        assert tracker.beat([row("a", "b1", 3)], now=beat * 0.2) is None  # maybe in flight
+    assert tracker.beat([row("a", "b1", 3)], now=2.9) is None  # enough heartbeats, not yet enough time
+    reason = tracker.beat([row("a", "b1", 3)], now=3.1)
     assert reason is not None
     assert "sent 3 events, 1 arrived" in reason
-    assert tracker.beat([row("a", "b1", 3)]) is None  # dealt with once
+    assert tracker.beat([row("a", "b1", 3)], now=10) is None  # dealt with once
     assert tracker.accept("a", "b1", 2) == (False, None)  # a straggler from before is not applied
     assert tracker.accept("a", "b1", 4) == (True, None)
 
@@ -87,15 +88,15 @@ def test_events_that_arrive_in_time_are_no_loss() -> None:
     assert tracker.beat([row("a", "b1", 3)]) is None
     tracker.accept("a", "b1", 2)
     tracker.accept("a", "b1", 3)
-    for _ in range(PATIENCE + 2):
-        assert tracker.beat([row("a", "b1", 3)]) is None
+    for beat in range(PATIENCE + 2):
+        assert tracker.beat([row("a", "b1", 3)], now=beat * 5.0) is None
 
 
 def test_a_count_that_keeps_moving_while_events_arrive_is_no_loss() -> None:
     tracker = EventTracker()
     n = 0
     for beat in range(10):
-        assert tracker.beat([row("a", "b1", n + 5)]) is None, beat
+        assert tracker.beat([row("a", "b1", n + 5)], now=beat * 5.0) is None, beat
         for _ in range(5 + beat):  # the sender is ahead at every beat, but what it had published has come
             n += 1
             tracker.accept("a", "b1", n)

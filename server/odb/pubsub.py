@@ -225,15 +225,20 @@ class OdbMessages(ClusterScope):
 
     async def depths(self, subscriptions: Sequence[str] | None = None) -> dict[str, Depth]:
         now = now_us()
-        leased = func.sum(case((D.lease_until_us > now, 1), else_=0))
-        query = (
-            select(D.subscription, D.state, func.count(), leased, func.min(M.published_us))
-            .join(M, M.id == D.message_id, isouter=True)
+        leased = func.sum(case((D.lease_until_us > now, 1), else_=0)).label("leased")
+        counts = (
+            select(D.subscription, D.state, func.count().label("n"), leased, func.min(D.message_id).label("first"))
             .where(D.cluster_id == self.cluster_id)
             .group_by(D.subscription, D.state)
         )
         if subscriptions is not None:
-            query = query.where(D.subscription.in_(list(subscriptions)))
+            counts = counts.where(D.subscription.in_(list(subscriptions)))
+        # The oldest message of each group is the one published first (ids grow with publishing): one row read per
+        # group, not a join of the whole queue.
+        group = counts.subquery()
+        query = select(group.c.subscription, group.c.state, group.c.n, group.c.leased, M.published_us).join(
+            M, M.id == group.c.first, isouter=True
+        )
         found: dict[str, dict[str, Any]] = {name: {} for name in subscriptions or ()}
         for name, state, count, in_flight, oldest in await self._all(query):
             depth = found.setdefault(name, {})

@@ -95,7 +95,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_pubsub_deliveries_claim",
         "pubsub_deliveries",
-        ["cluster_id", "subscription", "state", "priority", "id"],
+        ["cluster_id", "subscription", "state", sa.text("priority DESC"), "id"],
     )
     op.create_index("ix_pubsub_deliveries_message", "pubsub_deliveries", ["message_id"])
     # An ordered claim first asks whether any delivery of its subscription is leased now: a short range here.

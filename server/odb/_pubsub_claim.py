@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, delete, exists, select, update
+from sqlalchemy import BigInteger, BindParameter, Integer, Select, String, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -129,9 +129,9 @@ class ClaimRequest:
 
 # Statements are built once, their values bound at each execution: building and keying a statement for
 # SQLAlchemy's compiled cache costs more than running it, and claims run back to back.
-CLUSTER: BindParameter[int] = bindparam("cluster")
-SUBSCRIPTION: BindParameter[str] = bindparam("subscription")
-NOW: BindParameter[int] = bindparam("now")
+CLUSTER: BindParameter[int] = bindparam("cluster", type_=Integer)
+SUBSCRIPTION: BindParameter[str] = bindparam("subscription", type_=String)
+NOW: BindParameter[int] = bindparam("now", type_=BigInteger)
 READY = (D.cluster_id == CLUSTER, D.subscription == SUBSCRIPTION, D.state == "ready")
 IN_ORDER = (D.priority.desc(), D.id)
 _NAMED = select(SubscriptionRow.id).where(SubscriptionRow.cluster_id == CLUSTER, SubscriptionRow.name == SUBSCRIPTION)
@@ -172,7 +172,7 @@ def due_query(ordered: bool, first: bool, kind: str) -> Select[Any]:
     query = query.where(*READY, D.lease_until_us <= NOW)
     if not ordered:
         query = query.where(D.next_us <= NOW)
-    query = query.order_by(*IN_ORDER).limit(bindparam("limit"))
+    query = query.order_by(*IN_ORDER).limit(bindparam("limit", type_=Integer))
     if not ordered and kind != "sqlite":
         query = query.with_for_update(skip_locked=True, of=D if joined else None)
     return query

@@ -99,9 +99,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_pubsub_deliveries_message", "pubsub_deliveries", ["message_id"])
     # An ordered claim first asks whether any delivery of its subscription is leased now: a short range here.
-    op.create_index(
-        "ix_pubsub_deliveries_lease", "pubsub_deliveries", ["cluster_id", "subscription", "lease_until_us"]
-    )
+    op.create_index("ix_pubsub_deliveries_lease", "pubsub_deliveries", ["cluster_id", "subscription", "lease_until_us"])
+    # An unordered claim on a queue whose deliveries mostly wait for a retry finds the due ones here.
+    op.create_index("ix_pubsub_deliveries_due", "pubsub_deliveries", ["cluster_id", "subscription", "state", "next_us"])
     op.create_table(
         "pubsub_keys",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),

@@ -6,9 +6,10 @@ The servers are ``splice start`` subprocesses on SQLite, then on PostgreSQL. Bot
 test's own (WAL), or a table in the test's PostgreSQL database. A few client threads publish, each its own share of
 the numbers in order, each number with an idempotency key, in batches through a publishing service invoked with the
 admin API, alternating between the servers. Once ~3,000 are published and deliveries run, the server delivering the
-ordered subscription is killed; publishing goes on through the other, and the killed one is started again. Then: every number reached each subscription, the ordered
-one first-delivered each thread's numbers in the order published, and every message delivered twice had been
-delivered by the killed server before it died (at-least-once; the duplicates are printed and written to a file).
+ordered subscription is killed; publishing goes on through the other, and the killed one is started again. Then:
+every number reached each subscription, the ordered one first-delivered each thread's numbers in the order published,
+and every message delivered twice had been delivered by the killed server before it died (at-least-once; the
+duplicates are printed and written to a JSON file).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class Publishing:
         ]
         mine = list(range(first, COUNT, PUBLISHERS))
         try:
-            for turn, start in enumerate(range(0, len(mine), BATCH)):
+            for turn, start in enumerate(range(0, len(mine), BATCH), start=first):  # half the threads start on each
                 self.publish(clients, mine[start : start + BATCH], turn)
         finally:
             for client in clients:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..core.cache import Cache, UnknownCache
-from ..core.naming import closest
+from ..core.naming import unknown_name
 from ..core.outgoing import ConnectionSource, NoConnections
 from .local import MemoryCache
 from .redis import RedisCache
@@ -163,9 +163,7 @@ class ServerCaches:
 
 
 def _unknown(name: str, known: list[str]) -> UnknownCache:
-    hint = closest(name, known)
-    suggestion = f"; did you mean '{hint}'?" if hint else ""
-    return UnknownCache(f"no cache named '{name}' (known caches: {', '.join(sorted(known))}){suggestion}")
+    return UnknownCache(unknown_name("cache", name, known))
 
 
 __all__ = ["SWEEP_SECONDS", "AnyCache", "Definitions", "Events", "ServerCaches", "wanted"]

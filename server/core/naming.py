@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterable
 
 MAX_SERVICE_NAME = 200
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]*")
@@ -79,6 +80,19 @@ def check_service_name(name: object) -> str | None:
             " digit or '_'"
         )
     return None
+
+
+LISTED = 20
+"""How many known names an "unknown name" message lists at most."""
+
+
+def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
+    """``no <what> named 'x' (known <what>s: a, b); did you mean 'a'?``: the words of an unknown name's error."""
+    names = sorted(known)
+    hint = closest(name, names)
+    listed = ", ".join(names[:LISTED]) + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
+    suggestion = f"; did you mean '{hint}'?" if hint else ""
+    return f"no {what} named '{name}' (known {what}s: {listed or 'none'}){suggestion}"
 
 
 def closest(name: str, candidates: list[str] | set[str]) -> str | None:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from ..core.context import current_cid
 from ..core.errors import Conflict, NotFound, SpliceError
-from ..core.naming import closest
+from ..core.naming import unknown_name
 from ..core.pubsub import UnknownTopic
 from ..pubsub.names import is_pattern, matches
 from ..pubsub.specs import SubscriptionSpec, TopicPermission, TopicSpec
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 PUBLISHER = "admin-api"
 """Who a message published through the admin API says published it."""
-LISTED = 20
-"""How many known names a refusal lists before it says how many more there are."""
 
 
 class InvalidDefinition(SpliceError):
@@ -45,12 +43,8 @@ class InvalidDefinition(SpliceError):
 
 
 def unknown(what: str, name: str, known: Iterable[str], error: type[NotFound] = NotFound) -> NotFound:
-    """``no <what> named 'x' (known <what>s: a, b); did you mean 'a'?``"""
-    names = sorted(known)
-    hint = closest(name, names)
-    listed = ", ".join(names[:LISTED]) + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
-    suggestion = f"; did you mean '{hint}'?" if hint else ""
-    return error(f"no {what} named '{name}' (known {what}s: {listed or 'none'}){suggestion}")
+    """``no <what> named 'x' (known <what>s: a, b); did you mean 'a'?`` as ``error``."""
+    return error(unknown_name(what, name, known))
 
 
 def _valid(cls: type[Any], rows: Iterable[dict[str, Any]]) -> list[Any]:

@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..core.context import current_cid, new_cid
@@ -226,12 +226,7 @@ class Broker:
         """The topic ``name``; ``UnknownTopic`` naming the known ones (and the closest) if there is none."""
         found = self.definitions.topics.get(name)
         if found is None:
-            known = sorted(self.definitions.topics)
-            hint = closest(name, known)
-            listed = ", ".join(known) if known else "none yet"
-            raise UnknownTopic(
-                f"no topic named '{name}'" + (f" (did you mean '{hint}'?)" if hint else "") + f"; topics: {listed}"
-            )
+            raise UnknownTopic(_missing("topic", name, self.definitions.topics))
         return found
 
     async def publish(
@@ -312,14 +307,7 @@ class Broker:
         """The subscription ``name``; ``NotFound`` naming the known ones (and the closest) if there is none."""
         found = self.definitions.subscriptions.get(name)
         if found is None:
-            known = sorted(self.definitions.subscriptions)
-            hint = closest(name, known)
-            listed = ", ".join(known) if known else "none yet"
-            raise NotFound(
-                f"no subscription named '{name}'"
-                + (f" (did you mean '{hint}'?)" if hint else "")
-                + f"; subscriptions: {listed}"
-            )
+            raise NotFound(_missing("subscription", name, self.definitions.subscriptions))
         return found
 
     def _pulled_subscription(self, name: str) -> SubscriptionSpec:
@@ -471,6 +459,14 @@ def _check_options(priority: int, expiry: float | None, key: str | None) -> None
         raise BadRequest(f"expiry must be seconds above 0 and at most a year, not {expiry!r}")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise BadRequest(f"an idempotency key is 1 to {MAX_KEY} characters long, not {len(key)}")
+
+
+def _missing(what: str, name: str, known: Iterable[str]) -> str:
+    """``no topic named 'x' (did you mean 'y'?); topics: a, b``: what an unknown topic or subscription answers."""
+    names = sorted(known)
+    hint = closest(name, names)
+    listed = ", ".join(names) if names else "none yet"
+    return f"no {what} named '{name}'" + (f" (did you mean '{hint}'?)" if hint else "") + f"; {what}s: {listed}"
 
 
 __all__ = ["MAX_PULL", "MAX_WAIT", "Broker", "Definitions", "Events", "Leases"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,43 +17,12 @@ from sqlalchemy import select
 
 from splice.server.core.errors import Conflict, NotFound
 from splice.server.jobs import Claim, Interval, Job, JobSpec, RunOutcome, first_due_us, now_us, parse_job, to_us
-from splice.server.odb import JobRepository, OdbRepository, connect, migrate
+from splice.server.odb import JobRepository, OdbRepository, connect
 from splice.server.odb import cluster as cluster_module
 from splice.server.odb import jobs as jobs_module
 from splice.server.odb.models import JobRun as RunRow
 
-CLUSTER = "jobs-test"
 MINUTE_US = 60_000_000
-
-
-async def _open(url: str, migrated: bool) -> OdbRepository:
-    engine = connect(url)
-    if not migrated:
-        await migrate(engine)
-    repository = OdbRepository(engine, CLUSTER)
-    await repository.ensure_cluster()
-    return repository
-
-
-@pytest.fixture
-async def odb(odb_url: str) -> AsyncIterator[OdbRepository]:
-    """A migrated ODB with the test's cluster in it."""
-    repository = await _open(odb_url, migrated=False)
-    try:
-        yield repository
-    finally:
-        await repository.engine.dispose()
-
-
-@pytest.fixture
-async def other(odb: OdbRepository, odb_url: str) -> AsyncIterator[OdbRepository]:
-    """The same cluster through an engine (a connection pool) of its own: another process, as the ODB sees it."""
-    repository = await _open(odb_url, migrated=True)
-    assert repository.cluster_id == odb.cluster_id
-    try:
-        yield repository
-    finally:
-        await repository.engine.dispose()
 
 
 def job(name: str, **fields: Any) -> tuple[JobSpec, int | None]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
 
-from splice.server.odb import OdbRepository, connect, migrate
+from splice.server.odb import OdbRepository
 from splice.server.odb import _pubsub_claim as claiming
 from splice.server.odb import pubsub as pubsub_module
 from splice.server.odb.models import Delivery as DeliveryRow
@@ -24,39 +24,9 @@ from splice.server.odb.models import MessageKey
 from splice.server.odb.models import Subscription as SubscriptionRow
 from splice.server.pubsub.store import Delivery, NewMessage, Published, encode
 
-CLUSTER = "pubsub-test"
 SECOND = 1_000_000
 LEASE = 30 * SECOND
 WINDOW = 3600 * SECOND
-
-
-async def _open(url: str, migrated: bool) -> OdbRepository:
-    engine = connect(url)
-    if not migrated:
-        await migrate(engine)
-    repository = OdbRepository(engine, CLUSTER)
-    await repository.ensure_cluster()
-    return repository
-
-
-@pytest.fixture
-async def odb(odb_url: str) -> AsyncIterator[OdbRepository]:
-    """A migrated ODB with the test's cluster in it."""
-    repository = await _open(odb_url, migrated=False)
-    try:
-        yield repository
-    finally:
-        await repository.engine.dispose()
-
-
-@pytest.fixture
-async def other(odb: OdbRepository, odb_url: str) -> AsyncIterator[OdbRepository]:
-    """The same cluster through an engine (a connection pool) of its own: another server, as the ODB sees it."""
-    repository = await _open(odb_url, migrated=True)
-    try:
-        yield repository
-    finally:
-        await repository.engine.dispose()
 
 
 class Clock:

@@ -169,11 +169,17 @@ def _create_topic(args: argparse.Namespace, directory: Path) -> int:
     for key in ("max_payload", "max_depth", "expiry", "idempotency_window"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    path = f"/splice/admin/topics/{quote(args.name, safe='')}" if args.replace else "/splice/admin/topics"
-    answer = commands.call(directory, "PUT" if args.replace else "POST", path, body)
-    done = "created" if answer["created"] else "changed"
-    print("\n".join([f"{done} {describe('topic', answer['topic'])}", *commands.server_lines(answer)]))
+    _put(directory, "topic", "topics", body, args.replace)
     return 0
+
+
+def _put(directory: Path, what: str, collection: str, body: dict[str, Any], replace: bool) -> dict[str, Any]:
+    """Create (POST) or, with ``replace``, create or change (PUT) a topic or subscription; print what it became."""
+    path = f"/splice/admin/{collection}/{quote(body['name'], safe='')}" if replace else f"/splice/admin/{collection}"
+    answer: dict[str, Any] = commands.call(directory, "PUT" if replace else "POST", path, body)
+    done = "created" if answer["created"] else "changed"
+    print("\n".join([f"{done} {describe(what, answer[what])}", *commands.server_lines(answer)]))
+    return answer
 
 
 def _publish(args: argparse.Namespace, directory: Path) -> int:
@@ -328,10 +334,7 @@ def _create_sub(args: argparse.Namespace, directory: Path) -> int:
     for key in ("concurrency", "delivery_limit", "backoff", "lease"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    path = f"/splice/admin/subscriptions/{quote(args.name, safe='')}" if args.replace else "/splice/admin/subscriptions"
-    answer = commands.call(directory, "PUT" if args.replace else "POST", path, body)
-    done = "created" if answer["created"] else "changed"
-    print("\n".join([f"{done} {describe('subscription', answer['subscription'])}", *commands.server_lines(answer)]))
+    answer = _put(directory, "subscription", "subscriptions", body, args.replace)
     for warning in answer.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     return 0

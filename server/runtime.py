@@ -107,11 +107,11 @@ class LiveConfig:
         tokens = frozenset(await self.repository.token_hashes())
         self.securities, self.router, self.token_hashes = securities, Router(routes), tokens
         self.channels = others
-        self.topics = _specs(TopicSpec, await self.repository.list_topics())
-        self.subscriptions = _specs(SubscriptionSpec, await self.repository.list_subscriptions())
-        permissions = _specs(TopicPermission, await self.repository.list_permissions(), key="security")
+        self.topics = stored_specs(TopicSpec, await self.repository.list_topics())
+        self.subscriptions = stored_specs(SubscriptionSpec, await self.repository.list_subscriptions())
+        permissions = stored_specs(TopicPermission, await self.repository.list_permissions(), key="security")
         self.permissions = permissions
-        self.caches = _specs(CacheSpec, await self.repository.list_caches())
+        self.caches = stored_specs(CacheSpec, await self.repository.list_caches())
         await self.connections.reload(await self.repository.list_outgoing())
         for listener in list(self.listeners):
             try:
@@ -123,8 +123,9 @@ class LiveConfig:
 S = TypeVar("S", bound=BaseModel)
 
 
-def _specs(cls: type[S], rows: Iterable[dict[str, object]], key: str = "name") -> dict[str, S]:
-    """Stored definitions as specs by name; a row this Splice cannot read is logged and left out."""
+def stored_specs(cls: type[S], rows: Iterable[dict[str, object]], key: str = "name") -> dict[str, S]:
+    """Stored definitions as specs by name; a row this Splice cannot read (an older or newer one wrote it) is logged
+    and left out. What ``LiveConfig`` holds, and what the admin API checks a change against."""
     found: dict[str, S] = {}
     for row in rows:
         try:

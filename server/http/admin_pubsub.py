@@ -9,11 +9,9 @@ the ODB: any server answers for the whole cluster.
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
@@ -23,6 +21,7 @@ from ..core.naming import unknown_name
 from ..core.pubsub import UnknownTopic
 from ..pubsub.names import is_pattern, matches
 from ..pubsub.specs import SubscriptionSpec, TopicPermission, TopicSpec
+from ..runtime import stored_specs
 from .operations import Operation
 from .schemas import common
 from .schemas import pubsub as schemas
@@ -30,7 +29,6 @@ from .schemas import pubsub as schemas
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
-logger = logging.getLogger(__name__)
 PUBLISHER = "admin-api"
 """Who a message published through the admin API says published it."""
 
@@ -47,23 +45,12 @@ def unknown(what: str, name: str, known: Iterable[str], error: type[NotFound] = 
     return error(unknown_name(what, name, known))
 
 
-def _valid(cls: type[Any], rows: Iterable[dict[str, Any]]) -> list[Any]:
-    """Stored definitions as specs; one this Splice cannot read is logged and left out (as ``LiveConfig`` does)."""
-    found = []
-    for row in rows:
-        try:
-            found.append(cls.model_validate(row, strict=False))
-        except ValidationError as exc:
-            logger.error("%s %s is not usable on this server: %s", cls.__name__, row.get("name"), exc)
-    return found
-
-
 async def _topics(runtime: Runtime) -> dict[str, TopicSpec]:
-    return {t.name: t for t in _valid(TopicSpec, await runtime.repository.list_topics())}
+    return stored_specs(TopicSpec, await runtime.repository.list_topics())
 
 
 async def _subscriptions(runtime: Runtime) -> dict[str, SubscriptionSpec]:
-    return {s.name: s for s in _valid(SubscriptionSpec, await runtime.repository.list_subscriptions())}
+    return stored_specs(SubscriptionSpec, await runtime.repository.list_subscriptions())
 
 
 async def _stats(runtime: Runtime) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -283,7 +270,8 @@ async def replay(runtime: Runtime, request: Request, body: schemas.ReplayBody) -
 
 
 async def list_permissions(runtime: Runtime, request: Request, body: None) -> Any:
-    return {"permissions": _valid(TopicPermission, await runtime.repository.list_permissions())}
+    rows = await runtime.repository.list_permissions()
+    return {"permissions": list(stored_specs(TopicPermission, rows, key="security").values())}
 
 
 async def put_permission(runtime: Runtime, request: Request, body: schemas.PermissionBody) -> Any:

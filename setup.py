@@ -6,7 +6,7 @@ folder mapping needs, so the list is computed here instead of kept by hand.
 
 from setuptools import find_packages, setup
 
-PARTS = ("server", "testing", "lsp", "scheduler")
+PARTS = ("server", "testing", "lsp", "scheduler", "dashboard")
 
 setup(
     package_dir={f"splice.{part}": part for part in PARTS},

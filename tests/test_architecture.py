@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("server", "scheduler", "lsp", "testing")
+PARTS = ("server", "scheduler", "lsp", "testing", "dashboard")
 FORBIDDEN_IN_CORE = ("starlette", "hypercorn", "sqlalchemy", "aiosqlite", "asyncpg", "aiomysql", "alembic", "redis")
 FORBIDDEN_IN_CORE += ("httpx", "pygls", "lsprotocol")
 MAX_LINES = 600
@@ -190,8 +190,8 @@ def test_every_package_names_its_api() -> None:
     assert not missing, "no __all__ in: " + ", ".join(missing)
 
 
-@pytest.mark.parametrize("part", ["splice.scheduler", "splice.lsp"])
-def test_the_scheduler_and_the_language_server_use_only_the_public_api(part: str) -> None:
+@pytest.mark.parametrize("part", ["splice.scheduler", "splice.lsp", "splice.dashboard"])
+def test_the_scheduler_the_language_server_and_the_dashboard_use_only_the_public_api(part: str) -> None:
     known = modules()
     bad = []
     for name, module in known.items():

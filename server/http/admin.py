@@ -21,7 +21,16 @@ from ..core.context import current_cid
 from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
-from . import admin_cache, admin_debug, admin_events, admin_jobs, admin_outgoing, admin_pubsub
+from . import (
+    admin_cache,
+    admin_debug,
+    admin_events,
+    admin_jobs,
+    admin_logs,
+    admin_metrics,
+    admin_outgoing,
+    admin_pubsub,
+)
 from .admin_apply import apply
 from .admin_history import rollback
 from .openapi import document
@@ -348,6 +357,8 @@ OPERATIONS: list[Operation] = [
     *admin_pubsub.OPERATIONS,
     *admin_jobs.OPERATIONS,
     *admin_debug.OPERATIONS,
+    *admin_logs.OPERATIONS,
+    *admin_metrics.OPERATIONS,
     admin_jobs.DISPATCH,
 ]
 

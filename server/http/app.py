@@ -12,6 +12,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.context import current_cid, new_cid
+from . import admin_metrics
 from .admin import authorized, routes
 from .channels import ChannelApp
 from .jsonrpc import JsonRpcApp
@@ -41,7 +42,13 @@ def build_app(runtime: Runtime) -> ASGIApp:
 
     handlers = {404: not_found, 405: not_found}
     splice = Starlette(
-        routes=[Route("/splice/ping", ping), user_openapi(runtime), *routes(runtime), *pubsub_routes(runtime)],
+        routes=[
+            Route("/splice/ping", ping),
+            user_openapi(runtime),
+            *routes(runtime),
+            *pubsub_routes(runtime),
+            *admin_metrics.public_routes(runtime),
+        ],
         exception_handlers=handlers,
     )
     channels = ChannelApp(runtime)

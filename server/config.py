@@ -36,7 +36,18 @@ TOKEN_FILE = "admin-token"
 
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "": frozenset(
-        {"cluster", "deploy", "servers", "load_balancer", "scheduler", "schedulers", "debug", "pickup", "openapi"}
+        {
+            "cluster",
+            "deploy",
+            "servers",
+            "load_balancer",
+            "scheduler",
+            "schedulers",
+            "debug",
+            "pickup",
+            "openapi",
+            "dashboard",
+        }
     ),
     "cluster": frozenset({"name", "odb", "log_level", "redis", "sync_interval"}),
     "deploy": frozenset({"max_module_bytes", "import_timeout", "cluster_timeout"}),
@@ -47,6 +58,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "debug": frozenset({"enabled", "host", "port", "allow_remote"}),
     "pickup": frozenset({"dirs"}),
     "openapi": frozenset({"public"}),
+    "dashboard": frozenset({"dir"}),
 }
 """The keys of each section of ``cluster.toml`` (``""``: the top level), as the readers below take them."""
 
@@ -132,6 +144,9 @@ class Settings:
     debug: DebugSettings = DebugSettings()
     openapi_public: bool = False
     """``[openapi] public = true``: ``GET /splice/openapi.json`` (the channels' document) answers without the token."""
+    dashboard_dir: Path | None = None
+    """``[dashboard] dir = "dashboard"``: the directory (holding ``dashboard.toml``) of the dashboard that
+    ``splice start`` runs with the servers; ``None``: the cluster has none here."""
 
     @property
     def token_file(self) -> Path:
@@ -357,7 +372,17 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         scheduler=_schedulers(data, file),
         debug=_debug(data, file, len(servers)),
         openapi_public=_get(_table(data, "openapi", file), "public", bool, file, "openapi", False),
+        dashboard_dir=_dashboard_dir(data, file, directory),
     )
+
+
+def _dashboard_dir(data: Mapping[str, Any], file: str, directory: Path) -> Path | None:
+    if "dashboard" not in data:
+        return None
+    name: str = _get(_table(data, "dashboard", file), "dir", str, file, "dashboard")
+    if not name.strip():
+        raise ConfigError(file, "must name the dashboard's directory, got an empty string", "dashboard.dir")
+    return (directory / name).resolve()
 
 
 def render_config(

@@ -23,6 +23,7 @@ from . import (
     channels,
     cluster,
     commands,
+    dashboard,
     debug,
     distributed,
     history,
@@ -46,6 +47,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     distributed,
     lsp,
     scheduler,
+    dashboard,
     jobs,
     debug,
     ide,
@@ -121,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--odb", help="database URL (default: SQLite in the directory)")
     create.add_argument("--name", help="cluster name (default: the directory's name)")
     create.add_argument("--start", action="store_true", help="start the cluster right away")
+    create.add_argument(
+        "--dashboard",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a dashboard on the port before the load balancer's, with a user admin (default: yes)",
+    )
 
     for name, text in (("start", "start every server; returns when all answer ping"), ("stop", "stop every server")):
         command = sub.add_parser(name, help=text)
@@ -216,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _quickstart(args: argparse.Namespace) -> int:
     created = cluster.quickstart_create(
-        args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer
+        args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer, args.dashboard
     )
     print(f"created cluster '{created['cluster']}' in {created['directory']}")
     print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
@@ -226,6 +234,9 @@ def _quickstart(args: argparse.Namespace) -> int:
         print("no load balancer: haproxy is not installed (apt-get install haproxy), call the servers directly")
     print(f"pickup directory: {', '.join(created['pickup'])} (files saved there are deployed to every server)")
     print(f"scheduler: {', '.join(created['schedulers'])} (runs jobs: 'splice job create --help')")
+    if created["dashboard"]:
+        made = created["dashboard"]
+        print(f"dashboard: {made['url']} (user admin, password in {made['password_file']})")
     if args.start:
         return _run(argparse.Namespace(command="start", directory=args.directory, timeout=30.0))
     print(f"start it with: splice start {args.directory}")
@@ -234,7 +245,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     result = cluster.status(args.directory)
-    balancer = result.get("load_balancer")
+    balancer, dashboard = result.get("load_balancer"), result.get("dashboard")
     if args.json:
         _print_json(result)
     else:
@@ -246,7 +257,11 @@ def _status(args: argparse.Namespace) -> int:
         if balancer:
             health = "healthy" if balancer["healthy"] else "DOWN"
             print(f"load-balancer  {balancer['url']}  pid {balancer['pid'] or '-'}  {health}")
+        if dashboard:
+            health = "healthy" if dashboard["healthy"] else "DOWN"
+            print(f"dashboard  {dashboard['url']}  pid {dashboard['pid'] or '-'}  {health}")
     healthy = all(s["healthy"] for s in result["servers"]) and (not balancer or balancer["healthy"])
+    healthy = healthy and (not dashboard or dashboard["healthy"])
     healthy = healthy and all(s["state"] in ("active", "standby") for s in result["schedulers"])
     return 0 if healthy else 3
 

@@ -14,6 +14,7 @@ from ..channels.security import new_token, token_digest
 from ..client import ping
 from ..config import CONFIG_FILE, Settings, load_settings, render_config
 from ..core.errors import ConfigError
+from . import _dashboards as dashboards
 from . import _haproxy as lb
 from . import _schedulers as schedulers
 from ._process import CliError, pid_running, stop_one, tail
@@ -41,9 +42,11 @@ def quickstart_create(
     servers: int = 2,
     redis: str | None = None,
     load_balancer: bool | None = None,
+    dashboard: bool = False,
 ) -> dict[str, Any]:
     """A whole local cluster in ``directory``: the load balancer on ``port`` (when HAProxy is installed, or
-    ``load_balancer`` says so), servers on the ports after it, the ODB, the admin token, ``pickup/``."""
+    ``load_balancer`` says so), servers on the ports after it, the ODB, the admin token, ``pickup/``; with
+    ``dashboard``, a dashboard on the port before it (or the next free one) and its first user."""
     if servers < 1:
         raise CliError("--servers must be at least 1")
     directory = directory.resolve()
@@ -80,6 +83,7 @@ def quickstart_create(
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     asyncio.run(_prepare_odb(settings, token))
+    made = dashboards.create_in_cluster(settings, first_user=True) if dashboard else None
     return {
         "directory": str(directory),
         "cluster": cluster_name,
@@ -87,6 +91,7 @@ def quickstart_create(
         "load_balancer": settings.load_balancer.url if settings.load_balancer else None,
         "pickup": [str(p) for p in settings.pickup_dirs],
         "schedulers": list(settings.scheduler.names),
+        "dashboard": made,
     }
 
 
@@ -103,6 +108,8 @@ def running_pid(settings: Settings, name: str) -> int | None:
 
 
 def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
+    if dashboards.is_dashboard_dir(directory):
+        return [dashboards.start(directory, timeout)]
     settings = load_settings(directory, os.environ)
     launched: dict[str, subprocess.Popen[bytes] | None] = {}
     began = time.monotonic()
@@ -159,13 +166,19 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
         )
     balancer = lb.start_if_configured(settings, max(timeout - (time.monotonic() - began), 5.0))
     results += schedulers.start(settings, max(timeout - (time.monotonic() - began), 5.0))
-    return results if balancer is None else [*results, balancer]
+    results += [] if balancer is None else [balancer]
+    dashboard = dashboards.start_if_configured(settings, max(timeout - (time.monotonic() - began), 10.0))
+    return results if dashboard is None else [*results, dashboard]
 
 
 def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
+    if dashboards.is_dashboard_dir(directory):
+        return [dashboards.stop(directory, timeout)]
     settings = load_settings(directory, os.environ)
-    balancer = lb.stop_if_configured(settings, timeout)  # first: no request reaches a stopping server
-    results = [] if balancer is None else [balancer]
+    dashboard = dashboards.stop_if_configured(settings, timeout)  # first: nobody acts on a stopping cluster
+    results = [] if dashboard is None else [dashboard]
+    balancer = lb.stop_if_configured(settings, timeout)  # then: no request reaches a stopping server
+    results += [] if balancer is None else [balancer]
     results += schedulers.stop(settings, timeout)  # then: no run is sent to a stopping server
     for server in settings.servers:
         pid = running_pid(settings, server.name)
@@ -174,6 +187,11 @@ def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:
 
 
 def status(directory: Path) -> dict[str, Any]:
+    if dashboards.is_dashboard_dir(directory):
+        dashboard = dashboards.status(directory)
+        name = dashboards.load(directory).cluster
+        alone: dict[str, Any] = {"servers": [], "load_balancer": None, "schedulers": [], "dashboard": dashboard}
+        return {"cluster": name, "directory": str(directory.resolve()), **alone}
     settings = load_settings(directory, os.environ)
     servers = []
     for server in settings.servers:
@@ -192,6 +210,7 @@ def status(directory: Path) -> dict[str, Any]:
         "servers": servers,
         "load_balancer": lb.status(settings),
         "schedulers": schedulers.status(settings),
+        "dashboard": dashboards.status_if_configured(settings),
     }
 
 

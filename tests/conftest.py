@@ -145,11 +145,14 @@ def make_cluster(
     servers: int = 1,
     redis: str | None = None,
     load_balancer: bool = False,
+    dashboard: bool = False,
 ) -> Cluster:
-    """``splice quickstart create`` on free ports; ``url`` is server1's, ``urls`` every server's."""
+    """``splice quickstart create`` on free ports; ``url`` is server1's, ``urls`` every server's. No dashboard
+    unless asked for: starting one with every cluster would slow every test down."""
     port = free_ports(servers + 1)
     args = ["quickstart", "create", str(directory), "--port", str(port), "--servers", str(servers)]
     args.append("--load-balancer" if load_balancer else "--no-load-balancer")
+    args.append("--dashboard" if dashboard else "--no-dashboard")
     if odb:
         args += ["--odb", odb]
     if redis:

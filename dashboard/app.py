@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,19 +21,23 @@ from starlette.staticfiles import StaticFiles
 
 from .admin import AdminApi
 from .auth import (
+    DEVICE_COOKIE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     AuthMiddleware,
+    LoginTokens,
     Sessions,
-    Throttle,
     client_address,
+    current_user,
     safe_next,
     session_cookie,
 )
 from .config import DashboardSettings
+from .headers import SecurityHeaders
 from .live import Hub
 from .render import page
 from .screens import all_routes
+from .throttle import Throttle
 from .users import MAX_PASSWORD, Users
 
 logger = logging.getLogger(__name__)
@@ -42,13 +47,20 @@ MAX_LOGIN_FORM = 4096
 """A login form is a name, a password and a token: anything bigger is refused before it is parsed."""
 FAILED_LOGIN_PAUSE = 0.5
 """Every failed login answers no sooner than this, on top of scrypt's own cost."""
+MAX_NAME_LOGGED = 64
+"""A user name is at most 64 characters: longer ones are cut in the log."""
+DEVICE_DAYS = 30
+"""How long a browser that logged in stays exempt from the per-name login throttle (see throttle.py)."""
 
 
 async def login_page(request: Request) -> Response:
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    tokens: LoginTokens = request.app.state.login_tokens
+    token = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not tokens.valid(token):  # one of ours, or a new one (never a value someone else chose)
+        token = tokens.new()
     next_path = safe_next(request.query_params.get("next"))
     response = page(request, "login.html", next=next_path, login_csrf=token, message=None)
-    _login_cookie(request, response, token)
+    _login_cookie(request, response, str(token))
     return response
 
 
@@ -71,41 +83,53 @@ async def login(request: Request) -> Response:
         return PlainTextResponse(f"refused: a login form is at most {MAX_LOGIN_FORM} bytes", 413)
     name, password = str(form.get("username", "")), str(form.get("password", ""))
     next_path = safe_next(str(form.get("next", "")))
-    cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    form_token = str(form.get("csrf", ""))
-    if not cookie_token or not secrets.compare_digest(cookie_token.encode(), form_token.encode()):
-        return _login_again(request, next_path, "The login form expired: please try again.", 403)
     address = client_address(request)
+    shown = name[:MAX_NAME_LOGGED]  # logged with %r: no line breaks or escapes from the form reach the log
+    tokens: LoginTokens = state.login_tokens
+    if not tokens.matches(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf", ""))):
+        logger.warning("dashboard login for %r from %s refused: the form's token did not match", shown, address)
+        return _login_again(request, next_path, "The login form expired: please try again.", 403)
     throttle: Throttle = state.throttle
-    wait = throttle.wait(name, address)
+    wait = throttle.wait(name, address, request.cookies.get(DEVICE_COOKIE))
     if wait > 0:
         logger.warning(
-            "dashboard login for %r from %s refused: too many failed logins, %.0f s to wait", name, address, wait
+            "dashboard login for %r from %s refused: too many failed logins, %.0f s to wait", shown, address, wait
         )
         response = _login_again(request, next_path, f"Too many failed logins: try again in {wait:.0f} s.", 429)
-        response.headers["Retry-After"] = str(int(wait) + 1)
+        response.headers["Retry-After"] = str(math.ceil(wait))
         return response
+    attempt = throttle.attempt(name, address)  # counted before the check: tries sent at once are slowed too
     users: Users = state.users
     users.reload_if_changed()
     user = await anyio.to_thread.run_sync(users.verify, name, password[: MAX_PASSWORD + 1])
     if user is None:
-        failures = throttle.failed(name, address)
-        logger.warning("dashboard login failed for %r from %s (%d failures in a row)", name, address, failures)
+        failures = throttle.failures(attempt)
+        logger.warning("dashboard login failed for %r from %s (%d failures in a row)", shown, address, failures)
         await asyncio.sleep(FAILED_LOGIN_PAUSE)
         return _login_again(request, next_path, "Wrong user name or password.", 401)
-    throttle.succeeded(name)
+    throttle.succeeded(attempt)
     sessions: Sessions = state.sessions
     sessions.end(request.cookies.get(SESSION_COOKIE))  # a session id set before logging in is never kept
     session = sessions.start(user)
     logger.info("dashboard user %s (%s) logged in from %s", user.name, user.role, address)
+    secure = state.settings.tls
     response = RedirectResponse(next_path, status_code=303)
-    session_cookie(response, session, state.settings.tls)
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    session_cookie(response, session, secure)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", secure=secure, httponly=True, samesite="strict")
+    response.set_cookie(
+        DEVICE_COOKIE,
+        throttle.device_token(user.name),
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/login",
+    )
     return response
 
 
 def _login_again(request: Request, next_path: str, message: str, status: int) -> Response:
-    token = secrets.token_urlsafe(32)
+    token = request.app.state.login_tokens.new()
     response = page(request, "login.html", status, next=next_path, login_csrf=token, message=message)
     _login_cookie(request, response, token)
     return response
@@ -113,9 +137,11 @@ def _login_again(request: Request, next_path: str, message: str, status: int) ->
 
 async def logout(request: Request) -> Response:
     request.app.state.sessions.end(request.cookies.get(SESSION_COOKIE))
+    logger.info("dashboard user %s logged out", current_user(request).name)
     response = RedirectResponse("/login", status_code=303)
     response.headers["HX-Redirect"] = "/login"
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    secure = request.app.state.settings.tls
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
     return response
 
 
@@ -147,22 +173,26 @@ def create_app(settings: DashboardSettings, *, admin: AdminApi | None = None) ->
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
-        Route("/events", events),
-        Route("/healthz", healthz),
+        Route("/events", events, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *all_routes(),
     ]
-    sessions = Sessions()
+    users = Users(settings.users_file)
+    sessions = Sessions(users)
+    key = secrets.token_bytes(32)  # signs login tokens and device cookies; a restart makes new ones
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, sessions=sessions)],
+        # outermost first: every answer gets the headers, refusals of the auth middleware included
+        middleware=[Middleware(SecurityHeaders), Middleware(AuthMiddleware, sessions=sessions)],
         lifespan=lifespan,
         exception_handlers={404: _not_found},
     )
     app.state.settings = settings
+    app.state.users = users
     app.state.sessions = sessions
-    app.state.throttle = Throttle()
-    app.state.users = Users(settings.users_file)
+    app.state.throttle = Throttle(key)
+    app.state.login_tokens = LoginTokens(key)
     return app
 
 

@@ -6,7 +6,9 @@ changes (``Users.reload_if_changed``), so a new user or password works without a
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from splice.server.channels import hash_secret, verify_secret
+
+logger = logging.getLogger(__name__)
 
 Role = Literal["admin", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "viewer")
@@ -49,28 +53,51 @@ class Users:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._users: dict[str, dict[str, str]] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
+        self.generation = 0
+        """Goes up whenever the users change (read again, or written here): sessions compare it to end theirs."""
         self.reload_if_changed()
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self) -> bool:
+        """Read the file again if it changed since the last read (one ``stat``); whether the users changed.
+
+        A file that is not valid JSON is reported and the users read before are kept (a half-saved edit must
+        not log everyone out, nor let anyone in)."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
+            changed = bool(self._users)
             self._users, self._stamp = {}, None
-            return
-        stamp = (stat.st_mtime_ns, stat.st_size)
+            self.generation += changed
+            return changed
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
-            return
-        data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        self._users = dict(data.get("users", {}))
+            return False
         self._stamp = stamp
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+            users = {str(name): dict(entry) for name, entry in data.get("users", {}).items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "its shape"
+            logger.error("%s: not a users file (%s: %s); the users read before stay", self.path, where, exc)
+            return False
+        self._users = users
+        self.generation += 1
+        return True
+
+    def stamp(self, name: str) -> str | None:
+        """What a session of ``name`` was opened with: it changes with the password or the role (None: gone)."""
+        entry = self._users.get(name)
+        if entry is None:
+            return None
+        return hashlib.sha256(f"{entry.get('role')}\n{entry.get('hash')}".encode()).hexdigest()
 
     def names(self) -> list[str]:
         return sorted(self._users)
 
     def get(self, name: str) -> User | None:
         entry = self._users.get(name)
-        return None if entry is None else User(name, entry["role"])  # type: ignore[arg-type]
+        return None if entry is None else _user(name, entry)
 
     def verify(self, name: str, password: str) -> User | None:
         """The user if ``password`` is theirs (scrypt: slow on purpose; call it off the event loop)."""
@@ -79,7 +106,9 @@ class Users:
             # The same work for an unknown name: the time taken does not tell which names exist.
             verify_secret(password[:MAX_PASSWORD], _DUMMY_HASH)
             return None
-        return User(name, entry["role"]) if verify_secret(password, entry["hash"]) else None  # type: ignore[arg-type]
+        if not verify_secret(password, str(entry.get("hash", ""))):
+            return None
+        return _user(name, entry)
 
     def create(self, name: str, password: str, role: Role) -> None:
         _check_name(name)
@@ -117,7 +146,18 @@ class Users:
             json.dump({"users": self._users}, handle, indent=2, sort_keys=True)
         os.replace(partial, self.path)
         stat = self.path.stat()
-        self._stamp = (stat.st_mtime_ns, stat.st_size)
+        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        self.generation += 1
+
+
+def _user(name: str, entry: dict[str, str]) -> User | None:
+    role = entry.get("role")
+    if role == "admin":
+        return User(name, "admin")
+    if role == "viewer":
+        return User(name, "viewer")
+    logger.error("dashboard user %r has no known role (%r; roles: %s): refused", name, role, ", ".join(ROLES))
+    return None
 
 
 def _check_name(name: str) -> None:

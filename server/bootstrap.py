@@ -28,6 +28,7 @@ from .config import Settings, load_settings
 from .connections import ClusterKey, Connections
 from .core.errors import ConfigError
 from .core.invoker import Invoker
+from .core.metrics import Metrics
 from .core.store import ServiceStore
 from .debug import Debugger
 from .deploy import DeploymentEngine, DeploymentPath
@@ -60,7 +61,7 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     await repository.ensure_cluster()
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
-    invoker = Invoker(store, server.name)
+    invoker = Invoker(store, server.name, Metrics())
     jobs = invoker.jobs = Jobs(JobRepository(repository))
     ide_root = settings.deployed_dir(settings.servers[0].name)
     debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)

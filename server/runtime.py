@@ -23,7 +23,9 @@ from .channels.specs import ChannelOfAnyKind, channel_from_row
 from .cluster.pickup import Pickup
 from .config import ServerSettings, Settings
 from .connections import Connections
+from .core.context import current_actor
 from .core.invoker import Invoker
+from .core.metrics import Metrics
 from .core.store import ServiceStore
 from .declare.apply import apply_file
 from .deploy import DeploymentEngine, DeploymentPath, ServerOutcome
@@ -169,6 +171,11 @@ class Runtime:
         self.pickup = Pickup(self)
 
     @property
+    def metrics(self) -> Metrics:
+        """Every service call's outcome and duration on this server (what the invoker records)."""
+        return self.invoker.metrics
+
+    @property
     def router(self) -> Router:
         return self.live.router
 
@@ -184,9 +191,10 @@ class Runtime:
     def token_hashes(self) -> frozenset[str]:
         return self.live.token_hashes
 
-    async def config_changed(self, what: str, by: str = "admin-api") -> list[ServerOutcome]:
-        """After a change of channels or security here: record it, reload here, tell the others."""
-        sequence = await self.repository.record_config_change(what, by)
+    async def config_changed(self, what: str, by: str | None = None) -> list[ServerOutcome]:
+        """After a change of channels or security here: record it, reload here, tell the others. ``by`` defaults
+        to who makes the admin call under way (``X-Splice-Actor``, else ``admin-api``)."""
+        sequence = await self.repository.record_config_change(what, by or current_actor.get())
         await self.cluster.catch_up()
         return await self.deployments.tell(sequence)
 

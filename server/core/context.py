@@ -1,4 +1,5 @@
-"""The correlation id of the call under way, visible to every log line written on its behalf."""
+"""The correlation id of the call under way, visible to every log line written on its behalf, and who asked for it
+(the admin API's ``X-Splice-Actor``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import os
 from contextvars import ContextVar
 
 current_cid: ContextVar[str] = ContextVar("splice_cid", default="-")
+current_actor: ContextVar[str] = ContextVar("splice_actor", default="admin-api")
+"""Who makes the admin call under way (``X-Splice-Actor``, e.g. ``dashboard:ann``): the default ``deployed_by``."""
+ACTOR_MAX = 100
+
+
+def actor_from_header(value: str) -> str | None:
+    """The actor a header names, or ``None`` if it is empty, longer than ``ACTOR_MAX`` or not printable text."""
+    value = value.strip()
+    if not value or len(value) > ACTOR_MAX or not value.isprintable():
+        return None
+    return value
 
 
 def new_cid() -> str:

@@ -17,6 +17,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable
+from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +28,7 @@ from .cache import Caches, NoCaches
 from .context import current_cid, new_cid
 from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
 from .fields import is_model_instance
+from .metrics import Metrics
 from .outgoing import ConnectionSource, NoConnections
 from .pubsub import NoPublisher, Publisher
 from .service import InputView, Request, Response, Service
@@ -37,14 +39,18 @@ if TYPE_CHECKING:
     from .schedule import JobBackend
 
 logger = logging.getLogger(__name__)
+_ERROR_MAX = 500
+"""The longest error text the metrics keep of a failed call (a traceback is in the log, under its cid)."""
 
 
 class Invoker:
     """Calls services by name from one ``ServiceStore``."""
 
-    def __init__(self, store: ServiceStore, server: str = "") -> None:
+    def __init__(self, store: ServiceStore, server: str = "", metrics: Metrics | None = None) -> None:
         self.store = store
         self.server = server
+        self.metrics = metrics or Metrics()
+        """Every call's outcome and duration, recorded whatever the channel (``runtime.metrics``)."""
         self._background: set[asyncio.Task[Any]] = set()
         self.jobs: JobBackend | None = None
         """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
@@ -72,12 +78,32 @@ class Invoker:
         cid: str | None = None,
         chain: tuple[str, ...] = (),
     ) -> Response:
-        """Run service ``name`` and return its response; raises ``SpliceError`` subclasses only."""
+        """Run service ``name`` and return its response; raises ``SpliceError`` subclasses only.
+
+        Every call of a deployed service is counted in ``self.metrics`` (here, on the event loop, after the call:
+        the recorder needs no lock even for services that run in worker threads)."""
         info = self.lookup(name)
         if request is None:
             request = Request(payload)
-        self._check_input(info, request)
         cid = cid or new_cid()
+        started = perf_counter()
+        try:
+            response = await self._run(info, request, cid, chain)
+        except Exception as exc:
+            ok = isinstance(exc, HTTPError) and exc.status < 500  # a service's deliberate 4xx is an answer
+            error = None if ok else f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
+            self.metrics.record(info.name, perf_counter() - started, time(), cid, ok, request.channel, error)
+            raise
+        status = response.status
+        ok = status is None or status < 500
+        self.metrics.record(
+            info.name, perf_counter() - started, time(), cid, ok, request.channel, None if ok else f"HTTP {status}"
+        )
+        return response
+
+    async def _run(self, info: ServiceInfo, request: Request, cid: str, chain: tuple[str, ...]) -> Response:
+        name = info.name
+        self._check_input(info, request)
         token = current_cid.set(cid)
         try:
             try:

@@ -24,6 +24,7 @@ from ..odb.repository import seen_within
 from . import (
     admin_cache,
     admin_debug,
+    admin_deployments,
     admin_events,
     admin_jobs,
     admin_logs,
@@ -32,7 +33,7 @@ from . import (
     admin_pubsub,
 )
 from .admin_apply import apply
-from .admin_history import rollback
+from .admin_history import deployed_by, rollback
 from .openapi import document
 from .operations import AdminRoute, Operation
 from .operations import routes as operation_routes
@@ -72,7 +73,7 @@ async def server_info(runtime: Runtime, request: Request, body: None) -> about.S
 
 async def deploy(runtime: Runtime, request: Request, body: deploying.DeployBody) -> deploying.DeployAnswer:
     sources = [ModuleSource(module.path, module.source) for module in body.modules]
-    rollout = await runtime.deployments.deploy(sources, by=body.deployed_by or "admin-api")
+    rollout = await runtime.deployments.deploy(sources, by=deployed_by(body))
     result = rollout.result
     return deploying.DeployAnswer(
         server=runtime.server.name,
@@ -91,7 +92,7 @@ def _status(rollout: Rollout[Any], done: str) -> Any:
 
 
 async def undeploy(runtime: Runtime, request: Request, body: deploying.UndeployBody) -> deploying.UndeployAnswer:
-    rollout = await runtime.deployments.undeploy(body.paths, by=body.deployed_by or "admin-api")
+    rollout = await runtime.deployments.undeploy(body.paths, by=deployed_by(body))
     result = rollout.result
     return deploying.UndeployAnswer(
         server=runtime.server.name,
@@ -359,6 +360,7 @@ OPERATIONS: list[Operation] = [
     *admin_debug.OPERATIONS,
     *admin_logs.OPERATIONS,
     *admin_metrics.OPERATIONS,
+    *admin_deployments.OPERATIONS,
     admin_jobs.DISPATCH,
 ]
 

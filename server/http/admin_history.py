@@ -9,15 +9,20 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from .schemas.deploy import RollbackAnswer, RollbackBody
+from ..core.context import current_actor
+from .schemas.deploy import DeployBody, RollbackAnswer, RollbackBody, UndeployBody
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 
+def deployed_by(body: DeployBody | UndeployBody | RollbackBody) -> str:
+    """The body's ``deployed_by``, else who makes the call (``X-Splice-Actor``, by default ``admin-api``)."""
+    return body.deployed_by if "deployed_by" in body.model_fields_set else current_actor.get()
+
+
 async def rollback(runtime: Runtime, request: Request, body: RollbackBody) -> RollbackAnswer:
-    by = body.deployed_by or "admin-api"
-    rollout = await runtime.deployments.rollback(body.path, body.version, by)
+    rollout = await runtime.deployments.rollback(body.path, body.version, deployed_by(body))
     result = rollout.result
     return RollbackAnswer(
         server=runtime.server.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.context import current_cid, new_cid
+from ..core.context import actor_from_header, current_actor, current_cid, new_cid
 from . import admin_metrics
 from .admin import authorized, routes
 from .channels import ChannelApp
@@ -26,6 +27,11 @@ from .websocket import WebSocketApp
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
+actions = logging.getLogger("splice.admin")
+"""One line per admin call that may change something: who, what, and how it ended."""
+_READING = frozenset({"GET", "HEAD", "OPTIONS"})
+_MACHINERY = frozenset({"/splice/admin/cluster/sync", "/splice/admin/scheduler/dispatch"})
+"""Calls servers make to each other (a notice of a change, the scheduler's batches): not someone's action."""
 _UNAUTHORIZED = "the admin API needs 'Authorization: Bearer <token>'; the token is in the cluster's admin-token file"
 
 
@@ -80,11 +86,47 @@ def build_app(runtime: Runtime) -> ASGIApp:
                 headers.append((CID_HEADER.encode(), cid.encode()))
                 await send({"type": "http.response.start", "status": 401, "headers": headers})
                 return await send({"type": "http.response.body", "body": body})
+            if path.startswith("/splice/admin"):
+                return await _admin(splice, scope, receive, send)
             await splice(scope, receive, send)
         finally:
             current_cid.reset(token)
 
     return app
+
+
+async def _admin(splice: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """An authorized admin call: who makes it (``X-Splice-Actor``), and a log line if it may change something."""
+    actor = _actor(scope)
+    token = current_actor.set(actor) if actor is not None else None
+    try:
+        method: str = scope["method"]
+        if method in _READING or scope["path"] in _MACHINERY:
+            return await splice(scope, receive, send)
+        status = [500]  # what the client sees if the handler fails before answering
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await splice(scope, receive, sending)
+        finally:
+            actions.info("admin action: %s %s %s -> %s", current_actor.get(), method, scope["path"], status[0])
+    finally:
+        if token is not None:
+            current_actor.reset(token)
+
+
+def _actor(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"x-splice-actor":
+            try:
+                return actor_from_header(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str:

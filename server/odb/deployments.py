@@ -212,6 +212,60 @@ class OdbDeployments(ClusterScope):
             for r in rows
         ]
 
+    async def deployments(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` changes recorded cluster-wide (before sequence ``before``), newest first: each one's
+        action (``deploy``, ``undeploy``, or the configuration it changed: ``channel``, ``topic:orders``...), who
+        made it, and the module paths it touched (none for a configuration change)."""
+        query = select(Deployment).where(Deployment.cluster_id == self.cluster_id)
+        if before is not None:
+            query = query.where(Deployment.id < before)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(Deployment.id.desc()).limit(limit))).all()
+            touched = select(ModuleVersion.deployment_id, ModuleVersion.path, ModuleVersion.origin).where(
+                ModuleVersion.cluster_id == self.cluster_id,
+                ModuleVersion.deployment_id.in_([r.id for r in rows]),
+            )
+            modules = (await conn.execute(touched.order_by(ModuleVersion.path))).all() if rows else []
+        paths: dict[int, list[str]] = {}
+        origins: dict[int, str] = {}
+        for m in modules:
+            paths.setdefault(m.deployment_id, []).append(m.path)
+            if m.origin and m.deployment_id not in origins:
+                origins[m.deployment_id] = m.origin
+        return [
+            {
+                "sequence": r.id,
+                "action": r.action,
+                "paths": paths.get(r.id, []),
+                "deployed_by": r.deployed_by,
+                "deployed_at": iso(r.created_at) or None,
+                "origin": origins.get(r.id),
+            }
+            for r in rows
+        ]
+
+    async def stored_version(self, path: str, version: int) -> dict[str, Any] | None:
+        """Version ``version`` of ``path`` as stored, with its source (``None`` for an undeploy), or ``None``."""
+        query = select(ModuleVersion).where(
+            ModuleVersion.cluster_id == self.cluster_id, ModuleVersion.path == path, ModuleVersion.version == version
+        )
+        rows = await self._all(query)
+        if not rows:
+            return None
+        r = rows[0]
+        return {
+            "path": r.path,
+            "module": r.module,
+            "version": r.version,
+            "action": r.action,
+            "sequence": r.deployment_id,
+            "sha256": r.sha256,
+            "deployed_by": r.deployed_by,
+            "deployed_at": iso(r.created_at) or None,
+            "origin": r.origin,
+            "source": r.source if r.action == "deploy" else None,
+        }
+
     async def last_sequence(self) -> int:
         query = select(func.max(Deployment.id)).where(Deployment.cluster_id == self.cluster_id)
         async with self.engine.connect() as conn:

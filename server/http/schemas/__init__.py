@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import common, config, deploy, jobs, outgoing, runtime
+from . import common, config, deploy, jobs, observe, outgoing, runtime
 
-__all__ = ["common", "config", "deploy", "jobs", "outgoing", "runtime"]
+__all__ = ["common", "config", "deploy", "jobs", "observe", "outgoing", "runtime"]

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import getpass
 import os
+import sys
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
@@ -159,9 +160,14 @@ def _password(ask_twice: bool) -> str:
     given = os.environ.get(PASSWORD_VARIABLE)
     if given:
         return given
-    first = getpass.getpass("password: ")
-    if ask_twice and getpass.getpass("again: ") != first:
-        raise CliError("the two passwords differ: nothing changed")
+    if not sys.stdin.isatty():
+        raise CliError(f"no password: set ${PASSWORD_VARIABLE}, or run this in a terminal to be asked for it", 2)
+    try:
+        first = getpass.getpass("password: ")
+        if ask_twice and getpass.getpass("password again: ") != first:
+            raise CliError("the two passwords differ: nothing changed")
+    except EOFError:
+        raise CliError("no password given: nothing changed") from None
     return first
 
 

@@ -44,11 +44,14 @@ class Hub:
         """The last ``GET /cluster`` answer (``None`` until one came); screens may show it without asking again."""
         self.error: str | None = None
         """Why the last poll failed (no admin API answered), else ``None``."""
+        self.closed = asyncio.Event()
+        """Set when the dashboard shuts down: streams of the screens' own (the log tail) end then too."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dashboard-hub")
 
     async def stop(self) -> None:
+        self.closed.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

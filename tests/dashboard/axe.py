@@ -36,9 +36,16 @@ def ensure_axe() -> Path:
     return AXE
 
 
+def settle(page: Any) -> None:
+    """Wait until ``page`` has loaded and no htmx request is under way (what a page fetches on load is in)."""
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
 def violations(page: Any) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on ``page`` as it is now (``axe.run()`` on the document)."""
+    """axe-core's serious and critical violations on ``page`` once settled (``axe.run()`` on the document)."""
     path = ensure_axe()
+    settle(page)
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         # A Content-Security-Policy without 'unsafe-inline' refuses the injected tag (Playwright raises).
         with contextlib.suppress(PlaywrightError):

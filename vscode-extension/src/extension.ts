@@ -8,12 +8,13 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { LanguageClient, LanguageClientOptions, ServerOptions, TransportKind } from "vscode-languageclient/node";
 import { AdminClient, AdminError, Problem } from "./lib/admin";
+import { resolveDashboardUrl } from "./lib/dashboard";
 import { attachConfigurations, clusterDebugStates } from "./lib/debugConfigs";
 import { Deployer, ModuleFile } from "./lib/deployer";
 import { chooseInterpreter, initializationOptions } from "./lib/lsp";
 import { errorSummary, problemDiagnostic, StatusSummary, undeploySummary } from "./lib/outcome";
 import { deployable, isExcluded, modulePath, findProjectRoot } from "./lib/paths";
-import { projectRoots, RawSettings, resolveTarget, Target } from "./lib/settings";
+import { projectRoots, RawSettings, resolvePath, resolveTarget, Target } from "./lib/settings";
 
 const TOKEN_KEY = "splice.adminToken";
 const DEPLOY_ON_SAVE_KEY = "splice.deployOnSave";
@@ -30,7 +31,7 @@ export async function deactivate(): Promise<void> {
   state = undefined;
 }
 
-function readSettings(): RawSettings & { deployOnSave: boolean; lspEnabled: boolean } {
+function readSettings(): RawSettings & { deployOnSave: boolean; lspEnabled: boolean; dashboardUrl: string } {
   const c = vscode.workspace.getConfiguration("splice");
   return {
     clusterUrl: c.get<string>("clusterUrl", ""),
@@ -40,6 +41,7 @@ function readSettings(): RawSettings & { deployOnSave: boolean; lspEnabled: bool
     python: c.get<string>("python", ""),
     deployOnSave: c.get<boolean>("deployOnSave", true),
     lspEnabled: c.get<boolean>("languageServer.enabled", true),
+    dashboardUrl: c.get<string>("dashboardUrl", ""),
   };
 }
 
@@ -88,6 +90,7 @@ class Splice {
     command("splice.showCluster", () => this.showCluster());
     command("splice.attachCluster", () => this.attachCluster());
     command("splice.restartLanguageServer", () => this.restartLanguageServer());
+    command("splice.openDashboard", () => this.openDashboard());
     c.subscriptions.push(
       vscode.workspace.onDidSaveTextDocument((doc) => this.onSave(doc)),
       vscode.workspace.onDidChangeConfiguration((e) => {
@@ -124,7 +127,12 @@ class Splice {
 
   private setStatus(text: string, tooltip: string, background: vscode.ThemeColor | undefined): void {
     this.status.text = text;
-    this.status.tooltip = tooltip;
+    // The tooltip's text, and a link to the dashboard (the only command its markdown may run).
+    const markdown = new vscode.MarkdownString(undefined, true);
+    markdown.appendText(tooltip);
+    markdown.appendMarkdown("\n\n[$(link-external) Open Dashboard](command:splice.openDashboard)");
+    markdown.isTrusted = { enabledCommands: ["splice.openDashboard"] };
+    this.status.tooltip = markdown;
     this.status.backgroundColor = background;
   }
 
@@ -301,6 +309,16 @@ class Splice {
       ...info.servers.map((s) => `  ${s.name} ${s.url}: ${s.live ? "alive" : "not alive"}, applied ${s.last_sequence ?? "?"}, pid ${s.pid ?? "?"}`));
     const doc = await vscode.workspace.openTextDocument({ language: "json", content: JSON.stringify(info, null, 2) });
     await vscode.window.showTextDocument(doc, { preview: true });
+  }
+
+  private async openDashboard(): Promise<void> {
+    const settings = readSettings();
+    const clusterDir = settings.clusterDir.trim() ? resolvePath(settings.clusterDir, workspaceFolders()[0]) : undefined;
+    const url = await resolveDashboardUrl(settings.dashboardUrl, clusterDir);
+    this.log(`dashboard: ${url}`);
+    if (!(await vscode.env.openExternal(vscode.Uri.parse(url)))) {
+      void vscode.window.showInformationMessage(`Splice: the dashboard is at ${url}`);
+    }
   }
 
   // debugging

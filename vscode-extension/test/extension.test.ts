@@ -3,6 +3,7 @@
  * cluster: a save deploys, a broken save becomes a diagnostic, the commands and the debug provider work.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -113,6 +114,17 @@ describe("the extension in a stand-in VS Code, against a real cluster", { timeou
     assert.deepEqual(configuration.pathMappings, [{ localRoot: ws, remoteRoot: path.join(cluster.dir, "server1", "work", "deployed") }]);
     const provided = await provider.provideDebugConfigurations(undefined);
     assert.deepEqual(provided, [configuration]);
+  });
+
+  test("Open Dashboard opens the quickstart's dashboard; the status bar's tooltip links to it", async () => {
+    await vscode.commands.get("splice.openDashboard")!();
+    assert.deepEqual(vscode.errors, []);
+    const toml = await readFile(path.join(cluster.dir, "dashboard", "dashboard.toml"), "utf8");
+    const port = /^port = (\d+)$/m.exec(toml)![1];
+    assert.deepEqual(vscode.external, [`http://127.0.0.1:${port}`]);
+    const tooltip = vscode.statusBar.tooltip as { value: string; isTrusted: unknown };
+    assert.match(tooltip.value, /\[\$\(link-external\) Open Dashboard\]\(command:splice\.openDashboard\)/);
+    assert.deepEqual(tooltip.isTrusted, { enabledCommands: ["splice.openDashboard"] });
   });
 
   test("undeploy the current file", async () => {

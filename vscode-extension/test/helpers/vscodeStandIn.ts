@@ -9,12 +9,29 @@ import * as path from "node:path";
 
 export class Uri {
   readonly scheme = "file";
-  private constructor(readonly fsPath: string) {}
+  private constructor(readonly fsPath: string, private readonly text?: string) {}
   static file(p: string): Uri {
     return new Uri(path.resolve(p));
   }
+  /** A URL as given (what `env.openExternal` is handed). */
+  static parse(value: string): Uri {
+    return new Uri(value, value);
+  }
   toString(): string {
-    return `file://${this.fsPath}`;
+    return this.text ?? `file://${this.fsPath}`;
+  }
+}
+
+export class MarkdownString {
+  isTrusted: unknown;
+  constructor(public value = "", readonly supportThemeIcons = false) {}
+  appendText(text: string): this {
+    this.value += text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, "\\$&");
+    return this;
+  }
+  appendMarkdown(text: string): this {
+    this.value += text;
+    return this;
   }
 }
 
@@ -48,6 +65,8 @@ export class StandIn {
   readonly output: string[] = [];
   readonly errors: string[] = [];
   readonly opened: Array<{ language?: string; content?: string }> = [];
+  /** What `env.openExternal` was asked to open. */
+  readonly external: string[] = [];
   readonly started: unknown[] = [];
   readonly debugProviders = new Map<string, { provideDebugConfigurations(folder: unknown): Promise<unknown[]> }>();
   readonly secrets = new Map<string, string>();
@@ -92,7 +111,8 @@ export class StandIn {
     const disposable = { dispose() {} };
     const answer = async () => self.answers.shift();
     const api: Record<string, unknown> = {
-      Uri, Range, Diagnostic,
+      Uri, Range, Diagnostic, MarkdownString,
+      env: { openExternal: async (uri: Uri) => (self.external.push(uri.toString()), true) },
       ThemeColor: class { constructor(readonly id: string) {} },
       RelativePattern: class { constructor(readonly base: unknown, readonly pattern: string) {} },
       StatusBarAlignment: { Left: 1, Right: 2 },

@@ -134,7 +134,11 @@ MULTI_LINE = '# a comment\n[cluster]\nname = """\nmulti\nline"""\nlog_levle = 1\
     ("text", "line", "message"),
     [
         ("[deploy]\nimport_timout = 2\n" + SERVER, 2, "'import_timout' in [deploy]; did you mean 'import_timeout'?"),
-        ('nmae = "x"\n' + SERVER, 1, "'nmae' at the top level (keys: cluster, debug, deploy, load_balancer, "),
+        (
+            'nmae = "x"\n' + SERVER,
+            1,
+            "'nmae' at the top level (keys: cluster, dashboard, debug, deploy, load_balancer, ",
+        ),
         ("[deploys]\nx = 1\n" + SERVER, 1, "'deploys' at the top level; did you mean 'deploy'?"),
         ('[cluster]\nname = "x"\n\nodb_url = "sqlite://"\n' + SERVER, 4, "'odb_url' in [cluster]; did you mean 'odb'?"),
         ('[cluster]\nredis_url = ""\n' + SERVER, 2, "'redis_url' in [cluster]; did you mean 'redis'?"),
@@ -147,6 +151,7 @@ MULTI_LINE = '# a comment\n[cluster]\nname = """\nmulti\nline"""\nlog_levle = 1\
         ("[debug]\nlisten = true\n" + SERVER, 2, "'listen' in [debug] (keys: allow_remote, enabled, host, port)"),
         ("[debug]\nenable = true\n" + SERVER, 2, "'enable' in [debug]; did you mean 'enabled'?"),
         ("[pickup]\ndir = []\n" + SERVER, 2, "'dir' in [pickup]; did you mean 'dirs'?"),
+        ("[dashboard]\ndirs = 'd'\n" + SERVER, 2, "'dirs' in [dashboard]; did you mean 'dir'?"),
         ("deploy.import_timout = 2\n" + SERVER, 1, "'import_timout' in [deploy]; did you mean"),  # a dotted key
         ("deploy = {max_module_bytes = 1, import_timout = 2}\n" + SERVER, 1, "'import_timout' in [deploy]"),
         (MULTI_LINE + SERVER, 6, "'log_levle' in [cluster]; did you mean 'log_level'?"),
@@ -164,9 +169,11 @@ def test_every_key_the_readers_take_is_known(tmp_path: Path) -> None:
     text = text.replace("[cluster]\n", '[cluster]\nlog_level = "DEBUG"\nsync_interval = 2\n')
     text += "\n[[schedulers]]\nname = 's1'\n\n[scheduler]\npoll_interval = 1\nlease_ttl = 2\nmisfire_grace = 3\n"
     text += "history_days = 4\n\n[debug]\nenabled = false\nhost = '::1'\nport = 7000\nallow_remote = false\n"
+    text += "\n[dashboard]\ndir = 'web'\n"
     write(tmp_path, text)
     settings = load_settings(tmp_path)
     assert (settings.sync_interval, settings.scheduler.history_days, settings.debug.port) == (2.0, 4.0, 7000)
+    assert settings.dashboard_dir == tmp_path.resolve() / "web"
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -81,8 +81,19 @@ def merged(answers: Iterable[ServerAnswer]) -> list[dict[str, Any]]:
         for line in answer.value.get("lines", []):
             message = str(line.get("message", ""))
             head, _, rest = message.partition("\n")
-            lines.append({**line, "server": answer.server, "head": head, "rest": rest})
-    lines.sort(key=lambda line: str(line.get("at", "")))
+            cid = str(line.get("cid") or "")
+            lines.append(
+                {
+                    "at": str(line.get("at", "")),
+                    "level": str(line.get("level", "")),
+                    "source": line.get("service") or line.get("logger") or "",
+                    "cid": "" if cid == "-" else cid,  # "-": logged outside any call
+                    "server": answer.server,
+                    "head": head,
+                    "rest": rest,
+                }
+            )
+    lines.sort(key=lambda line: line["at"])
     return lines
 
 

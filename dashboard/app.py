@@ -138,14 +138,19 @@ def _login_again(request: Request, next_path: str, message: str, status: int) ->
 async def logout(request: Request) -> Response:
     request.app.state.sessions.end(request.cookies.get(SESSION_COOKIE))
     logger.info("dashboard user %s logged out", current_user(request).name)
-    response = RedirectResponse("/login", status_code=303)
-    response.headers["HX-Redirect"] = "/login"
+    if "hx-request" in request.headers:
+        # htmx: a 303 would be followed inside the XHR (the login page swapped into the header); HX-Redirect is not
+        response: Response = Response(status_code=204, headers={"HX-Redirect": "/login"})
+    else:
+        response = RedirectResponse("/login", status_code=303)
     secure = request.app.state.settings.tls
     response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
     return response
 
 
 async def events(request: Request) -> Response:
+    if request.method == "HEAD":  # the headers only: no stream held open for nobody to read
+        return Response(media_type="text/event-stream")
     hub: Hub = request.app.state.hub
     return await hub.stream(request)
 

@@ -12,12 +12,12 @@ from urllib.parse import quote
 import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
-from splice.dashboard import create_app, load_dashboard_settings
+from splice.dashboard import Users, create_app, load_dashboard_settings
 from splice.dashboard.headers import CONTENT_SECURITY_POLICY
 from splice.dashboard.screens import SCREENS
 from tests.conftest import eventually
 from tests.dashboard.conftest import PASSWORD, Dashboard, http, login, shot
-from tests.dashboard.test_auth import client, post_login
+from tests.dashboard.test_auth import client, new_user, post_login
 
 OPEN = {"/login", "/healthz"}
 XSS = "<script>alert(1)</script>"
@@ -103,6 +103,9 @@ def test_head_is_answered_like_get(dash: Dashboard) -> None:
         assert answer.status_code == 200
         assert answer.content == b""
         assert answer.headers["content-type"].startswith("text/html")
+        events = viewer.head("/events", headers={"Accept": "text/event-stream"})
+        assert events.status_code == 200
+        assert events.headers["content-type"].startswith("text/event-stream")
 
 
 def test_security_headers_on_every_kind_of_answer(dash: Dashboard) -> None:
@@ -187,6 +190,30 @@ def test_the_page_gives_htmx_the_session_token_and_no_inline_script(dash: Dashbo
             assert not re.search(r"\sstyle=", text), screen.path
             assert not re.search(r"\son\w+=", text), screen.path
             assert '"includeIndicatorStyles":false' in text
+
+
+def test_log_out_in_a_browser(dash: Dashboard, page: object) -> None:
+    login(page, dash, "viewer")
+    page.get_by_role("button", name="Log out").click()  # type: ignore[attr-defined]
+    page.wait_for_url(f"{dash.url}/login")  # type: ignore[attr-defined]
+    page.goto(dash.url + "/services")  # type: ignore[attr-defined]
+    assert "/login?next=%2Fservices" in page.url  # type: ignore[attr-defined]
+
+
+def test_an_htmx_request_after_the_session_ended_goes_to_the_login(dash: Dashboard, page: object) -> None:
+    name = new_user(dash)
+    login(page, dash, name, next_path="/services")
+    Users(dash.directory / "users.json").delete(name)
+    eventually(lambda: not _alive(dash, page))
+    page.get_by_role("button", name="Log out").click()  # type: ignore[attr-defined]  # an hx-post: 401
+    page.wait_for_url(f"{dash.url}/login?next=%2Fservices")  # type: ignore[attr-defined]
+
+
+def _alive(dash: Dashboard, page: object) -> bool:
+    cookie = next(c for c in page.context.cookies() if c["name"] == "splice_session")  # type: ignore[attr-defined]
+    with client(dash) as other:
+        other.cookies.set("splice_session", cookie["value"], domain="127.0.0.1")
+        return other.get("/").status_code == 200
 
 
 def test_login_password_is_never_logged(dash: Dashboard) -> None:

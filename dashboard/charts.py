@@ -37,10 +37,11 @@ class Size:
     bottom: int = 18
     """Room for the x axis's labels."""
     top: int = 8
-    right: int = 8
+    right: int = 10
+    """Room for a dot at "now" (the last slot sits on the right edge)."""
 
 
-SMALL = Size(width=220, height=90, left=40, bottom=16, top=6, right=6)
+SMALL = Size(width=190, height=90, left=36, bottom=16, top=6, right=8)
 
 
 def nice_ceiling(value: float) -> float:

@@ -73,7 +73,9 @@ async def fetch(request: Request, service: str | None = None) -> Answers:
 def charts(scope: data.Scope, size: Size, what: str) -> dict[str, Markup]:
     """The three charts of one scope; ``what`` names it in the titles ("the cluster", "service orders.get")."""
     return {
-        "requests": line_chart(f"Requests per second, {what}, last hour by minute", scope.requests, size=size),
+        "requests": line_chart(
+            f"Requests per second, {what}, last hour by minute", scope.requests, unit=" per second", size=size
+        ),
         "errors": line_chart(f"Error rate, {what}, last hour by minute", scope.errors, unit="%", size=size),
         "latency": line_chart(f"Latency, {what}, last hour by minute", scope.latency, unit=" ms", size=size),
     }
@@ -138,8 +140,8 @@ async def service(request: Request) -> Response:
     end = data.last_minute(answers.now)
     parts = {server: slots[name] for server, slots in _by_server(answers, end).items() if name in slots}
     view: dict[str, Any] = {"name": name, "problems": answers.problems, "has_metrics": bool(answers.values)}
-    view["found"] = bool(parts)
-    if parts:
+    view["found"] = any(slots.total_calls for slots in parts.values())
+    if view["found"]:
         one = data.scope(name, {"all": data.combine(list(parts.values()))})
         view.update(totals=_totals(name, one.totals), charts=charts(one, BIG, f"service {name}"))
         view["recent"] = _recent(answers, name)

@@ -108,7 +108,7 @@ def scope(name: str, parts: Mapping[str, Slots]) -> Scope:
     line per part in each chart, and of latency only the p99 (two lines per server would not be readable)."""
     whole = combine(list(parts.values()))
     if len(parts) == 1:
-        requests = [Series("requests/s", rate(whole))]
+        requests = [Series("requests", rate(whole))]
         errors = [Series("errors", error_rate(whole))]
         latency = [Series("p50", whole.p50), Series("p99", whole.p99)]
     else:

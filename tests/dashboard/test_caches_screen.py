@@ -10,6 +10,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.conftest import eventually
+from tests.dashboard.axe import describe, violations
 from tests.dashboard.conftest import Dashboard, http, login, shot
 
 expect.set_options(timeout=15_000)  # a change waits for every server to reload: seconds on a busy 2-core machine
@@ -94,6 +95,8 @@ def test_set_browse_view_delete_and_clear_entries_from_the_browser(dash: Dashboa
     expect(page.locator("#entry-key")).to_have_value(key)  # type: ignore[attr-defined]
     assert json.loads(page.input_value("#entry-value")) == {"rate": 1.08, "ccy": "EUR"}  # type: ignore[attr-defined]
     shot(page, "cache")
+    found = violations(page)
+    assert not found, describe(found)
 
     page.once("dialog", lambda dialog: dialog.accept())  # type: ignore[attr-defined]
     page.locator(f'#entries tr[data-key="dash:{tag}:n0"]').get_by_role("button", name="Delete").click()  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ import secrets
 
 from playwright.sync_api import expect
 
+from tests.dashboard.axe import describe, violations
 from tests.dashboard.conftest import Dashboard, http, login, shot
 
 expect.set_options(timeout=15_000)
@@ -64,6 +65,8 @@ def test_charts_of_the_cluster_the_servers_and_a_called_service(dash: Dashboard,
     expect(page.locator("#service-metrics svg title").first).to_contain_text(service)  # type: ignore[attr-defined]
     expect(page.locator("#service-metrics")).to_contain_text("asked to fail")  # type: ignore[attr-defined]
     shot(page, "metrics-service")
+    found = violations(page)
+    assert not found, describe(found)
 
 
 def test_the_service_fragment_for_other_screens(dash: Dashboard) -> None:

@@ -8,6 +8,7 @@ import secrets
 from playwright.sync_api import expect
 
 from tests.conftest import eventually
+from tests.dashboard.axe import describe, violations
 from tests.dashboard.conftest import Dashboard, http, login, shot
 
 LIVE = 20_000
@@ -51,6 +52,8 @@ def test_topic_pull_subscription_publish_and_peek_from_the_browser(dash: Dashboa
     expect(page.locator("#messages")).to_contain_text("from the dashboard")  # type: ignore[attr-defined]
     expect(page.locator("#queue-figures td.ready")).to_have_text("1")  # type: ignore[attr-defined]
     shot(page, "subscription")
+    found = violations(page)
+    assert not found, describe(found)
 
 
 def test_refusals_are_shown_field_by_field_and_edits_and_deletes_work(dash: Dashboard, page: object) -> None:

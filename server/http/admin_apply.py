@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from ..core.context import current_actor
 from ..declare import reader as declare
 from ..declare.apply import apply_declaration
 from .schemas.config import ApplyAnswer, ApplyBody
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 async def apply(runtime: Runtime, request: Request, body: ApplyBody) -> ApplyAnswer:
     declaration = declare.parse(body.text, body.file or "splice.toml")
     resolved = declare.resolve_secrets(declaration, body.secrets, "the secrets sent with the call")
-    by = body.applied_by or "admin-api"
+    # The schema's default is "admin-api": a body that names nobody is applied as the X-Splice-Actor of the call.
+    by = body.applied_by if "applied_by" in body.model_fields_set else current_actor.get()
     answer = await apply_declaration(runtime, declaration, resolved, by=by, prune=body.prune, dry_run=body.dry_run)
     return ApplyAnswer.model_validate({"server": runtime.server.name, **answer})

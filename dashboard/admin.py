@@ -106,7 +106,14 @@ class AdminApi:
         return list(answer["servers"])
 
     async def each_server(
-        self, method: str, path: str, body: Any = None, *, actor: str | None = None, live_only: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        actor: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        live_only: bool = True,
     ) -> list[ServerAnswer]:
         """Ask every (live) server at once; one answer per server, in the cluster's order."""
         servers = [s for s in await self.servers() if s.get("live") or not live_only]
@@ -115,7 +122,7 @@ class AdminApi:
             began = time.perf_counter()
             answer = ServerAnswer(server["name"], server["url"])
             try:
-                answer.value = await self.call(method, path, body, actor=actor, base=server["url"])
+                answer.value = await self.call(method, path, body, actor=actor, params=params, base=server["url"])
             except AdminError as exc:
                 answer.error = exc.message
             answer.ms = (time.perf_counter() - began) * 1000

@@ -24,16 +24,20 @@ class Unreachable(ClientError):
 
 
 class AdminClient:
-    def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: str, timeout: float = 60.0, actor: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.actor = actor
+        """Sent as ``X-Splice-Actor``: who the servers' logs and the deployment history say did it."""
 
     def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """The JSON answer of ``method path``; raises ``ClientError`` with the server's message."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
+        if self.actor:
+            request.add_header("X-Splice-Actor", self.actor)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:

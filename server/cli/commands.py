@@ -23,7 +23,7 @@ def client_for(directory: Path) -> AdminClient:
     token = read_token(settings)
     for server in settings.servers:
         if ping(server.url, 1.0) is not None:
-            return AdminClient(server.url, token)
+            return AdminClient(server.url, token, actor=_who())
     urls = ", ".join(s.url for s in settings.servers)
     raise CliError(f"no server of {settings.directory} answers ({urls}); start it with 'splice start {directory}'")
 

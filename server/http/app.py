@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 actions = logging.getLogger("splice.admin")
 """One line per admin call that may change something: who, what, and how it ended."""
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
-_MACHINERY = frozenset({"/splice/admin/cluster/sync", "/splice/admin/scheduler/dispatch"})
-"""Calls servers make to each other (a notice of a change, the scheduler's batches): not someone's action."""
+_MACHINERY = frozenset(
+    {"/splice/admin/cluster/sync", "/splice/admin/cluster/events", "/splice/admin/scheduler/dispatch"}
+)
+"""Calls servers make to each other (a notice of a change, cluster events, the scheduler's batches): not someone's
+action."""
 _UNAUTHORIZED = "the admin API needs 'Authorization: Bearer <token>'; the token is in the cluster's admin-token file"
 
 

@@ -53,8 +53,13 @@ def violations(page: Any) -> list[dict[str, Any]]:
         if not page.evaluate("typeof window.axe !== 'undefined'"):
             # The page's CSP refused the injected tag; an evaluation from the driver is not subject to it.
             page.evaluate(path.read_text(encoding="utf-8") + "\n;0")
-    found = page.evaluate("async () => (await window.axe.run(document)).violations")
-    return [v for v in found if v.get("impact") in SERIOUS]
+    results = page.evaluate(
+        "async () => { const r = await window.axe.run(document);"
+        " return {violations: r.violations, passes: r.passes.length}; }"
+    )
+    if not results["passes"]:  # axe checked nothing: a page that did not load, not an accessible one
+        raise AssertionError(f"axe-core checked no rule on {page.url}")
+    return [v for v in results["violations"] if v.get("impact") in SERIOUS]
 
 
 def describe(found: list[dict[str, Any]]) -> str:

@@ -104,3 +104,37 @@ def test_a_redis_connection_pings_and_a_bad_one_is_refused(dash: Dashboard, page
     failed = page.locator("#ping tbody tr").all_inner_texts()  # type: ignore[attr-defined]
     assert len(failed) == 2
     assert all("failed" in line for line in failed), failed
+
+
+def test_a_submitted_form_becomes_the_admin_api_body_by_declared_type() -> None:
+    from splice.dashboard.screens import _forms
+    from splice.server.http.admin import OPERATIONS
+    from splice.server.http.openapi import document
+
+    kinds = _forms.kinds_from(document("http://x", OPERATIONS), "/outgoing")
+    assert next(iter(kinds)) == "rest"
+    form = {
+        "address": " http://a.example ",
+        "timeout": "7.5",
+        "retries": "3",
+        "max_connections": "many",
+        "verify": "false",
+        "headers": "X-A: 1\nX-B: two words",
+        "token": " spaced secret ",
+        "username": "",
+    }
+    body = _forms.body(kinds["rest"], form, name="up")
+    assert body == {
+        "name": "up",
+        "kind": "rest",
+        "address": "http://a.example",
+        "timeout": 7.5,
+        "retries": 3,
+        "max_connections": "many",  # sent as typed: the admin API refuses it in its own words
+        "verify": False,
+        "headers": {"X-A": "1", "X-B": "two words"},
+        "token": " spaced secret ",
+    }
+    assert "token" not in _forms.typed(kinds["rest"], {"token": "x", "address": "y"})
+    channel = _forms.kinds_from(document("http://x", OPERATIONS), "/channels")["rest"]
+    assert _forms.body(channel, {"methods": "GET, post", "path": "/x"}, name="c")["methods"] == ["GET", "post"]

@@ -46,7 +46,14 @@ async def list_jobs(runtime: Runtime, request: Request, body: dict[str, Any]) ->
     active = None
     if lease is not None and lease["expires_at"].timestamp() > time.time():
         active = {"name": lease["holder"], "lease_expires": lease["expires_at"].isoformat()}
-    return {"jobs": [job.as_json() for job in await _jobs(runtime).all()], "scheduler": active}
+    manager = _jobs(runtime)
+    last = await manager.last_runs()
+    found = [{**job.as_json(), "last_run": _last(last.get(job.id))} for job in await manager.all()]
+    return {"jobs": found, "scheduler": active}
+
+
+def _last(run: Any) -> Any:
+    return None if run is None else run.as_json()
 
 
 async def create_job(runtime: Runtime, request: Request, body: dict[str, Any]) -> Any:

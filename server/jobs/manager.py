@@ -72,6 +72,9 @@ class Jobs:
     async def history(self, name: str, limit: int = 50) -> list[JobRun]:
         return await self.repository.history(name, limit)
 
+    async def last_runs(self) -> dict[int, JobRun]:
+        return await self.repository.last_runs()
+
 
 def raise_rename(old: str, new: str) -> None:
     raise BadRequest(f"a job cannot be renamed ('{old}' to '{new}'): create the new one and delete the old")

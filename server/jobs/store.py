@@ -49,3 +49,7 @@ class JobStore(Protocol):
     async def history(self, name: str, limit: int = 50) -> list[JobRun]:
         """The last ``limit`` runs of job ``name``, newest slot first."""
         ...
+
+    async def last_runs(self) -> dict[int, JobRun]:
+        """Each job's newest run, by job id."""
+        ...

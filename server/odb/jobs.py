@@ -132,6 +132,22 @@ class JobRepository(JobStore):
         async with self.engine.connect() as conn:
             return [_run(row) for row in (await conn.execute(query)).all()]
 
+    async def last_runs(self) -> dict[int, JobRun]:
+        """Each job's newest run, by job id, in one query (a job list shows them all at once)."""
+        newest = (
+            select(RunRow.job_id, func.max(RunRow.slot_us).label("slot_us"))
+            .where(RunRow.cluster_id == self.cluster_id)
+            .group_by(RunRow.job_id)
+            .subquery()
+        )
+        query = (
+            select(RunRow)
+            .join(newest, (RunRow.job_id == newest.c.job_id) & (RunRow.slot_us == newest.c.slot_us))
+            .where(RunRow.cluster_id == self.cluster_id)
+        )
+        async with self.engine.connect() as conn:
+            return {row.job_id: _run(row) for row in (await conn.execute(query)).all()}
+
     # -- what the active scheduler does ----------------------------------------------------------------------
 
     async def changed(self) -> int:

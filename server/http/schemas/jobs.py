@@ -101,6 +101,11 @@ class Job(BaseModel):
     name: str
     service: str
 
+class ListedJob(Job):
+    """A job in the list, with its newest run (as its history shows runs; ``None`` before the first)."""
+
+    last_run: dict[str, Any] | None
+
 
 class Jobs(BaseModel):
     model_config = ConfigDict(
@@ -109,7 +114,7 @@ class Jobs(BaseModel):
         }
     )
 
-    jobs: list[Job]
+    jobs: list[ListedJob]
     scheduler: dict[str, Any] | None
 
 

@@ -335,7 +335,7 @@ async def test_list_shows_the_jobs_and_the_active_scheduler(server: InProcess) -
     b.pop("warning")
     a.pop("warning")
     listed = (await server.admin.get(JOBS)).json()
-    assert listed == {"jobs": [a, b], "scheduler": None}
+    assert listed == {"jobs": [{**a, "last_run": None}, {**b, "last_run": None}], "scheduler": None}
 
     odb = runtime_of(server).repository
     assert await odb.acquire_lease("scheduler", "sched-a:7", 30)
@@ -499,6 +499,18 @@ async def test_history_newest_first_with_a_limit(server: InProcess) -> None:
         assert answer.status_code == 400, bad
         assert "'limit'" in answer.json()["error"]["message"]
     assert (await server.admin.get(f"{JOBS}/nobody/history")).status_code == 404
+
+
+async def test_the_list_gives_each_job_its_newest_run_in_one_answer(server: InProcess) -> None:
+    await created(server, name="busy", service="tools.record", interval=30)
+    await created(server, name="idle", service="tools.record", interval=30)
+    await add_runs(server, "busy", 3)
+    listed = {job["name"]: job for job in (await server.admin.get(JOBS)).json()["jobs"]}
+    newest = (await server.admin.get(f"{JOBS}/busy/history", params={"limit": "1"})).json()["runs"][0]
+    assert listed["busy"]["last_run"] == newest
+    assert newest["cid"] == "cid-2"
+    assert listed["idle"]["last_run"] is None
+    assert "last_run" not in (await server.admin.get(f"{JOBS}/busy")).json()  # one job's answer is unchanged
 
 
 ENDPOINTS = [

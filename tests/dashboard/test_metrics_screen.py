@@ -46,7 +46,7 @@ def test_charts_of_the_cluster_the_servers_and_a_called_service(dash: Dashboard,
     page.fill("#metrics-q", tag)  # type: ignore[attr-defined]
     page.click("#metrics-search button[type=submit]")  # type: ignore[attr-defined]
     card = page.locator(f'.metric-service[data-service="{service}"]')  # type: ignore[attr-defined]
-    expect(card).to_contain_text("6 calls, 1 errors")
+    expect(card).to_contain_text("calls 6, errors 1")
     titles = card.locator("svg title")
     expect(titles).to_have_count(3)
     expect(titles.nth(0)).to_contain_text(f"Requests per second, service {service}, last hour by minute")

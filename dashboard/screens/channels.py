@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 from typing import Any
 from urllib.parse import quote
@@ -193,7 +194,8 @@ async def _curl(request: Request, channel: dict[str, Any]) -> str:
         words += await _credentials(request, str(channel["security"]))
     if method in ("POST", "PUT", "PATCH"):
         words += ["-H", "Content-Type: application/json", "-d", "{}"]
-    words.append(base + str(channel.get("path", "")))
+    # A path parameter needs a value to call the channel: 1 stands in for each ({id} -> 1, {name:path} -> 1).
+    words.append(base + re.sub(r"\{[^}]*\}", "1", str(channel.get("path", ""))))
     return shlex.join(words)
 
 

@@ -167,7 +167,15 @@ async def deploy(request: Request) -> Response:
     except AdminError as exc:
         return fragment(request, "screens/deployments_refused.html", exc.status or 502, error=exc)
     logger.info("dashboard user %s deployed %s (sequence %s)", user, path, answer.get("sequence"))
-    return fragment(request, "screens/deployments_result.html", answer=answer, outcomes=outcomes(answer.get("servers")))
+    response = fragment(
+        request, "screens/deployments_result.html", answer=answer, outcomes=outcomes(answer.get("servers"))
+    )
+    response.headers["HX-Trigger"] = DEPLOYED  # the history and module tables now, not at the hub's next poll
+    return response
+
+
+DEPLOYED = "deployed"
+"""The event a deploy's answer raises (``HX-Trigger``): the live tables refresh at once."""
 
 
 def routes() -> list[BaseRoute]:

@@ -101,6 +101,7 @@ class Job(BaseModel):
     name: str
     service: str
 
+
 class ListedJob(Job):
     """A job in the list, with its newest run (as its history shows runs; ``None`` before the first)."""
 

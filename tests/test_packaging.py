@@ -35,6 +35,12 @@ def test_the_wheel_maps_folders_onto_splice_packages(tmp_path: Path) -> None:
         "splice/server/odb/migrations/env.py",
         "splice/server/odb/migrations/versions/0001_initial_schema.py",
         "splice/testing/plugin.py",
+        # The dashboard's package data: its pages and the vendored htmx (no CDN, no build step).
+        "splice/dashboard/templates/base.html",
+        "splice/dashboard/templates/screens/cluster.html",
+        "splice/dashboard/static/htmx-2.0.11.min.js",
+        "splice/dashboard/static/htmx-ext-sse-2.2.4.min.js",
+        "splice/dashboard/static/splice.css",
     ):
         assert expected in names
     assert not any(name.startswith(("server/", "testing/", "tests/", "bench/")) for name in names)

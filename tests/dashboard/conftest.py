@@ -1,8 +1,9 @@
 """Fixtures for the dashboard's tests: a real cluster, a real dashboard process, a real browser.
 
-- ``dash``: one two-server quickstart cluster (HAProxy in front when installed) for the whole session, and a
+- ``dash``: one two-server quickstart cluster (HAProxy in front when installed) for the dashboard's tests, and a
   dashboard process (``python -m splice.dashboard DIR``) administering it through the admin API, with two
-  users: ``admin`` (role admin) and ``viewer`` (role viewer), both with the password ``PASSWORD``.
+  users: ``admin`` (role admin) and ``viewer`` (role viewer), both with the password ``PASSWORD``. Package scope,
+  as ``browser``: both stop once the dashboard's tests are done, not left running under the rest of the suite.
 - ``browser``: Debian's chromium driven by Playwright (never ``playwright install``: it downloads).
 - ``page``: a new browser page per test; ``login(page, "admin")`` logs it in.
 - ``http(dash, "admin")``: an httpx client with a session, and the CSRF token in its headers.
@@ -65,7 +66,7 @@ def start_dashboard(cluster: Cluster, directory: Path) -> Dashboard:
     return Dashboard(cluster, directory, url, process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     base = tmp_path_factory.mktemp("dashboard")
     made = make_cluster(base / "cluster", servers=2, load_balancer=shutil.which("haproxy") is not None)
@@ -78,7 +79,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             dashboard.process.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

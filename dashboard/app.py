@@ -8,6 +8,7 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -42,7 +43,7 @@ from .users import MAX_PASSWORD, Users
 
 logger = logging.getLogger(__name__)
 
-STATIC = __import__("pathlib").Path(__file__).parent / "static"
+STATIC = Path(__file__).parent / "static"
 MAX_LOGIN_FORM = 4096
 """A login form is a name, a password and a token: anything bigger is refused before it is parsed."""
 FAILED_LOGIN_PAUSE = 0.5

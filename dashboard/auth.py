@@ -20,9 +20,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -263,15 +261,8 @@ def current_user(request: Request) -> User:
     return session.user
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def describe(session: Session) -> dict[str, Any]:
-    return {"user": session.user.name, "role": session.user.role, "csrf": session.csrf}
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..admin import AdminApi, AdminError
+from ..auth import current_user
 
 SECRETS = frozenset({"password", "key", "token"})
 """Fields holding a secret: ``type=password`` inputs, never filled in, never sent back in a page."""
@@ -197,3 +198,21 @@ def problems(error: AdminError | None) -> dict[str, list[str]]:
 
 
 __all__ = ["SECRETS", "FormField", "Kind", "body", "convert", "kinds", "kinds_from", "problems", "show", "typed"]
+
+
+def context(request: Request, kinds: dict[str, Kind], **values: Any) -> dict[str, Any]:
+    """What a kind form's template takes: the kinds, the chosen one (``values["kind"]``, else the first), what was
+    typed (``values``), no problems or error yet, whether the user may change anything; ``values`` go on top
+    (each screen adds its own: what was created, the curl line, the choices...)."""
+    chosen: dict[str, str] = values.pop("values", None) or {}
+    kind = chosen.get("kind", "")
+    kind = kind if kind in kinds else next(iter(kinds))
+    return {
+        "kinds": kinds,
+        "kind": kinds[kind],
+        "values": chosen,
+        "problems": {},
+        "error": None,
+        "may_change": current_user(request).may_change,
+        **values,
+    }

@@ -97,21 +97,7 @@ async def _choices(request: Request) -> dict[str, list[str]]:
 
 
 def _form_values(request: Request, kinds: dict[str, _forms.Kind], **values: Any) -> dict[str, Any]:
-    chosen: dict[str, str] = values.pop("values", None) or {}
-    kind = chosen.get("kind", "")
-    kind = kind if kind in kinds else next(iter(kinds))
-    return {
-        "kinds": kinds,
-        "kind": kinds[kind],
-        "values": chosen,
-        "problems": {},
-        "error": None,
-        "created": None,
-        "curl": None,
-        "choices": {},
-        "may_change": current_user(request).may_change,
-        **values,
-    }
+    return _forms.context(request, kinds, **{"created": None, "curl": None, "choices": {}, **values})
 
 
 async def index(request: Request) -> Response:

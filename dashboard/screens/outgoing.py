@@ -54,21 +54,7 @@ def _default(kind: _forms.Kind | None, name: str, value: Any) -> bool:
 
 
 def _form(request: Request, kinds: dict[str, _forms.Kind], **values: Any) -> dict[str, Any]:
-    chosen: dict[str, str] = values.pop("values", None) or {}
-    kind = chosen.get("kind", "")
-    kind = kind if kind in kinds else next(iter(kinds))
-    return {
-        "kinds": kinds,
-        "kind": kinds[kind],
-        "values": chosen,
-        "problems": {},
-        "error": None,
-        "saved": None,
-        "editing": None,
-        "stored_secrets": [],
-        "may_change": current_user(request).may_change,
-        **values,
-    }
+    return _forms.context(request, kinds, **{"saved": None, "editing": None, "stored_secrets": [], **values})
 
 
 async def index(request: Request) -> Response:

@@ -38,19 +38,7 @@ async def _rows(request: Request) -> list[dict[str, Any]]:
 
 
 def _form(request: Request, kinds: dict[str, _forms.Kind], **values: Any) -> dict[str, Any]:
-    chosen: dict[str, str] = values.pop("values", None) or {}
-    kind = chosen.get("kind", "")
-    kind = kind if kind in kinds else next(iter(kinds))
-    return {
-        "kinds": kinds,
-        "kind": kinds[kind],
-        "values": chosen,
-        "problems": {},
-        "error": None,
-        "created": None,
-        "may_change": current_user(request).may_change,
-        **values,
-    }
+    return _forms.context(request, kinds, **{"created": None, **values})
 
 
 async def index(request: Request) -> Response:

@@ -66,7 +66,7 @@ def run_scheduler(directory: Path, name: str) -> None:
     """Run scheduler ``name`` of the cluster in ``directory`` in the foreground until SIGTERM or SIGINT."""
     settings = load_settings(directory, os.environ)
     check_name(settings, name)
-    configure_server_logging(settings.server_dir(name) / "logs" / "scheduler.log", settings.log_level)
+    configure_server_logging(settings.server_dir(name) / "logs" / "scheduler.log", settings.log_level, settings.logs)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per dispatch would drown what matters
 
     async def main() -> None:

@@ -35,7 +35,7 @@ from .deploy import DeploymentEngine, DeploymentPath
 from .deploy.isolate import Isolation
 from .deploy.loader import drop_working_directory_from_path
 from .jobs.manager import Jobs
-from .logs import configure_server_logging
+from .logs import access_logger, configure_server_logging
 from .pubsub.broker import Broker
 from .runtime import LiveConfig, Runtime
 
@@ -108,7 +108,7 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
 
     config = Config()
     config.bind = [f"{runtime.server.host}:{runtime.server.port}"]
-    config.accesslog = None
+    config.accesslog = access_logger(runtime.settings.logs)
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     config.websocket_max_message_size = MAX_WS_MESSAGE  # each channel's own max_message is checked per message
@@ -129,7 +129,8 @@ def run_server(directory: Path, server_name: str) -> None:
     started = time.perf_counter()
     drop_working_directory_from_path()
     settings = load_settings(directory, os.environ)
-    configure_server_logging(settings.server_dir(server_name) / "logs" / "server.log", settings.log_level)
+    log_file = settings.server_dir(server_name) / "logs" / "server.log"
+    configure_server_logging(log_file, settings.log_level, settings.logs)
 
     restart = False
 

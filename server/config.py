@@ -16,7 +16,8 @@
     port = 17010
 
 Variables override the file: ``SPLICE_ODB``, ``SPLICE_IMPORT_TIMEOUT``, ``SPLICE_MAX_MODULE_BYTES``,
-``SPLICE_LOG_LEVEL``. A key no section knows is refused with its line (a typo would leave a default in force).
+``SPLICE_LOG_LEVEL``, ``SPLICE_LOG_FORMAT``, ``SPLICE_ACCESS_LOG``.
+A key no section knows is refused with its line (a typo would leave a default in force).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
             "pickup",
             "openapi",
             "dashboard",
+            "calls",
+            "logs",
         }
     ),
     "cluster": frozenset({"name", "odb", "log_level", "redis", "sync_interval"}),
@@ -59,6 +62,8 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "pickup": frozenset({"dirs"}),
     "openapi": frozenset({"public"}),
     "dashboard": frozenset({"dir"}),
+    "calls": frozenset({"timeout", "threads", "queue"}),
+    "logs": frozenset({"format", "access"}),
 }
 """The keys of each section of ``cluster.toml`` (``""``: the top level), as the readers below take them."""
 
@@ -124,6 +129,31 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
+class CallSettings:
+    """How service calls run (``[calls]``): what keeps blocking services from taking a server down."""
+
+    timeout: float = 60.0
+    """Seconds a call may run before its caller gets 504; a service's own ``timeout`` attribute overrides it."""
+    threads: int = 40
+    """Worker threads for plain ``def`` services (their hooks and ``handle``)."""
+    queue: int = 100
+    """Calls that may wait for a free worker thread; beyond it a call is refused at once with 503."""
+
+
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """The server's log (``[logs]``, ``$SPLICE_LOG_FORMAT``, ``$SPLICE_ACCESS_LOG``)."""
+
+    format: str = "text"
+    """``text`` (one line per record) or ``json`` (one JSON object per line, with the cid)."""
+    access: bool = False
+    """One line per HTTP request (method, path, status, duration, cid) on the logger ``splice.access``."""
+
+
+@dataclass(frozen=True)
 class Settings:
     directory: Path
     cluster_name: str
@@ -145,6 +175,8 @@ class Settings:
     openapi_public: bool = False
     """``[openapi] public = true``: ``GET /splice/openapi.json`` (the channels' document) answers without the token."""
     dashboard_dir: Path | None = None
+    calls: CallSettings = CallSettings()
+    logs: LogSettings = LogSettings()
     """``[dashboard] dir = "dashboard"``: the directory (holding ``dashboard.toml``) of the dashboard that
     ``splice start`` runs with the servers; ``None``: the cluster has none here."""
 
@@ -373,7 +405,36 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
         debug=_debug(data, file, len(servers)),
         openapi_public=_get(_table(data, "openapi", file), "public", bool, file, "openapi", False),
         dashboard_dir=_dashboard_dir(data, file, directory),
+        calls=_calls(data, file),
+        logs=_logs(data, file, env),
     )
+
+
+def _calls(data: Mapping[str, Any], file: str) -> CallSettings:
+    table = _table(data, "calls", file)
+    default = CallSettings()
+    timeout = _get(table, "timeout", float, file, "calls", default.timeout)
+    threads = _get(table, "threads", int, file, "calls", default.threads)
+    queue = _get(table, "queue", int, file, "calls", default.queue)
+    if not timeout > 0:
+        raise ConfigError(file, f"must be more than 0 seconds, got {timeout}", "calls.timeout")
+    if threads < 1:
+        raise ConfigError(file, f"must be at least 1, got {threads}", "calls.threads")
+    if queue < 0:
+        raise ConfigError(file, f"must be 0 or more, got {queue}", "calls.queue")
+    return CallSettings(timeout, threads, queue)
+
+
+def _logs(data: Mapping[str, Any], file: str, env: Mapping[str, str]) -> LogSettings:
+    table = _table(data, "logs", file)
+    fmt = env.get("SPLICE_LOG_FORMAT") or _get(table, "format", str, file, "logs", "text")
+    if fmt not in LOG_FORMATS:
+        where = "$SPLICE_LOG_FORMAT" if env.get("SPLICE_LOG_FORMAT") else "logs.format"
+        raise ConfigError(file, f"must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}", where)
+    access = _get(table, "access", bool, file, "logs", False)
+    if raw := env.get("SPLICE_ACCESS_LOG"):
+        access = raw.strip().lower() in ("1", "true", "yes", "on")
+    return LogSettings(fmt, access)
 
 
 def _dashboard_dir(data: Mapping[str, Any], file: str, directory: Path) -> Path | None:
@@ -435,10 +496,13 @@ def _toml_str(value: str) -> str:
 __all__ = [
     "CONFIG_FILE",
     "KNOWN_KEYS",
+    "LOG_FORMATS",
     "LOOPBACK",
     "TOKEN_FILE",
+    "CallSettings",
     "DebugSettings",
     "LoadBalancerSettings",
+    "LogSettings",
     "SchedulerSettings",
     "ServerSettings",
     "Settings",

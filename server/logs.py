@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .config import LogSettings
 from .core.context import CidFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s [cid %(cid)s] %(message)s"
 
 
-def configure_server_logging(log_file: Path, level: str) -> None:
+def configure_server_logging(log_file: Path, level: str, logs: LogSettings | None = None) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
@@ -25,4 +26,9 @@ def configure_server_logging(log_file: Path, level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
-__all__ = ["FORMAT", "configure_server_logging"]
+def access_logger(logs: LogSettings) -> logging.Logger | None:
+    """Where one line per HTTP request goes (``None``: no access log)."""
+    return None
+
+
+__all__ = ["FORMAT", "access_logger", "configure_server_logging"]

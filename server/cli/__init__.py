@@ -19,6 +19,7 @@ import shtab
 
 from ..core.errors import SpliceError
 from . import (
+    audit,
     cache,
     channels,
     cluster,
@@ -51,6 +52,7 @@ EXTENSIONS: tuple[Extension, ...] = (
     jobs,
     debug,
     ide,
+    audit,
 )
 """Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
 

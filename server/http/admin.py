@@ -22,6 +22,7 @@ from ..core.errors import NotFound
 from ..deploy import ModuleSource, Rollout
 from ..odb.repository import seen_within
 from . import (
+    admin_audit,
     admin_cache,
     admin_debug,
     admin_deployments,
@@ -361,6 +362,7 @@ OPERATIONS: list[Operation] = [
     *admin_logs.OPERATIONS,
     *admin_metrics.OPERATIONS,
     *admin_deployments.OPERATIONS,
+    *admin_audit.OPERATIONS,
     admin_jobs.DISPATCH,
 ]
 

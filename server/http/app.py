@@ -9,18 +9,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..core import tracing
 from ..core.context import actor_from_header, current_actor, current_cid, new_cid
-from . import admin_metrics
+from . import admin_metrics, audit, health
 from .admin import authorized, routes
 from .channels import ChannelApp
 from .jsonrpc import JsonRpcApp
 from .pubsub import routes as pubsub_routes
 from .pubsub_ws import PATH as PUBSUB_WS
 from .pubsub_ws import PubSubSocketApp
-from .responses import CID_HEADER, error_body, json_response
+from .responses import CID_HEADER, error_body
 from .user_openapi import route as user_openapi
 from .websocket import WebSocketApp
 
@@ -39,20 +39,23 @@ _UNAUTHORIZED = "the admin API needs 'Authorization: Bearer <token>'; the token 
 
 
 def build_app(runtime: Runtime) -> ASGIApp:
-    async def ping(request: Request) -> Response:
-        cid = current_cid.get()
-        return json_response({"status": "ok", "server": runtime.server.name, "cid": cid}, cid)
-
     async def not_found(request: Request, exc: Exception) -> Response:
         cid = current_cid.get()
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        body = error_body(status, "not_found", f"no such endpoint: {request.method} {request.url.path}", cid)
-        return Response(body, status, media_type="application/json", headers={CID_HEADER: cid})
+        headers = {CID_HEADER: cid}
+        if status == 405:
+            allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+            headers["Allow"] = allow
+            text = f"{request.method} is not allowed on {request.url.path}; allowed: {allow or 'none'}"
+            body = error_body(status, "method_not_allowed", text, cid, allowed=[m.strip() for m in allow.split(",")])
+        else:
+            body = error_body(status, "not_found", f"no such endpoint: {request.method} {request.url.path}", cid)
+        return Response(body, status, media_type="application/json", headers=headers)
 
     handlers = {404: not_found, 405: not_found}
     splice = Starlette(
         routes=[
-            Route("/splice/ping", ping),
+            *health.routes(runtime),
             user_openapi(runtime),
             *routes(runtime),
             *pubsub_routes(runtime),
@@ -66,6 +69,13 @@ def build_app(runtime: Runtime) -> ASGIApp:
     pubsub_sockets = PubSubSocketApp(runtime)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        trace = tracing.enter(scope.get("headers", []))
+        try:
+            await serving(scope, receive, send)
+        finally:
+            tracing.leave(trace)
+
+    async def serving(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 return await _lifespan(receive, send)
@@ -90,7 +100,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
                 await send({"type": "http.response.start", "status": 401, "headers": headers})
                 return await send({"type": "http.response.body", "body": body})
             if path.startswith("/splice/admin"):
-                return await _admin(splice, scope, receive, send)
+                return await _admin(runtime, splice, scope, receive, send)
             await splice(scope, receive, send)
         finally:
             current_cid.reset(token)
@@ -98,7 +108,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     return app
 
 
-async def _admin(splice: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def _admin(runtime: Runtime, splice: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """An authorized admin call: who makes it (``X-Splice-Actor``), and a log line if it may change something."""
     actor = _actor(scope)
     token = current_actor.set(actor) if actor is not None else None
@@ -117,6 +127,7 @@ async def _admin(splice: ASGIApp, scope: Scope, receive: Receive, send: Send) ->
             await splice(scope, receive, sending)
         finally:
             actions.info("admin action: %s %s %s -> %s", current_actor.get(), method, scope["path"], status[0])
+            await audit.record(runtime, current_actor.get(), method, scope["path"], status[0])
     finally:
         if token is not None:
             current_actor.reset(token)

@@ -137,7 +137,7 @@ MULTI_LINE = '# a comment\n[cluster]\nname = """\nmulti\nline"""\nlog_levle = 1\
         (
             'nmae = "x"\n' + SERVER,
             1,
-            "'nmae' at the top level (keys: cluster, dashboard, debug, deploy, load_balancer, ",
+            "'nmae' at the top level (keys: calls, cluster, dashboard, debug, deploy, load_balancer, logs, ",
         ),
         ("[deploys]\nx = 1\n" + SERVER, 1, "'deploys' at the top level; did you mean 'deploy'?"),
         ('[cluster]\nname = "x"\n\nodb_url = "sqlite://"\n' + SERVER, 4, "'odb_url' in [cluster]; did you mean 'odb'?"),

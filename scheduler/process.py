@@ -43,13 +43,14 @@ def check_name(settings: Settings, name: str) -> None:
 
 
 async def run(settings: Settings, name: str, stop: asyncio.Event) -> None:
+    from splice.server.cluster.credentials import internal_token
     from splice.server.odb import OdbRepository, connect, require_head
 
     engine = connect(settings.odb_url)
     try:
         await require_head(engine, settings.odb_url, settings.directory)
         repository = OdbRepository(engine, settings.cluster_name)
-        await repository.ensure_cluster()
+        await repository.ensure_cluster(internal_token(settings))
         scheduler = Scheduler(name, repository, settings.scheduler)
         path = state_file(settings, name)
         scheduler.on_state = lambda state: _write_state(path, state)

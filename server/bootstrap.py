@@ -23,6 +23,7 @@ import anyio.to_thread
 from .cache.caches import ServerCaches
 from .channels.amqp import AmqpChannels
 from .cluster.bus import Bus, HttpBus, RedisBus
+from .cluster.credentials import internal_token
 from .cluster.member import ClusterMember
 from .config import Settings, load_settings
 from .connections import ClusterKey, Connections
@@ -58,7 +59,7 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
         await engine.dispose()
         raise
     repository = OdbRepository(engine, settings.cluster_name)
-    await repository.ensure_cluster()
+    await repository.ensure_cluster(internal_token(settings))
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
     invoker = Invoker(store, server.name, Metrics())

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "/splice/admin"
 
 
-def authorized(runtime: Runtime, header: str) -> bool:
+def authorized(runtime: Runtime, header: str, path: str) -> bool:
+    """Whether ``header`` (``Authorization``) opens admin ``path``."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False

@@ -69,7 +69,7 @@ def public_routes(runtime: Runtime) -> list[BaseRoute]:
 
     async def scrape(request: Request) -> Response:
         cid = current_cid.get()
-        if not authorized(runtime, request.headers.get("authorization", "")):
+        if not authorized(runtime, request.headers.get("authorization", ""), request.url.path):
             body = error_body(401, "unauthorized", _UNAUTHORIZED, cid)
             headers = {"www-authenticate": "Bearer", CID_HEADER: cid}
             return Response(body, 401, media_type="application/json", headers=headers)

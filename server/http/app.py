@@ -93,7 +93,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
         cid = new_cid()
         token = current_cid.set(cid)
         try:
-            if path.startswith("/splice/admin") and not authorized(runtime, _header(scope, b"authorization")):
+            if path.startswith("/splice/admin") and not authorized(runtime, _header(scope, b"authorization"), path):
                 body = error_body(401, "unauthorized", _UNAUTHORIZED, cid)
                 headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
                 headers.append((CID_HEADER.encode(), cid.encode()))

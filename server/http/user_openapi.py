@@ -44,7 +44,9 @@ def route(runtime: Runtime) -> Route:
 
     async def openapi(request: Request) -> Response:
         cid = current_cid.get()
-        if not runtime.settings.openapi_public and not authorized(runtime, request.headers.get("authorization", "")):
+        if not runtime.settings.openapi_public and not authorized(
+            runtime, request.headers.get("authorization", ""), request.url.path
+        ):
             headers = {CID_HEADER: cid, "www-authenticate": "Bearer"}
             return Response(error_body(401, "unauthorized", _UNAUTHORIZED, cid), 401, headers, "application/json")
         servers = [runtime.server.url]

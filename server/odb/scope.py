@@ -37,8 +37,10 @@ class ClusterScope:
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).all()
 
-    async def ensure_cluster(self) -> int:
-        """Create the cluster's row (and its internal token) if missing; idempotent."""
+    async def ensure_cluster(self, internal_token: str = "") -> int:
+        """Create the cluster's row (and its internal token) if missing; idempotent. ``internal_token``: the token
+        the cluster's servers present to each other (``splice.server.cluster.credentials``), for those that call
+        each other (servers, schedulers)."""
         async with self.engine.begin() as conn:
             query = select(Cluster.id, Cluster.internal_token).where(Cluster.name == self.cluster_name)
             row = (await conn.execute(query)).first()
@@ -54,7 +56,7 @@ class ClusterScope:
                 digest = token_digest(internal)
                 await conn.execute(insert(Token).values(cluster_id=found, name="internal", token_sha256=digest))
         self._cluster_id = found
-        self.internal_token = str(internal)
+        self.internal_token = internal_token or str(internal)
         return self._cluster_id
 
 

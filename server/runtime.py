@@ -162,6 +162,8 @@ class Runtime:
     at ``close`` (so that no new call starts while the rest shuts down)."""
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
     """Set to stop serving (SIGTERM, or a restart without the debugger)."""
+    draining: bool = False
+    """Set before a planned restart: ``/splice/ping`` answers 503 so the balancer sends new requests elsewhere."""
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)

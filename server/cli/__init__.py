@@ -317,6 +317,7 @@ def _security(args: argparse.Namespace, directory: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(0o077)  # what splice and the processes it starts make (cluster directory, ODB, logs) is owner-only
     args = build_parser().parse_args(argv)
     try:
         _cluster_dir(args, os.environ)

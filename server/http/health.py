@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 def routes(runtime: Runtime) -> list[Route]:
     async def ping(request: Request) -> Response:
         cid = current_cid.get()
+        if runtime.draining:
+            return json_response({"status": "draining", "server": runtime.server.name, "cid": cid}, cid, 503)
         return json_response({"status": "ok", "server": runtime.server.name, "cid": cid}, cid)
 
     async def ready(request: Request) -> Response:

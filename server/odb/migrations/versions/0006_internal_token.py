@@ -1,4 +1,4 @@
-"""The cluster-internal token leaves the ODB: it is derived from the cluster key (``splice.server.cluster.credentials``).
+"""The cluster-internal token leaves the ODB: it is derived from the cluster key (see cluster/credentials.py).
 
 Revision ID: 0006
 Revises: 0005

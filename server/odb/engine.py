@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-HEAD = "0005"
+HEAD = "0007"
 """The newest migration; a test checks that it is Alembic's head."""
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -1,0 +1,49 @@
+"""Methods an endpoint does not take: 405 with an ``Allow`` header and a body that says so, on every kind of path.
+
+Before: ``TRACE /splice/admin/services`` and ``TRACE /splice/ping`` answered 405 without ``Allow`` and with the code
+``not_found``; channels did it right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import InProcess, free_port, in_process
+
+
+@pytest.fixture
+async def one(tmp_path: Path) -> AsyncIterator[InProcess]:
+    from splice.server.cli.cluster import quickstart_create
+
+    directory = tmp_path / "cluster"
+    await asyncio.to_thread(quickstart_create, directory, free_port(), None, None, 1, None, False)
+    async with in_process(directory) as made:
+        yield made
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("TRACE", "/splice/admin/services", {"GET"}),
+        ("DELETE", "/splice/admin/services", {"GET"}),
+        ("PATCH", "/splice/admin/deploy", {"POST"}),
+        ("TRACE", "/splice/ping", {"GET", "HEAD"}),
+        ("POST", "/splice/ready", {"GET", "HEAD"}),
+        ("TRACE", "/splice/metrics", {"GET"}),
+        ("PUT", "/splice/openapi.json", {"GET"}),
+    ],
+)
+async def test_a_method_an_endpoint_does_not_take_is_405_with_allow(
+    one: InProcess, method: str, path: str, allowed: set[str]
+) -> None:
+    answer = await one.admin.request(method, path)
+    assert answer.status_code == 405, answer.text
+    assert {m.strip() for m in answer.headers["allow"].split(",")} >= allowed
+    body = answer.json()
+    assert body["error"]["code"] == "method_not_allowed"
+    assert method in body["error"]["message"]
+    assert body["cid"] == answer.headers["x-splice-cid"]

@@ -375,3 +375,22 @@ class CacheDefinition(Base):
     name: Mapped[str] = mapped_column(String(200))
     config: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditEntry(Base):
+    """One admin call that may change something: who made it, what it was, when, and how it ended (no body)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[int] = mapped_column(Integer)
+    server: Mapped[str] = mapped_column(String(200))
+    cid: Mapped[str] = mapped_column(String(64))
+
+
+# ``splice audit`` reads a cluster's newest entries first.
+Index("ix_audit_log_cluster_at", AuditEntry.cluster_id, AuditEntry.at)

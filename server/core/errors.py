@@ -179,3 +179,47 @@ class ConfigError(SpliceError):
     def __str__(self) -> str:
         where = f"{self.file}: {self.field}" if self.field else self.file
         return f"{where}: {self.message}"
+
+
+class CallTimedOut(SpliceError):
+    """A service did not answer within its timeout (``[calls] timeout``, or its class's ``timeout``).
+
+    An ``async def`` service was cancelled; a plain ``def`` one still runs in its thread (a thread cannot be killed):
+    its result will be dropped, and the thread counts as busy until it ends."""
+
+    code = "timeout"
+
+    def __init__(self, service: str, timeout: float, source: str, cid: str) -> None:
+        self.service = service
+        self.timeout = timeout
+        self.source = source
+        self.cid = cid
+        super().__init__(f"service '{service}' did not answer within {timeout:g} s (its timeout: {source})")
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "service": self.service, "timeout": self.timeout}
+
+
+class Overloaded(SpliceError):
+    """Every worker thread is busy and the queue of calls waiting for one is full: the call was refused at once
+    (the service was not run). ``retry_after`` is the seconds a caller should wait before it tries again."""
+
+    code = "overloaded"
+
+    def __init__(self, service: str, busy: int, size: int, queued: int, queue: int, retry_after: int = 1) -> None:
+        self.service = service
+        self.threads = {"busy": busy, "size": size, "queued": queued, "queue": queue}
+        self.retry_after = retry_after
+        super().__init__(
+            f"service '{service}' was not run: this server is overloaded (all {size} worker threads are busy and "
+            f"the queue of calls waiting for one is full: {queued} of {queue}); retry after {retry_after} s, "
+            "or raise [calls] threads and queue in cluster.toml"
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What the HTTP edge adds to the 503 answer."""
+        return {"Retry-After": str(self.retry_after)}
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "service": self.service, "threads": self.threads, "retry_after": self.retry_after}

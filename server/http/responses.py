@@ -48,6 +48,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "invalid_definition": 422,
     "pubsub_unavailable": 503,
     "cache_error": 422,
+    "timeout": 504,
+    "overloaded": 503,
 }
 """The HTTP status of each domain error, by its ``code``; a code not here (nor any of its base classes') is a 500."""
 

@@ -17,7 +17,7 @@ from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError, TooLarge
 from ..core.service import Request
 from ._paths import authorized, challenge
-from .responses import CID_HEADER, dumps, encode_payload, error_body, http_status
+from .responses import CID_HEADER, BadResponse, dumps, encode_payload, error_body, http_status
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -65,7 +65,11 @@ class ChannelApp:
             return await _send(
                 send, http_status(exc), dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid
             )
-        body, content_type = encode_payload(response.payload, response.content_type)
+        try:
+            body, content_type = encode_payload(response.payload, response.content_type, route.service)
+        except BadResponse as exc:
+            logger.error("%s", exc)
+            return await _send(send, 500, dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid)
         status = response.status or (200 if body or response.payload is not None else 204)
         try:
             extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]

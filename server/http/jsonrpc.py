@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from ..core.context import current_cid, new_cid
 from ..core.errors import HTTPError, InvalidInput, ServiceNotFound, SpliceError, TooLarge
 from ..core.service import Request
+from ._json import Unencodable
 from ._paths import PathTable, authorized, challenge
 from .channels import _read_body
 from .responses import CID_HEADER, dumps, error_body
@@ -165,6 +166,12 @@ class JsonRpcApp:
             return _failure(INTERNAL_ERROR, "Internal error", cid=cid)
         if isinstance(response.payload, bytes | bytearray):
             message = f"service '{method}' answered bytes, which a JSON-RPC result cannot carry"
+            return _failure(SERVER_ERROR, "Server error", code="bad_response", message=message, cid=cid)
+        try:
+            dumps(response.payload)  # encoded twice, to answer this call alone with the error, not the whole batch
+        except Unencodable as exc:
+            message = f"service '{method}' answered {exc}"
+            logger.error("%s", message)
             return _failure(SERVER_ERROR, "Server error", code="bad_response", message=message, cid=cid)
         return {"result": response.payload}
 

@@ -2,29 +2,55 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 from starlette.responses import Response
 
 from ..core.errors import HTTPError, SpliceError
+from ._json import Unencodable, dumps
+
+__all__ = [
+    "CID_HEADER",
+    "STATUS_OF_CODE",
+    "BadResponse",
+    "Unencodable",
+    "dumps",
+    "encode_payload",
+    "error_body",
+    "error_response",
+    "http_status",
+    "json_response",
+    "payload_json",
+]
 
 CID_HEADER = "x-splice-cid"
+logger = logging.getLogger(__name__)
 
 
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+class BadResponse(SpliceError):
+    """A service answered something its channel cannot send (a value JSON cannot carry, a header HTTP cannot)."""
+
+    code = "bad_response"
 
 
-def encode_payload(payload: Any, content_type: str | None) -> tuple[bytes, str | None]:
-    """The body bytes and content type for a service's response payload."""
+def encode_payload(payload: Any, content_type: str | None, service: str = "the service") -> tuple[bytes, str | None]:
+    """The body bytes and content type for a service's response payload; ``BadResponse`` if JSON cannot carry it."""
     if payload is None:
         return b"", content_type
     if isinstance(payload, bytes | bytearray):
         return bytes(payload), content_type or "application/octet-stream"
     if isinstance(payload, str):
         return payload.encode(), content_type or "text/plain; charset=utf-8"
-    return dumps(payload), content_type or "application/json"
+    return payload_json(payload, service), content_type or "application/json"
+
+
+def payload_json(payload: Any, service: str) -> bytes:
+    """A service's payload as JSON (``_json.dumps``), or ``BadResponse`` naming the service, the place and why."""
+    try:
+        return dumps(payload)
+    except Unencodable as exc:
+        raise BadResponse(f"service '{service}' answered {exc}") from None
 
 
 def error_body(status: int, code: str, message: str, cid: str, **extra: Any) -> bytes:
@@ -50,6 +76,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "cache_error": 422,
     "timeout": 504,
     "overloaded": 503,
+    "bad_response": 500,
 }
 """The HTTP status of each domain error, by its ``code``; a code not here (nor any of its base classes') is a 500."""
 
@@ -71,4 +98,9 @@ def error_response(exc: SpliceError, cid: str) -> Response:
 
 
 def json_response(value: Any, cid: str, status: int = 200) -> Response:
-    return Response(dumps(value), status_code=status, media_type="application/json", headers={CID_HEADER: cid})
+    try:
+        body = dumps(value)
+    except Unencodable as exc:  # Splice's own answer: a bug, still answered as JSON with the cid
+        logger.error("an answer JSON cannot carry: %s", exc)
+        body, status = error_body(500, "bad_response", f"the answer holds {exc}", cid), 500
+    return Response(body, status_code=status, media_type="application/json", headers={CID_HEADER: cid})

@@ -47,8 +47,9 @@ from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError
 from ..core.service import Request
 from ..core.websockets import NotConnected, WebSocket
+from ._json import Unencodable
 from ._paths import PathTable, authorized, challenge, header_of
-from .responses import CID_HEADER, dumps, error_body
+from .responses import CID_HEADER, BadResponse, dumps, error_body
 
 if TYPE_CHECKING:
     from ..channels.specs import WebSocketChannel
@@ -87,7 +88,10 @@ class Connection:
         self._lock = asyncio.Lock()
 
     async def asend(self, data: Any) -> None:
-        message = _frame(data)
+        """Send ``data`` (``bytes`` as a binary frame, else JSON text; ``Unencodable`` if JSON cannot carry it)."""
+        await self.send_frame(_frame(data))
+
+    async def send_frame(self, message: Message) -> None:
         async with self._lock:
             if self.closed:
                 raise NotConnected(f"WebSocket connection '{self.id}' is closed")
@@ -194,8 +198,14 @@ class WebSocketApp:
         finally:
             current_cid.reset(token)
         if reply is not None:
+            try:
+                frame = _frame(reply)
+            except Unencodable as exc:
+                bad = BadResponse(f"service '{spec.service}' answered {exc}")
+                logger.error("%s", bad)
+                frame = _frame({"error": bad.as_dict(), "cid": cid})
             with contextlib.suppress(NotConnected):
-                await connection.asend(reply)
+                await connection.send_frame(frame)
 
 
 class WebSocketPart:

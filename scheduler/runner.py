@@ -13,7 +13,10 @@ third of ``lease_ttl``); the others stand by and take the lease once it ran out.
    streams back; failed runs are retried with backoff when the job asks for it.
 
 Runs are only ever sent once a claim holds, and only re-sent to another server when the first one
-could not be connected to at all, so a dead server costs a retry, never a duplicate.
+could not be connected to at all, so a dead server costs a retry, never a duplicate. A claimed run is marked
+sent in the ODB just before its request goes out: a scheduler that takes over sends the runs its predecessor
+claimed and never sent (saying so in the run's record), and marks ``interrupted`` only those it had sent (they
+may have run: never sent twice).
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ class Run:
     """The job as it was when the run was claimed: its payload, retries and backoff."""
     attempt: int = 1
     tried: list[str] = field(default_factory=list)
+    note: str | None = None
+    """Said in the run's record whatever its outcome (a run taken over from a scheduler that stopped)."""
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.claim.job_id, self.claim.slot_us)
 
     def body(self) -> dict[str, Any]:
         c = self.claim
@@ -102,6 +111,8 @@ class Scheduler:
         self._turn = 0
         self._dead: dict[str, float] = {}  # server name -> monotonic time it refused a connection
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsent: set[tuple[int, int]] = set()
+        """Runs this scheduler claimed and will send (at their slot): not to be taken over from itself."""
         self._outcomes: list[RunOutcome] = []
         self._outcome_ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
@@ -176,6 +187,7 @@ class Scheduler:
     async def _become_active(self) -> None:
         try:
             interrupted = await self.jobs.interrupt(self.holder)
+            adopted = await self.jobs.take_over(self.holder)
         except ODB_ERRORS as exc:  # the ODB is busy: stay standing by, the next renewal tries again
             logger.warning("scheduler %s: cannot take over the runs under way (%s); trying again", self.name, exc)
             return
@@ -185,12 +197,44 @@ class Scheduler:
             "scheduler %s is active (holder %s)%s",
             self.name,
             self.holder,
-            f"; {interrupted} runs of an earlier scheduler had no outcome and are marked interrupted"
+            f"; {interrupted} runs of an earlier scheduler were sent and had no outcome: marked interrupted"
             if interrupted
             else "",
         )
         if self.on_state:
             self.on_state("active")
+        self._send_taken_over([a for a in adopted if (a[0].job_id, a[0].slot_us) not in self._unsent])
+
+    def _send_taken_over(self, adopted: Sequence[tuple[Claim, Job, str]]) -> None:
+        """Send the runs an earlier scheduler claimed and never sent, as it would have (late, so the job's misfire
+        policy decides whether a run later than the grace still runs); the record says they were taken over."""
+        runs: list[Run] = []
+        current = now_us()
+        for claim, job, previous in adopted:
+            note = f"taken over: claimed by {previous}, which stopped before sending it; sent by {self.holder}"
+            late = (current - claim.slot_us) / 1e6
+            if late > self.settings.misfire_grace and job.spec.misfire == "skip":
+                reason = f"{note.split(';')[0]}; {late:.1f} s late: skipped (misfire policy skip)"
+                self._outcomes.append(RunOutcome(claim.job_id, claim.slot_us, "skipped", 0, None, reason))
+                self._outcome_ready.set()
+                continue
+            runs.append(Run(claim, job.spec, note=note))
+        if runs:
+            logger.info(
+                "scheduler %s: %s runs claimed by an earlier scheduler and never sent are sent now",
+                self.name,
+                len(runs),
+            )
+            self._schedule(runs, current)
+
+    def _schedule(self, runs: Sequence[Run], current: int) -> None:
+        """Send each run at its slot (those due already, now), one batch per moment."""
+        by_time: dict[int, list[Run]] = {}
+        for run in runs:
+            self._unsent.add(run.key)
+            by_time.setdefault(max(run.claim.slot_us, current), []).append(run)
+        for at, batch in sorted(by_time.items()):
+            self._spawn(self._dispatch(batch) if at <= current else self._dispatch_at(batch, at))
 
     async def _step_down(self, release: bool) -> None:
         was = self.active
@@ -273,15 +317,11 @@ class Scheduler:
             if (claim.job_id, claim.slot_us) not in kept and claim.job_id in jobs:
                 # Wait for the reload rather than claim again.
                 jobs[claim.job_id] = dataclasses.replace(jobs[claim.job_id], next_due_us=None, run_now_us=None)
-        runs = [Run(c, jobs[c.job_id].spec) for c in taken if c.status == "running"]
+        runs = [Run(c, jobs[c.job_id].spec) for c in taken if c.status == "claimed"]
         for claim in taken:
             if claim.status == "skipped":
                 logger.info("job %s: slot %s %s", claim.job_name, from_us(claim.slot_us).isoformat(), claim.error)
-        by_time: dict[int, list[Run]] = {}
-        for run in runs:
-            by_time.setdefault(max(run.claim.slot_us, current), []).append(run)
-        for at, batch in sorted(by_time.items()):
-            self._spawn(self._dispatch(batch) if at <= current else self._dispatch_at(batch, at))
+        self._schedule(runs, current)
 
     async def _dispatch_at(self, runs: Sequence[Run], at_us: int) -> None:
         """Send runs claimed ahead of their slot at the slot, over connections opened while waiting."""
@@ -331,10 +371,41 @@ class Scheduler:
         return candidates[self._turn % len(candidates)]
 
     async def _dispatch(self, runs: Sequence[Run]) -> None:
-        """Send ``runs`` out, split over the live servers, one request each."""
+        """Mark ``runs`` sent, then send them out, split over the live servers, one request each."""
+        keys = [run.key for run in runs]
+        try:
+            runs = await self._mark_sent(runs)
+        finally:
+            self._unsent.difference_update(keys)
+        if not runs:
+            return
         servers = await self._live_servers()
         groups = max(1, min(len(servers), len(runs)))
         await asyncio.gather(*(self._send(list(runs[index::groups])) for index in range(groups)))
+
+    async def _mark_sent(self, runs: Sequence[Run]) -> list[Run]:
+        """The runs of ``runs`` marked sent in the ODB (before they go out, so a scheduler taking over knows they may
+        have run). A run another scheduler took over meanwhile is left out: it sends it. While the ODB cannot be
+        reached the runs wait (never sent unmarked); once this scheduler is not active, another takes them over."""
+        delay = 0.05
+        while True:
+            try:
+                marked = await self.jobs.mark_sent([run.key for run in runs], self.holder)
+                break
+            except ODB_ERRORS as exc:
+                if not self.active:
+                    logger.warning(
+                        "scheduler %s: %s runs not marked sent (%s): left to the next", self.name, len(runs), exc
+                    )
+                    return []
+                logger.warning("scheduler %s: cannot mark %s runs sent (%s); trying again", self.name, len(runs), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        if len(marked) < len(runs):
+            logger.warning(
+                "scheduler %s: %s runs were taken over by another scheduler", self.name, len(runs) - len(marked)
+            )
+        return [run for run in runs if run.key in marked]
 
     async def _send(self, runs: list[Run]) -> None:
         """Send ``runs`` in one request; to the next server only when one refused the connection (nothing ran)."""
@@ -403,6 +474,8 @@ class Scheduler:
     ) -> None:
         """Record what became of ``run``'s attempt; a failed one is retried when its job asks for it."""
         c = run.claim
+        if run.note:
+            error = run.note if error is None else f"{run.note}; {error}"
         outcome = RunOutcome(
             c.job_id, c.slot_us, status, run.attempt, server, error, started_us, finished_us or now_us()
         )

@@ -77,7 +77,9 @@ class Claim:
     kind: str
     """``scheduled`` (a slot of the trigger) or ``manual`` (run-now)."""
     status: str
-    """``running`` (it is sent to a server) or ``skipped`` (recorded only, with ``error`` saying why)."""
+    """``claimed`` (to be sent to a server at its slot; ``running`` once sent) or ``skipped`` (recorded only, with
+    ``error`` saying why). A run is marked sent in the ODB just before its request goes out, so a scheduler that
+    takes over sends the claimed runs its predecessor left unsent, and only marks the sent ones interrupted."""
     missed: int
     cid: str
     next_due_us: int | None
@@ -91,7 +93,7 @@ class Claim:
         at = job.run_now_us
         if at is None:
             raise ValueError(f"job '{job.name}' has no run asked for by hand")
-        return cls(job.id, job.name, job.spec.service, at, "manual", "running", 0, new_cid(), None, at)
+        return cls(job.id, job.name, job.spec.service, at, "manual", "claimed", 0, new_cid(), None, at)
 
     @classmethod
     def scheduled(
@@ -104,7 +106,7 @@ class Claim:
             job.spec.service,
             slot_us,
             "scheduled",
-            "running" if run else "skipped",
+            "claimed" if run else "skipped",
             missed,
             new_cid(),
             next_due_us,

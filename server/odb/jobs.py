@@ -288,9 +288,63 @@ class JobRepository(JobStore):
         async with self.engine.begin() as conn:
             await conn.execute(statement, params)
 
+    async def mark_sent(self, keys: Iterable[tuple[int, int]], scheduler: str) -> set[tuple[int, int]]:
+        """Mark the claimed runs ``keys`` (job id, slot) of ``scheduler`` as sent (``running``), just before they go
+        out; answers the keys marked. A run another scheduler took over meanwhile is not ours to send any more: it
+        is left out, so a run is sent by one scheduler only, whoever claimed it."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
+        async with self.engine.begin() as conn:
+            mine = await self._claimed(conn, wanted, RunRow.scheduler == scheduler)
+            if mine:
+                await conn.execute(update(RunRow).where(RunRow.id.in_(list(mine.values()))).values(status="running"))
+        return set(mine)
+
+    async def _claimed(self, conn: AsyncConnection, keys: set[tuple[int, int]] | None, *where: Any) -> dict[Any, int]:
+        """Claimed runs (among ``keys``, when given) matching ``where``, locked to the transaction's end: by key."""
+        if conn.dialect.name == "sqlite":
+            # SQLite reads without a lock: a write first takes the database's write lock (see ``_claim_rows``).
+            await conn.execute(update(Cluster).where(Cluster.id == self.cluster_id).values(id=Cluster.id))
+        query = select(RunRow.id, RunRow.job_id, RunRow.slot_us).where(
+            RunRow.cluster_id == self.cluster_id, RunRow.status == "claimed", *where
+        )
+        if keys is not None:
+            query = query.where(RunRow.job_id.in_(sorted({job for job, _ in keys})))
+        rows = (await conn.execute(query.with_for_update())).all()
+        return {(row.job_id, row.slot_us): row.id for row in rows if keys is None or (row.job_id, row.slot_us) in keys}
+
+    async def take_over(self, scheduler: str) -> list[tuple[Claim, Job, str]]:
+        """Claimed runs not sent yet, whoever claimed them, are ``scheduler``'s to send now: answers each run's
+        claim, its job (as it is now) and the scheduler that claimed it. The runs stay ``claimed`` (their new holder
+        marks them sent as any other); a run whose job is gone went with it."""
+        async with self.engine.begin() as conn:
+            taken = await self._claimed(conn, None)
+            if not taken:
+                return []
+            ids = list(taken.values())
+            runs = (await conn.execute(select(RunRow).where(RunRow.id.in_(ids)).order_by(RunRow.slot_us))).all()
+            found = select(JobRow).where(JobRow.id.in_(sorted({run.job_id for run in runs})))
+            jobs = {row.id: row for row in (await conn.execute(found)).all()}
+            await conn.execute(update(RunRow).where(RunRow.id.in_(ids)).values(scheduler=scheduler))
+        out: list[tuple[Claim, Job, str]] = []
+        for run in runs:
+            try:
+                job = _job(jobs[run.job_id])
+            except (KeyError, ValueError) as exc:
+                logger.error("job %s cannot be read (%r): its claimed run is not sent", run.job_name, exc)
+                continue
+            claim = Claim(
+                run.job_id, run.job_name, run.service, run.slot_us, run.kind, "claimed", run.missed, run.cid, None, None
+            )
+            out.append((claim, job, run.scheduler))
+        return out
+
     async def interrupt(self, scheduler: str) -> int:
-        """Runs other schedulers left under way: they stopped (or lost the lease) before the outcome came back."""
-        message = "its scheduler stopped before the outcome came back: the service may or may not have run"
+        """Runs other schedulers sent and left under way: they stopped (or lost the lease) before the outcome came
+        back, so nobody knows whether they ran (at most once: they are never sent again). Claimed runs that were
+        not sent yet are not touched: ``take_over`` hands them to the new scheduler."""
+        message = "sent by a scheduler that stopped before the outcome came back: the service may or may not have run"
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(RunRow)
@@ -310,7 +364,7 @@ class JobRepository(JobStore):
                 delete(RunRow).where(
                     RunRow.cluster_id == self.cluster_id,
                     RunRow.dispatched_us < before_us,
-                    RunRow.status.not_in(("running", "retrying")),
+                    RunRow.status.not_in(("claimed", "running", "retrying")),
                 )
             )
         return int(result.rowcount or 0)

@@ -84,7 +84,7 @@ def test_claims_of_a_job_carry_what_was_read_and_a_fresh_cid_each() -> None:
     hand = Claim.manual(job)
     assert (hand.kind, hand.status, hand.slot_us, hand.expected_us, hand.next_due_us) == (
         "manual",
-        "running",
+        "claimed",
         NOW_US - 5,
         NOW_US - 5,
         None,

@@ -55,13 +55,13 @@ def due_of(row: Job) -> int:
 
 def scheduled(row: Job, slot_us: int, next_us: int | None, cid: str = "c1") -> Claim:
     """A claim of ``slot_us`` for a job as read in ``row``; the job goes on to ``next_us``."""
-    return Claim(row.id, row.name, row.spec.service, slot_us, "scheduled", "running", 0, cid, next_us, row.next_due_us)
+    return Claim(row.id, row.name, row.spec.service, slot_us, "scheduled", "claimed", 0, cid, next_us, row.next_due_us)
 
 
 def manual(row: Job, cid: str = "m1") -> Claim:
     at = row.run_now_us
     assert at is not None
-    return Claim(row.id, row.name, row.spec.service, at, "manual", "running", 0, cid, None, at)
+    return Claim(row.id, row.name, row.spec.service, at, "manual", "claimed", 0, cid, None, at)
 
 
 async def history(jobs: JobRepository, name: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -201,7 +201,7 @@ async def test_a_claim_inserts_the_run_and_moves_the_job_on(odb: OdbRepository) 
     assert after.next_due_us == slot + MINUTE_US
     assert after.last_slot_us == slot
     [run] = await runs_of(odb, row.id)
-    assert (run.slot_us, run.status, run.scheduler, run.cid, run.attempts) == (slot, "running", "sched-a:1", "c1", 0)
+    assert (run.slot_us, run.status, run.scheduler, run.cid, run.attempts) == (slot, "claimed", "sched-a:1", "c1", 0)
     # The same claim again is stale now (the job moved on), so nothing is taken twice.
     assert await jobs.claim([claim], "sched-a:1") == []
     assert len(await runs_of(odb, row.id)) == 1
@@ -285,7 +285,7 @@ async def test_a_manual_run_is_claimed_once_and_keeps_the_schedule(odb: OdbRepos
     await jobs.run_now("tick")
     row = await raw(jobs, "tick")
     assert row.run_now_us is not None
-    stale = Claim(row.id, "tick", "tools.tick", row.run_now_us, "manual", "running", 0, "x", None, 12345)
+    stale = Claim(row.id, "tick", "tools.tick", row.run_now_us, "manual", "claimed", 0, "x", None, 12345)
     assert await jobs.claim([stale], "sched-a:1") == []
     claim = manual(row)
     assert await jobs.claim([claim], "sched-a:1") == [claim]
@@ -378,7 +378,7 @@ async def test_finish_records_outcomes_and_history_shows_them_newest_first(odb: 
     runs = await history(jobs, "tick")
     assert [h["cid"] for h in runs] == ["c2", "c1", "c0"]
     newest, failed, ok = runs
-    assert (newest["status"], newest["server"], newest["started"], newest["took_ms"]) == ("running", None, None, None)
+    assert (newest["status"], newest["server"], newest["started"], newest["took_ms"]) == ("claimed", None, None, None)
     assert (failed["status"], failed["attempts"], failed["server"], failed["error"]) == (
         "failed",
         3,
@@ -404,8 +404,10 @@ async def test_interrupt_marks_the_runs_under_way_of_other_holders_only(odb: Odb
         slot = due_of(current)
         holder = "sched-b:2" if cid.startswith("mine") else "sched-a:1"
         assert await jobs.claim([scheduled(current, slot, slot + MINUTE_US, cid=cid)], holder), index
+        assert await jobs.mark_sent([(current.id, slot)], holder) == {(current.id, slot)}
         if statuses.get(cid, "running") != "running":
             await jobs.finish([RunOutcome(current.id, slot, statuses[cid], attempts=1, error="was")])
+    await claim_unsent(jobs, "sched-a:1", "old-claimed")
     assert await jobs.interrupt("sched-b:2") == 2
     after = {run["cid"]: run for run in await history(jobs, "tick")}
     assert {cid: run["status"] for cid, run in after.items()} == {
@@ -414,6 +416,7 @@ async def test_interrupt_marks_the_runs_under_way_of_other_holders_only(odb: Odb
         "old-ok": "ok",
         "old-failed": "failed",
         "mine-running": "running",
+        "old-claimed": "claimed",
     }
     assert "may or may not have run" in after["old-running"]["error"]
     assert after["old-ok"]["error"] == "was"
@@ -498,3 +501,37 @@ async def test_only_one_of_two_holders_racing_for_a_free_lease_gets_it(
         assert sorted(got) == [False, True], (round_, got)
         holder = (await odb.leases(name))[name]["holder"]
         assert holder == ("sched-a:1" if got[0] else "sched-b:2")
+
+
+async def claim_unsent(jobs: JobRepository, holder: str, cid: str) -> tuple[int, int]:
+    current = await raw(jobs, "tick")
+    slot = due_of(current)
+    assert await jobs.claim([scheduled(current, slot, slot + MINUTE_US, cid=cid)], holder)
+    return (current.id, slot)
+
+
+async def test_claimed_runs_not_sent_are_taken_over_and_sent_once(odb: OdbRepository) -> None:
+    jobs = JobRepository(odb)
+    await make(jobs, "tick")
+    sent = await claim_unsent(jobs, "sched-a:1", "sent")
+    assert await jobs.mark_sent([sent], "sched-a:1") == {sent}
+    unsent = [await claim_unsent(jobs, "sched-a:1", f"unsent{i}") for i in range(2)]
+    assert await jobs.mark_sent([], "sched-a:1") == set()
+    assert await jobs.mark_sent([sent], "sched-a:1") == set()  # sent already: never twice
+    taken = await jobs.take_over("sched-b:2")
+    assert [(c.job_id, c.slot_us, c.cid, c.status, previous) for c, _, previous in taken] == [
+        (*unsent[0], "unsent0", "claimed", "sched-a:1"),
+        (*unsent[1], "unsent1", "claimed", "sched-a:1"),
+    ]
+    assert {job.name for _, job, _ in taken} == {"tick"}
+    # The old scheduler, still alive, cannot send them any more; the new one can, once.
+    assert await jobs.mark_sent(unsent, "sched-a:1") == set()
+    assert await jobs.mark_sent(unsent, "sched-b:2") == set(unsent)
+    assert await jobs.mark_sent(unsent, "sched-b:2") == set()
+    assert await jobs.take_over("sched-c:3") == []
+    runs = {run["cid"]: run for run in await history(jobs, "tick")}
+    assert {cid: (run["status"], run["scheduler"]) for cid, run in runs.items()} == {
+        "sent": ("running", "sched-a:1"),
+        "unsent0": ("running", "sched-b:2"),
+        "unsent1": ("running", "sched-b:2"),
+    }

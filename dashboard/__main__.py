@@ -13,6 +13,7 @@ from .process import run_dashboard
 
 
 def main() -> int:
+    os.umask(0o077)  # its logs, users and sessions are owner-only
     parser = argparse.ArgumentParser(prog="python -m splice.dashboard", description="Run a Splice dashboard.")
     parser.add_argument("directory", type=Path, help="the dashboard directory (holds dashboard.toml)")
     args = parser.parse_args()

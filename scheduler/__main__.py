@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from .process import run_scheduler
 
 
 def main() -> int:
+    os.umask(0o077)  # its logs and state files, and an ODB or -wal it creates, are owner-only
     parser = argparse.ArgumentParser(prog="python -m splice.scheduler", description="run one scheduler")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--name", default="scheduler1")

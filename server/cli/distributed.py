@@ -7,6 +7,10 @@
 Each server directory is a cluster directory of its own (``cluster.toml`` naming the shared ODB, the
 cluster and, across hosts, Redis), holding the servers of that host; the servers find each other
 through the ODB, where each registers when created and says it is alive while it runs.
+
+Every server and scheduler of the cluster needs the same cluster key (``secret-key``, or ``$SPLICE_SECRET_KEY``):
+it decrypts outgoing connections' secrets and derives the internal token the servers present to each other. A new
+server directory gets none: copy the file from the first one, or set the variable on every host.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 from ..channels.security import new_token, token_digest
 from ..config import CONFIG_FILE, load_settings, render_config
+from ..connections.secrets import KEY_FILE, KEY_VARIABLE
+from ..files import owner_only
 from .cluster import CliError
 
 
@@ -107,6 +113,7 @@ def create_server_directory(
 
     asyncio.run(_with_repository(odb, cluster, action))
     directory.mkdir(parents=True, exist_ok=True)
+    owner_only(directory)
     (directory / CONFIG_FILE).write_text(
         render_config(cluster, odb, [(name, host, port)], redis=redis), encoding="utf-8"
     )
@@ -114,7 +121,20 @@ def create_server_directory(
     settings.deployed_dir(name).mkdir(parents=True)
     (settings.server_dir(name) / "logs").mkdir()
     _write_token(settings.token_file, token)
+    print(key_note(directory, cluster))
     return {"directory": str(directory), "cluster": cluster, "server": name, "url": url}
+
+
+def key_note(directory: Path, cluster: str) -> str:
+    """What a new server directory needs before it starts: the cluster's key, the same on every server."""
+    if os.environ.get(KEY_VARIABLE):
+        return f"cluster key: ${KEY_VARIABLE} (set it to the same value for every server and scheduler of '{cluster}')"
+    return (
+        f"cluster key: every server and scheduler of '{cluster}' needs the same one. Copy {KEY_FILE} from the"
+        f" cluster's first server directory to {directory / KEY_FILE} (mode 0600), or set ${KEY_VARIABLE} on every"
+        f" host; a server started without either makes a key of its own, and then cannot decrypt the cluster's"
+        f" outgoing secrets nor be called by its peers (401)"
+    )
 
 
 def register(sub: Any, cluster_arg: Any) -> None:

@@ -13,6 +13,7 @@ says so instead of failing obscurely.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ class ClusterKey:
         from cryptography.fernet import Fernet
 
         self._fernet = Fernet(key)
+        self._key = key
         self.where = where
         self.id = hashlib.sha256(key).hexdigest()[:12]
 
@@ -61,6 +63,11 @@ class ClusterKey:
             raise SecretsError(
                 where, "is not a cluster key (32 url-safe base64-encoded bytes, as Fernet.generate_key() makes)"
             ) from None
+
+    def derive(self, purpose: str) -> str:
+        """A secret derived from the key for ``purpose`` (HMAC-SHA256, hex): the same on every server holding the
+        key, unguessable without it, and telling nothing about the key or another purpose's secret."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).hexdigest()
 
     def encrypt(self, secrets: Mapping[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(dict(secrets)).encode()).decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -50,13 +51,32 @@ logger = logging.getLogger(__name__)
 PREFIX = "/splice/admin"
 
 
+INTERNAL_PATHS = frozenset(
+    PREFIX + path for path in ("/cluster/sync", "/cluster/events", "/scheduler/dispatch", "/pickup")
+)
+"""What the cluster's own processes call on a server with the internal token (``cluster.credentials``): the HTTP
+bus's notices and events, the scheduler's batches, a peer asking for its pickup batches; plus
+``_INTERNAL_PING``, a peer forwarding a connection's ping. Nothing else opens with it."""
+_INTERNAL_PING = re.compile(re.escape(PREFIX) + r"/outgoing/[^/]+/ping")
+
+
+def internal_path(path: str) -> bool:
+    """Whether the internal token opens ``path``."""
+    return path in INTERNAL_PATHS or _INTERNAL_PING.fullmatch(path) is not None
+
+
 def authorized(runtime: Runtime, header: str, path: str) -> bool:
-    """Whether ``header`` (``Authorization``) opens admin ``path``."""
+    """Whether ``header`` (``Authorization``) opens admin ``path``: an admin token opens every path, the cluster's
+    internal token only the ``internal_path`` ones. Digests are compared in constant time."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
     digest = token_digest(token.strip())
-    return any(hmac.compare_digest(digest, known) for known in runtime.token_hashes)
+    admin = any(hmac.compare_digest(digest, known) for known in runtime.token_hashes)
+    internal = runtime.repository.internal_token
+    if admin or not internal or not internal_path(path):
+        return admin
+    return hmac.compare_digest(digest, token_digest(internal))
 
 
 async def server_info(runtime: Runtime, request: Request, body: None) -> about.ServerInfo:

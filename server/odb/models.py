@@ -31,8 +31,6 @@ class Cluster(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    internal_token: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    """The token servers use to call each other's admin API (its sha256 is also in ``tokens``)."""
     jobs_changed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Bumped by every change of a job, in the same transaction: what the scheduler watches."""
 

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, insert, select, update
+from sqlalchemy import Row, Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..channels.security import new_token, token_digest
-from .models import Cluster, Token
+from .models import Cluster
 
 
 class ClusterScope:
@@ -38,25 +37,19 @@ class ClusterScope:
             return (await conn.execute(query)).all()
 
     async def ensure_cluster(self, internal_token: str = "") -> int:
-        """Create the cluster's row (and its internal token) if missing; idempotent. ``internal_token``: the token
-        the cluster's servers present to each other (``splice.server.cluster.credentials``), for those that call
-        each other (servers, schedulers)."""
+        """Create the cluster's row if missing; idempotent. ``internal_token``: the token the cluster's servers
+        present to each other (``splice.server.cluster.credentials``, derived from the cluster key), for those that
+        call each other (servers, schedulers). It is kept in this object only: the ODB holds neither it nor its
+        digest, so a database reader learns nothing that opens the admin API."""
         async with self.engine.begin() as conn:
-            query = select(Cluster.id, Cluster.internal_token).where(Cluster.name == self.cluster_name)
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(select(Cluster.id).where(Cluster.name == self.cluster_name))).first()
             if row is None:
                 result = await conn.execute(insert(Cluster).values(name=self.cluster_name))
-                found, internal = int(result.inserted_primary_key[0]), None  # type: ignore[index]
+                found = int(result.inserted_primary_key[0])  # type: ignore[index]
             else:
-                found, internal = int(row[0]), row[1]
-            if internal is None:
-                internal = new_token()
-                await conn.execute(update(Cluster).where(Cluster.id == found).values(internal_token=internal))
-                await conn.execute(delete(Token).where(Token.cluster_id == found, Token.name == "internal"))
-                digest = token_digest(internal)
-                await conn.execute(insert(Token).values(cluster_id=found, name="internal", token_sha256=digest))
+                found = int(row[0])
         self._cluster_id = found
-        self.internal_token = internal_token or str(internal)
+        self.internal_token = internal_token
         return self._cluster_id
 
 

@@ -81,6 +81,7 @@ _MACROS = {
     "@hourly": "0 * * * *",
 }
 _DIGITS = re.compile(r"[0-9]+")
+_TOO_MANY = 10**9
 
 
 def _field_error(index: int, message: str) -> ScheduleError:
@@ -96,16 +97,24 @@ def _value(text: str, index: int) -> int:
     if not _DIGITS.fullmatch(text):
         hint = f"a number or {_NAME_HINTS[index]}" if index in _NAME_HINTS else "a number"
         raise _field_error(index, f"{text!r} is not {hint}")
-    number = int(text)
+    number = _number(text)
     if not low <= number <= high:
-        raise _field_error(index, f"{number} is out of range {low}-{high}")
+        shown = str(number) if number < _TOO_MANY else f"{text[:12]}... ({len(text)} digits)"
+        raise _field_error(index, f"{shown} is out of range {low}-{high}")
     return number
 
 
+def _number(digits: str) -> int:
+    """The number ``digits`` writes, or ``_TOO_MANY`` past nine significant digits: past any field's range, and
+    ``int()`` refuses strings of over 4,300 digits with a bare ``ValueError``."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 9 else _TOO_MANY
+
+
 def _step(text: str, index: int) -> int:
-    if not _DIGITS.fullmatch(text) or int(text) < 1:
-        raise _field_error(index, f"step {text!r} must be a whole number, 1 or more")
-    return int(text)
+    if not _DIGITS.fullmatch(text) or _number(text) < 1:
+        raise _field_error(index, f"step {text[:20]!r} must be a whole number, 1 or more")
+    return _number(text)
 
 
 def _parse_item(item: str, index: int) -> range:

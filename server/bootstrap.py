@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import cache
@@ -31,6 +32,7 @@ from .core.errors import ConfigError
 from .core.invoker import Invoker
 from .core.metrics import Metrics
 from .core.store import ServiceStore
+from .core.workers import WorkerPool
 from .debug import Debugger
 from .deploy import DeploymentEngine, DeploymentPath
 from .deploy.isolate import Isolation
@@ -41,6 +43,10 @@ from .pubsub.broker import Broker
 from .runtime import LiveConfig, Runtime
 
 logger = logging.getLogger(__name__)
+GRACE = 5.0
+"""Seconds a stopping server waits for the calls under way (HTTP requests, then background calls) to end."""
+HARD_STOP = GRACE + 7.0
+"""Seconds after SIGTERM when a server that has still not ended exits anyway (``splice stop`` kills at 15 s)."""
 
 
 async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.Event | None = None) -> Runtime:
@@ -62,7 +68,8 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     await repository.ensure_cluster(internal_token(settings))
     store = ServiceStore()
     deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
-    invoker = Invoker(store, server.name, Metrics())
+    calls = settings.calls
+    invoker = Invoker(store, server.name, Metrics(), timeout=calls.timeout, pool=WorkerPool(calls.threads, calls.queue))
     jobs = invoker.jobs = Jobs(JobRepository(repository))
     ide_root = settings.deployed_dir(settings.servers[0].name)
     debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)
@@ -111,18 +118,25 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     config.bind = [f"{runtime.server.host}:{runtime.server.port}"]
     config.accesslog = access_logger(runtime.settings.logs)
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 5.0
+    config.graceful_timeout = GRACE
     config.websocket_max_message_size = MAX_WS_MESSAGE  # each channel's own max_message is checked per message
     config.websocket_ping_interval = ping_interval(runtime.live.of("websocket"))
     warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
     runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
     for part in runtime.background:
         await part.start()
+    stopping: list[float] = []
+
+    async def trigger() -> None:
+        await shutdown.wait()
+        stopping.append(time.monotonic())
+
     try:
-        await hypercorn_serve(build_app(runtime), config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+        await hypercorn_serve(build_app(runtime), config, shutdown_trigger=trigger)  # type: ignore[arg-type]
     finally:
         warm.cancel()
-        await runtime.close()
+        left = GRACE - (time.monotonic() - stopping[0]) if stopping else GRACE
+        await runtime.close(grace=max(left, 0.5))
 
 
 def run_server(directory: Path, server_name: str) -> None:
@@ -134,14 +148,22 @@ def run_server(directory: Path, server_name: str) -> None:
     configure_server_logging(log_file, settings.log_level, settings.logs)
 
     restart = False
+    pool: list[WorkerPool] = []
 
     async def main() -> None:
         nonlocal restart
         shutdown = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if not shutdown.is_set():
+                shutdown.set()
+                _watchdog(pool)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, shutdown.set)
+            loop.add_signal_handler(sig, stop)
         runtime = await build_runtime(settings, server_name, shutdown)
+        pool.append(runtime.invoker.pool)
         # What start-up made lives as long as the server: keep it out of every later full collection,
         # which otherwise walks it all and shows as 40-50 ms pauses under load. (No gc.collect() first:
         # it would add ~40 ms to the start for the little garbage start-up leaves.)
@@ -158,6 +180,38 @@ def run_server(directory: Path, server_name: str) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    if pool and pool[0].in_threads() and not restart:
+        # Threads of plain 'def' services still run (a thread cannot be killed) and would keep the interpreter
+        # from ending: say which, then end without waiting for them.
+        _exit_now(pool, "stopped", 0)
     if restart:  # debugpy cannot stop listening: the same process (same pid, same command) starts afresh
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def _still_running(pool: list[WorkerPool]) -> str:
+    calls = pool[0].in_threads() if pool else []
+    return ", ".join(call.describe() for call in calls) or "none"
+
+
+def _exit_now(pool: list[WorkerPool], how: str, status: int) -> None:
+    logger.error(
+        "server %s with service calls still running in worker threads, not waiting for them: %s",
+        how,
+        _still_running(pool),
+    )
+    logging.shutdown()
+    os._exit(status)
+
+
+def _watchdog(pool: list[WorkerPool]) -> None:
+    """After SIGTERM: whatever still runs (a closing part that hangs, a loop blocked by user code), the process
+    ends ``HARD_STOP`` seconds later."""
+
+    def expire() -> None:
+        logger.error("the server did not stop within %g s of SIGTERM", HARD_STOP)
+        _exit_now(pool, "exits", 1)
+
+    timer = threading.Timer(HARD_STOP, expire)
+    timer.daemon = True
+    timer.start()

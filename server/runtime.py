@@ -210,7 +210,9 @@ class Runtime:
         where = f"the environment of server {self.server.name}"
         return await apply_file(self, path, self.environ, where, by=f"file:{path}", prune=prune)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop the background parts, the cluster membership and the connections; background calls under way get
+        up to ``grace`` seconds to end (what is left of the server's grace period)."""
         for part in reversed(self.background):
             try:
                 await part.stop()
@@ -218,7 +220,7 @@ class Runtime:
                 logger.exception("stopping %s failed", type(part).__name__)
         await self.pickup.stop()
         await self.cluster.stop()
-        await self.invoker.drain()
+        await self.invoker.drain(grace)
         await self.live.connections.close()
         self.engine.close()
         await self.engine.isolation.close()

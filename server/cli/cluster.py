@@ -12,12 +12,15 @@ from typing import Any
 
 from ..channels.security import new_token, token_digest
 from ..client import ping
-from ..config import CONFIG_FILE, Settings, load_settings, render_config
+from ..config import CONFIG_FILE, ServerSettings, Settings, load_settings, render_config
 from ..core.errors import ConfigError
 from . import _dashboards as dashboards
 from . import _haproxy as lb
 from . import _schedulers as schedulers
-from ._process import CliError, pid_running, stop_one, tail
+from ._process import CliError, age, alive, describe, pid_running, port_free, port_taken, probe, stop_one, tail
+
+STARTING = 5.0
+"""Seconds a server process may take after it starts before it answers ping; an older one that does not is stuck."""
 
 
 async def _prepare_odb(settings: Settings, token: str | None = None) -> None:
@@ -114,12 +117,11 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     launched: dict[str, subprocess.Popen[bytes] | None] = {}
     began = time.monotonic()
     for server in settings.servers:
-        if running_pid(settings, server.name) is not None:
+        pid = running_pid(settings, server.name)
+        if pid is not None and _answers(settings, server, pid):
             continue
-        if ping(server.url, 0.3) is not None:
-            raise CliError(
-                f"{server.url} is already answering, but not as {server.name} of {directory}: is the port taken?"
-            )
+        if ping(server.url, 0.3) is not None or not port_free(server.host, server.port):
+            raise CliError(port_taken(server.name, server.host, server.port, settings.directory))
         logs = settings.server_dir(server.name) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "console.log", "ab") as console:
@@ -146,8 +148,8 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     for server in settings.servers:
         waiting = launched.get(server.name)
         while True:
-            answer = ping(server.url, 0.5)
-            if answer is not None and answer.get("server") == server.name:
+            answer = probe(server.url, 0.5)  # a saturated or draining server answers 503: it runs
+            if answer is not None and answer[1].get("server") == server.name:
                 break
             if waiting is not None and waiting.poll() is not None:
                 _pid_file(settings, server.name).unlink(missing_ok=True)
@@ -169,6 +171,28 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     results += [] if balancer is None else [balancer]
     dashboard = dashboards.start_if_configured(settings, max(timeout - (time.monotonic() - began), 10.0))
     return results if dashboard is None else [*results, dashboard]
+
+
+def _answers(settings: Settings, server: ServerSettings, pid: int) -> bool:
+    """Whether the running process ``pid`` of ``server`` answers ping (``False``: it ended meanwhile). One that still
+    does not answer once it is ``STARTING`` seconds old is an old process stuck (or stopped): ``CliError`` names it
+    and says what to do, instead of waiting for it."""
+    while True:
+        answer = probe(server.url, 1.0)
+        if answer is not None and answer[1].get("server") == server.name:
+            return True
+        if not alive(pid):
+            _pid_file(settings, server.name).unlink(missing_ok=True)
+            return False
+        if (age(pid) or STARTING) >= STARTING:
+            break
+        time.sleep(0.1)
+    directory = settings.directory
+    raise CliError(
+        f"{server.name} does not answer {server.url}/splice/ping, but its process still runs: {describe(pid)}. "
+        f"It is stuck (a service that blocks, a hung shutdown) or stopped. End it with 'kill {pid}' (if it does "
+        f"not end, 'kill -9 {pid}') or 'splice stop {directory}', then run 'splice start {directory}' again"
+    )
 
 
 def stop(directory: Path, timeout: float = 15.0) -> list[dict[str, Any]]:

@@ -4,10 +4,14 @@ The input is checked by the service's ``Input`` model (``splice.server.core.fiel
 an ``InputView``; an ``Output`` model checks a ``dict`` answer (a pydantic Output also shapes it: its JSON
 form is what the caller gets), and an answer that is a pydantic instance is turned into its JSON form.
 
-``async def`` services run on the event loop; plain ``def`` services run in a worker thread, so a
-blocking call in a service (an HTTP client, a database driver) never stalls the server. Errors that
-escape user code become ``ServiceFailed`` naming the chain of services that led to them; this is the
-one place that catches everything user code may raise.
+``async def`` services run on the event loop; plain ``def`` services run in a worker thread of a bounded
+pool (``WorkerPool``: ``[calls] threads``, at most ``[calls] queue`` calls waiting, beyond that ``Overloaded``),
+so a blocking call in a service (an HTTP client, a database driver) never stalls the server, and services that
+block for good cannot take it down. Every call has a timeout (``[calls] timeout``, or the service class's
+``timeout``): past it the caller gets ``CallTimedOut``; an ``async def`` service is cancelled, a thread is
+abandoned (it runs on, counted busy, and its result is dropped). Errors that escape user code become
+``ServiceFailed`` naming the chain of services that led to them; this is the one place that catches everything
+user code may raise.
 """
 
 from __future__ import annotations
@@ -22,11 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
-import anyio.to_thread
 
 from .cache import Caches, NoCaches
 from .context import current_cid, new_cid
-from .errors import HTTPError, InvalidInput, InvalidOutput, ServiceFailed, ServiceNotFound, SpliceError
+from .errors import (
+    CallTimedOut,
+    HTTPError,
+    InvalidInput,
+    InvalidOutput,
+    Overloaded,
+    ServiceFailed,
+    ServiceNotFound,
+    SpliceError,
+)
 from .fields import is_model_instance
 from .metrics import Metrics
 from .outgoing import ConnectionSource, NoConnections
@@ -34,6 +46,7 @@ from .pubsub import NoPublisher, Publisher
 from .service import InputView, Request, Response, Service
 from .store import ServiceInfo, ServiceStore
 from .websockets import Hub
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .schedule import JobBackend
@@ -46,11 +59,23 @@ _ERROR_MAX = 500
 class Invoker:
     """Calls services by name from one ``ServiceStore``."""
 
-    def __init__(self, store: ServiceStore, server: str = "", metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: ServiceStore,
+        server: str = "",
+        metrics: Metrics | None = None,
+        *,
+        timeout: float = 60.0,
+        pool: WorkerPool | None = None,
+    ) -> None:
         self.store = store
         self.server = server
         self.metrics = metrics or Metrics()
         """Every call's outcome and duration, recorded whatever the channel (``runtime.metrics``)."""
+        self.timeout = timeout
+        """Seconds a call may take (``[calls] timeout``) unless its service class sets ``timeout``."""
+        self.pool = pool or WorkerPool()
+        """The worker threads plain ``def`` services run in, and the queue in front of them."""
         self._background: set[asyncio.Task[Any]] = set()
         self.jobs: JobBackend | None = None
         """Where ``self.schedule`` of a service creates and changes jobs (``None``: no ODB, as under tests)."""
@@ -88,7 +113,7 @@ class Invoker:
         cid = cid or new_cid()
         started = perf_counter()
         try:
-            response = await self._run(info, request, cid, chain)
+            response = await self._run_within(info, request, cid, chain)
         except Exception as exc:
             ok = isinstance(exc, HTTPError) and exc.status < 500  # a service's deliberate 4xx is an answer
             error = None if ok else f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
@@ -100,6 +125,25 @@ class Invoker:
             info.name, perf_counter() - started, time(), cid, ok, request.channel, None if ok else f"HTTP {status}"
         )
         return response
+
+    def timeout_of(self, info: ServiceInfo) -> tuple[float, str]:
+        """The seconds a call of ``info`` may take, and where that figure comes from (for the caller's message)."""
+        own = getattr(info.cls, "timeout", None)
+        if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+            return float(own), f"{info.cls.__qualname__}.timeout"
+        return self.timeout, "[calls] timeout in cluster.toml; a service class may set its own timeout"
+
+    async def _run_within(self, info: ServiceInfo, request: Request, cid: str, chain: tuple[str, ...]) -> Response:
+        seconds, source = self.timeout_of(info)
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._run(info, request, cid, chain)
+        except TimeoutError:
+            what = "cancelled" if info.is_async else "abandoned: its thread runs on and its result will be dropped"
+            logger.error(
+                "service %s did not answer within %g s (cid %s): %s", info.name, seconds, cid, what, extra={"cid": cid}
+            )
+            raise CallTimedOut(info.name, seconds, source, cid) from None
 
     async def _run(self, info: ServiceInfo, request: Request, cid: str, chain: tuple[str, ...]) -> Response:
         name = info.name
@@ -115,8 +159,8 @@ class Invoker:
                 if info.is_async:
                     await _run_hooks_async(service)
                 else:
-                    await anyio.to_thread.run_sync(_run_hooks_blocking, service)
-            except (HTTPError, ServiceFailed):
+                    await self.pool.run(functools.partial(_run_hooks_blocking, service), name, cid)
+            except (HTTPError, ServiceFailed, Overloaded):
                 raise
             except Exception as exc:
                 logger.exception("service %s failed", name)

@@ -192,6 +192,10 @@ class Service:
     """Set ``abstract = True`` on a base class that is not itself a service."""
     Input: ClassVar[type | None] = None
     Output: ClassVar[type | None] = None
+    timeout: ClassVar[float | None] = None
+    """Seconds a call of this service may take before its caller gets 504 ``timeout``; ``None``: the cluster's
+    ``[calls] timeout`` (60 s unless cluster.toml says otherwise). An ``async def`` service is cancelled then; a
+    plain ``def`` one cannot be stopped: its thread runs on (counted busy, its result dropped) until it returns."""
 
     request: Request
     response: Response

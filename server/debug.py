@@ -8,7 +8,9 @@ Two limits of the debuggers shape what "off" means:
 
 - debugpy cannot stop listening once it started (debugpy issue #870), so turning an attach point off
   restarts the server process in place (same pid: ``os.execv`` once the requests under way are answered);
-  it comes back without the debugger, as ``cluster.toml`` says, in about half a second.
+  it drains first (``/splice/ping`` answers 503 until the balancer took it out: ``http/admin_debug.py``) and
+  comes back without the debugger, as ``cluster.toml`` says, in about half a second. For the same reason an
+  attach point cannot move to another address: enabling it again with another host is refused.
 - debugpy and ``pydevd_pycharm`` are two copies of one debugger (pydevd) and cannot trace one process
   together: a server does one or the other until it is restarted.
 
@@ -78,16 +80,23 @@ class Debugger:
 
     def enable(self, host: str | None = None) -> dict[str, Any]:
         """Listen with debugpy (idempotent); blocking for a few milliseconds, so call it off the event loop."""
+        asked = host
+        host = host or self.settings.host
+        if host not in LOOPBACK and not self.settings.allow_remote:
+            remote = "unless cluster.toml says [debug] allow_remote = true"
+            raise BadRequest(f"refusing to listen on {host!r}: only the loopback, {remote}")
         if self.listening is not None:
+            if asked is not None and asked != self.listening[0]:
+                where = "{}:{}".format(*self.listening)
+                raise DebugError(
+                    f"debugpy already listens on {where} and cannot move to {asked}: run 'splice debug disable' "
+                    f"(the server restarts without it), then 'splice debug enable --host {asked}'"
+                )
             return self.info()
         if self.pycharm is not None:
             raise DebugError("this server is connected to PyCharm's debug server; disconnect it first")
         if self.restart_requested:
             raise DebugError("this server is restarting without the debugger; enable it again once it is back")
-        host = host or self.settings.host
-        if host not in LOOPBACK and not self.settings.allow_remote:
-            remote = "unless cluster.toml says [debug] allow_remote = true"
-            raise BadRequest(f"refusing to listen on {host!r}: only the loopback, {remote}")
         import debugpy
 
         port = self.settings.port_of(self.server)

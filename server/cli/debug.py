@@ -1,6 +1,8 @@
 """``splice debug enable|disable|info|pycharm DIR``: debugging on every server of a cluster, through the admin API.
 
 Each server is asked directly (not through the load balancer), so every one of them answers for itself.
+``disable`` restarts the servers that listened one at a time, each drained from the balancer first
+(``_rolling.py``), so the others answer meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from typing import Any
 from ..client import AdminClient, ClientError, Unreachable
 from ..config import load_settings
 from ._process import CliError
+from ._rolling import balancer_of, restart_drained
 from .cluster import read_token
+
+DRAIN = 2.0
+"""Seconds a server drains before its restart when no HAProxy of the cluster says when it is out of rotation."""
 
 
 def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
@@ -25,8 +31,18 @@ def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     enable = debug.add_parser("enable", help="every server listens with debugpy (127.0.0.1 unless configured)")
     cluster_arg(enable, positional=True)
     enable.add_argument("--host", help="listen on this address ([debug] allow_remote must allow it)")
-    disable = debug.add_parser("disable", help="stop debugging (a server that listened restarts without debugpy)")
+    disable = debug.add_parser(
+        "disable", help="stop debugging (servers that listened restart without debugpy, one at a time, drained first)"
+    )
     cluster_arg(disable, positional=True)
+    disable.add_argument(
+        "--drain",
+        type=float,
+        default=DRAIN,
+        metavar="SECONDS",
+        help="without an HAProxy of this cluster, how long a server drains before it restarts: the time an external "
+        f"balancer's health checks need to take it out of rotation (default {DRAIN:g})",
+    )
     info = debug.add_parser("info", help="every attach point: server, pid, host, port, remote root")
     cluster_arg(info, positional=True)
     info.add_argument("--json", action="store_true")
@@ -46,10 +62,16 @@ def run(args: argparse.Namespace) -> int | None:
         raise CliError("give the port PyCharm's debug server listens on: --port P", 2)
     answers: list[dict[str, Any]] = []
     failed = 0
+    balancer = balancer_of(settings) if args.action == "disable" else None
     for server in settings.servers:
         client = AdminClient(server.url, token)
         try:
             answers.append(client.call(*_request(args)))
+            if args.action == "disable" and answers[-1].get("restarting"):
+                # One at a time, each serving again before the next drains: the others answer meanwhile.
+                print(_line(args.action, answers.pop()), flush=True)
+                polling = AdminClient(server.url, token, timeout=2.0)
+                restart_drained(polling, server, balancer, args.drain, lambda line: print(line, flush=True))
         except (ClientError, Unreachable) as exc:
             failed += 1
             answers.append({"server": server.name, "error": str(exc)})
@@ -78,7 +100,10 @@ def _line(action: str, answer: dict[str, Any]) -> str:
     if answer.get("error"):
         return f"{server}: {answer['error']}"
     if answer.get("restarting"):
-        return f"{server}: debugging off; restarting without debugpy (it cannot stop listening otherwise)"
+        return (
+            f"{server}: debugging off; restarting without debugpy (it cannot stop listening otherwise) once drained "
+            "from the balancer"
+        )
     pycharm = answer.get("pycharm")
     if pycharm:
         return f"{server}: connected to PyCharm's debug server at {pycharm['host']}:{pycharm['port']}"

@@ -1,6 +1,13 @@
-"""Admin API for debugging a server: ``GET|POST /splice/admin/debug`` and ``POST /splice/admin/debug/pycharm``.
+"""Admin API for debugging a server: ``GET|POST /splice/admin/debug``, ``POST /splice/admin/debug/restart`` and
+``POST /splice/admin/debug/pycharm``.
 
 Each call acts on the server that answers it; ``splice debug ...`` calls every server of the cluster.
+
+Turning debugpy off restarts the server (debugpy cannot stop listening). So that no request fails meanwhile, the
+server first drains: ``/splice/ping`` answers 503 and the balancer's health checks take it out of rotation while
+it keeps answering what still comes. ``POST /debug/restart`` then restarts it at once (what ``splice debug
+disable`` calls once HAProxy shows the server out); a client that does not call it gets the restart after
+``DRAIN_LIMIT`` seconds anyway.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from starlette.requests import Request
 
+from ..debug import DebugError
 from .operations import Operation
 from .schemas.runtime import DebugAnswer, DebugBody, PycharmBody
 
@@ -19,7 +27,10 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 RESTART_AFTER = 0.2
-"""Seconds between answering a request that turns debugpy off and the restart, so the answer gets out."""
+"""Seconds between answering ``POST /debug/restart`` and the restart, so the answer gets out."""
+DRAIN_LIMIT = 10.0
+"""Seconds a server drains before it restarts without the debugger when nobody asks it to restart sooner: ample
+for HAProxy's checks (every 500 ms, out after 2 failed) or a cloud balancer's to take it out of rotation."""
 
 
 def _debugger(runtime: Runtime) -> Debugger:
@@ -36,9 +47,19 @@ async def set_debug(runtime: Runtime, request: Request, body: DebugBody) -> Any:
     if body.enabled:
         return await anyio.to_thread.run_sync(debugger.enable, body.host)
     answer = await anyio.to_thread.run_sync(debugger.disable)
-    if debugger.restart_requested and runtime.shutdown is not None:
-        asyncio.get_running_loop().call_later(RESTART_AFTER, runtime.shutdown.set)
+    if debugger.restart_requested and not runtime.draining:
+        runtime.draining = True  # the balancer's checks now see 503 and send new requests elsewhere
+        asyncio.get_running_loop().call_later(DRAIN_LIMIT, runtime.shutdown.set)
     return answer
+
+
+async def restart(runtime: Runtime, request: Request, body: None) -> Any:
+    """Restart now a server draining before its restart without the debugger (the balancer took it out)."""
+    debugger = _debugger(runtime)
+    if not debugger.restart_requested:
+        raise DebugError("this server is not waiting to restart: turn debugpy off first ({enabled: false})")
+    asyncio.get_running_loop().call_later(RESTART_AFTER, runtime.shutdown.set)
+    return debugger.info()
 
 
 async def set_pycharm(runtime: Runtime, request: Request, body: PycharmBody) -> Any:
@@ -64,10 +85,18 @@ OPERATIONS = [
         "/debug",
         set_debug,
         "Listen with debugpy ({enabled: true}), or stop debugging ({enabled: false}: a server that listened "
-        "restarts in place without debugpy)",
+        "drains (its ping answers 503), then restarts in place without debugpy)",
         DebugAnswer,
         body=DebugBody,
         errors=_DEBUG_ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/debug/restart",
+        restart,
+        "Restart now a server that drains before restarting without debugpy (once the balancer took it out)",
+        DebugAnswer,
+        errors=(409,),
     ),
     Operation(
         "POST",

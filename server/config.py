@@ -18,6 +18,9 @@
 Variables override the file: ``SPLICE_ODB``, ``SPLICE_IMPORT_TIMEOUT``, ``SPLICE_MAX_MODULE_BYTES``,
 ``SPLICE_LOG_LEVEL``, ``SPLICE_LOG_FORMAT``, ``SPLICE_ACCESS_LOG``.
 A key no section knows is refused with its line (a typo would leave a default in force).
+
+Without ``cluster.toml``, a directory holding nothing yet (a container's work volume) is configured from the
+environment alone when ``SPLICE_ODB`` is set: see ``splice.server.environment`` (what Kubernetes needs).
 """
 
 from __future__ import annotations
@@ -74,9 +77,14 @@ class ServerSettings:
     host: str
     port: int
     index: int
+    advertise: str | None = None
+    """The URL the other servers and the scheduler reach this one at (``$SPLICE_ADVERTISE``: a pod's IP); ``None``:
+    where it listens."""
 
     @property
     def url(self) -> str:
+        if self.advertise:
+            return self.advertise
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
@@ -179,6 +187,11 @@ class Settings:
     logs: LogSettings = LogSettings()
     """``[dashboard] dir = "dashboard"``: the directory (holding ``dashboard.toml``) of the dashboard that
     ``splice start`` runs with the servers; ``None``: the cluster has none here."""
+    admin_token_sha256: str | None = None
+    """The digest of ``$SPLICE_ADMIN_TOKEN``: an admin token ``splice server run`` registers at start (the token
+    itself is not kept here)."""
+    from_environment: bool = False
+    """Configured by ``settings_from_environment`` (no ``cluster.toml``)."""
 
     @property
     def token_file(self) -> Path:
@@ -349,17 +362,21 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     directory = directory.resolve()
     path = directory / CONFIG_FILE
     file = str(path)
+    env = environ or {}
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except FileNotFoundError:
+        if env.get("SPLICE_ODB"):
+            from .environment import settings_from_environment
+
+            return settings_from_environment(directory, env)
         raise ConfigError(
             file, "not found: is this a cluster directory? ('splice quickstart create DIR' makes one)"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, f"not valid TOML: {exc}") from None
     _check_keys(data, text, file)
-    env = environ or {}
     cluster = _table(data, "cluster", file)
     deploy = _table(data, "deploy", file)
     servers = _servers(data, file)

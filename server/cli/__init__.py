@@ -146,7 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = server.add_parser("run", help="one server of the cluster (what 'splice start' launches)")
     _cluster_arg(run, positional=True)
-    run.add_argument("--server", default="server1")
+    run.add_argument(
+        "--server",
+        default=os.environ.get("SPLICE_SERVER_NAME") or "server1",
+        help="the server's name (default: $SPLICE_SERVER_NAME, else server1)",
+    )
 
     for name, text in (("deploy", "deploy Python files to the cluster"), ("undeploy", "remove deployed files")):
         command = sub.add_parser(name, help=text)
@@ -217,8 +221,15 @@ def _run(args: argparse.Namespace) -> int:
         print("the ODB schema is up to date")
         return 0
     if command == "server":
-        from ..bootstrap import run_server
+        import asyncio
 
+        from ..bootstrap import run_server
+        from ..config import load_settings
+        from ..environment import register_admin_token
+
+        settings = load_settings(args.directory, os.environ)  # refused here, before anything starts, if wrong
+        if settings.from_environment:  # no cluster.toml: configured by SPLICE_* alone (a container)
+            asyncio.run(register_admin_token(settings))
         run_server(args.directory, args.server)
         return 0
     return _run_client(args)

@@ -44,6 +44,7 @@ _ERRORS = {
     502: ("bad_gateway", "the server closed the connection without answering"),
     503: ("no_server", "no server of the cluster is up"),
     504: ("gateway_timeout", "the server did not answer in time"),
+    413: ("too_large", "the request body is larger than any endpoint of the cluster accepts"),
 }
 
 
@@ -65,8 +66,9 @@ def _address(host: str, port: int) -> str:
     return _word(f"ipv6@{host}:{port}" if ":" in host else f"{host}:{port}")
 
 
-def _body(status: int) -> str:
+def _body(status: int, largest: int) -> str:
     code, message = _ERRORS[status]
+    message = f"{message} ({largest} bytes)" if status == 413 else message
     value = {"status": "ok", "component": "haproxy"} if status == 200 else {"error": {"code": code, "message": message}}
     return json.dumps(value)  # no single quote in it: safe inside HAProxy's strong quotes
 
@@ -82,6 +84,7 @@ def render(settings: Settings) -> str:
             message = f"'{server.name}' cannot name an HAProxy server: use letters, digits, '-', '_', '.' or ':'"
             raise ConfigError(file, message, f"servers[{server.index}].name")
     comment = "".join(c if c.isprintable() else "?" for c in settings.cluster_name)
+    largest = largest_body(settings)
     lines = [
         f"# HAProxy in front of Splice cluster {comment}: generated from {CONFIG_FILE}",
         "# by 'splice create load-balancer' and 'splice start'; edits here are overwritten.",
@@ -104,7 +107,7 @@ def render(settings: Settings) -> str:
         "    retries 3",
         "    option redispatch 1",
         *(
-            f"    http-error status {status} content-type application/json string '{_body(status)}'"
+            f"    http-error status {status} content-type application/json string '{_body(status, largest)}'"
             for status in _ERRORS
         ),
         "",
@@ -112,6 +115,9 @@ def render(settings: Settings) -> str:
         f"    bind {_address(balancer.host, balancer.port)}",
         f"    monitor-uri {MONITOR_URI}",
         "    option forwardfor",
+        # A body no endpoint takes is refused here, from its Content-Length and before any of it is read (and
+        # before "100 Continue"); a server refusing one while it still streams in may reset the connection.
+        f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {largest} }}",
         "    default_backend servers",
         "",
         "backend servers",
@@ -122,6 +128,18 @@ def render(settings: Settings) -> str:
         *(f"    server {s.name} {_address(s.host, s.port)} check" for s in settings.servers),
     ]
     return "\n".join(lines) + "\n"
+
+
+def largest_body(settings: Settings) -> int:
+    """The largest request body any endpoint of the cluster's servers accepts: a REST or JSON-RPC channel's, or an
+    admin operation's (a deploy's grows with ``deploy.max_module_bytes``)."""
+    from ..http import channels, operations
+
+    sizes = [channels.MAX_BODY, operations.MAX_BODY]
+    # The admin API's limits per operation (http/operations.py, LIMITS and DEPLOY_FACTOR), where that module has them.
+    sizes += [limit for limit in getattr(operations, "LIMITS", {}).values() if isinstance(limit, int)]
+    sizes.append(int(getattr(operations, "DEPLOY_FACTOR", 1)) * settings.max_module_bytes)
+    return max(sizes)
 
 
 def monitor_url(balancer: LoadBalancerSettings) -> str:
@@ -382,6 +400,7 @@ __all__ = [
     "config_file",
     "find_haproxy",
     "healthy",
+    "largest_body",
     "monitor_url",
     "reload",
     "render",

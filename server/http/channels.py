@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
+MAX_DRAIN = 256 * 1024 * 1024
+"""The most bytes of a refused body read (and dropped) so that the 413 reaches the client: see ``_drain``."""
 _JSON = b"application/json"
 
 
@@ -81,6 +83,7 @@ class ChannelApp:
 
 
 async def _read_body(receive: Receive) -> bytes:
+    """The request body; ``TooLarge`` past ``MAX_BODY``, once the rest is read and dropped (``_drain``)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -89,10 +92,27 @@ async def _read_body(receive: Receive) -> bytes:
         if chunk:
             size += len(chunk)
             if size > MAX_BODY:
+                if message.get("more_body", False):
+                    await _drain(receive, size)
                 raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
             chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _drain(receive: Receive, size: int) -> None:
+    """Read and drop what is left of a refused body, up to ``MAX_DRAIN`` bytes in all.
+
+    Hypercorn closes the connection as soon as the answer is sent; with request bytes still unread, the kernel
+    then resets it, and a proxy in between (HAProxy) may lose the 413 and give its client a broken pipe. Read
+    to the end, the 413 arrives whole. A body larger still is answered and cut off (HAProxy refuses one whose
+    ``Content-Length`` is past the largest limit itself: ``cli/_haproxy.py``).
+    """
+    while size <= MAX_DRAIN:
+        message: Message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _parse(body: bytes, content_type: str) -> Any:

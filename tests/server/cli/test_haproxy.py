@@ -41,6 +41,7 @@ def test_the_whole_configuration() -> None:
         "bind 127.0.0.1:17010",
         "monitor-uri /haproxy/alive",
         "option forwardfor",
+        f"http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {lb.largest_body(settings())} }}",
         "default_backend servers",
     ]
     assert section(text, "backend servers") == [
@@ -164,3 +165,14 @@ def test_haproxy_accepts_every_variant(
     checked = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
     assert "[WARNING]" not in checked.stderr, checked.stderr
+
+
+def test_haproxy_refuses_only_bodies_no_endpoint_takes() -> None:
+    from splice.server.http import channels
+
+    largest = lb.largest_body(settings())
+    assert largest >= channels.MAX_BODY
+    assert largest >= settings().max_module_bytes
+    assert f"the request body is larger than any endpoint of the cluster accepts ({largest} bytes)" in lb.render(
+        settings()
+    )

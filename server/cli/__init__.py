@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SPLICE_SERVER_NAME") or "server1",
         help="the server's name (default: $SPLICE_SERVER_NAME, else server1)",
     )
+    run.add_argument("--log-format", choices=("text", "json"), help="default: [logs] format, $SPLICE_LOG_FORMAT")
+    run.add_argument("--log-stdout", action="store_true", help="log to standard output ($SPLICE_LOG_STDOUT=1)")
 
     for name, text in (("deploy", "deploy Python files to the cluster"), ("undeploy", "remove deployed files")):
         command = sub.add_parser(name, help=text)
@@ -227,12 +229,21 @@ def _run(args: argparse.Namespace) -> int:
         from ..config import load_settings
         from ..environment import register_admin_token
 
+        _log_options(args)
         settings = load_settings(args.directory, os.environ)  # refused here, before anything starts, if wrong
         if settings.from_environment:  # no cluster.toml: configured by SPLICE_* alone (a container)
             asyncio.run(register_admin_token(settings))
         run_server(args.directory, args.server)
         return 0
     return _run_client(args)
+
+
+def _log_options(args: argparse.Namespace) -> None:
+    """``server run``'s log options, passed down as the environment variables the settings and logs read."""
+    if args.log_format:
+        os.environ["SPLICE_LOG_FORMAT"] = args.log_format
+    if args.log_stdout:
+        os.environ["SPLICE_LOG_STDOUT"] = "1"
 
 
 def _quickstart(args: argparse.Namespace) -> int:

@@ -98,11 +98,13 @@ def secrets_of(cluster: Cluster) -> dict[str, str]:
     from splice.server.cluster.credentials import internal_token
     from splice.server.config import load_settings
 
+    internal = internal_token(load_settings(cluster.directory, {}))
+    assert len(internal) >= 32, f"the internal token is not derived: {internal!r}"
     return {
         "the security definition's password": SECURITY_PASSWORD,
         "the outgoing connection's password": OUTGOING_PASSWORD,
         "the admin token": cluster.token,
-        "the internal token": internal_token(load_settings(cluster.directory, {})),
+        "the internal token": internal,
     }
 
 
@@ -159,9 +161,6 @@ def test_nothing_read_from_the_odb_opens_the_admin_api(used: tuple[Cluster, list
     """The reproduction: every value a database reader finds in ``clusters`` and ``tokens`` (the internal token was
     one of them) is refused by ``POST /splice/admin/deploy``; the internal token is in no ODB file."""
     cluster, _ = used
-    internal = secrets_of(cluster)["the internal token"].encode()
-    for name in ("odb.sqlite", "odb.sqlite-wal"):
-        assert internal not in (cluster.directory / name).read_bytes(), name
     with sqlite3.connect(f"file:{cluster.directory / 'odb.sqlite'}?mode=ro", uri=True) as db:
         values = {
             value
@@ -180,3 +179,6 @@ def test_nothing_read_from_the_odb_opens_the_admin_api(used: tuple[Cluster, list
             != 401
         ]
     assert not opened
+    internal = secrets_of(cluster)["the internal token"].encode()
+    for name in ("odb.sqlite", "odb.sqlite-wal"):
+        assert internal not in (cluster.directory / name).read_bytes(), name

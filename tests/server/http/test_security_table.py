@@ -58,7 +58,9 @@ def internal_token(cluster: Cluster) -> str:
     from splice.server.cluster.credentials import internal_token
     from splice.server.config import load_settings
 
-    return internal_token(load_settings(cluster.directory, {}))
+    token = internal_token(load_settings(cluster.directory, {}))
+    assert len(token) >= 32, f"the internal token is not derived: {token!r}"
+    return token
 
 
 def _send(

@@ -77,6 +77,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "timeout": 504,
     "overloaded": 503,
     "bad_response": 500,
+    "odb_unavailable": 503,
 }
 """The HTTP status of each domain error, by its ``code``; a code not here (nor any of its base classes') is a 500."""
 

@@ -85,6 +85,8 @@ class ClusterMember:
         self._receiving = asyncio.Lock()
         self._from_threads: list[tuple[str, dict[str, Any]]] = []
         self._from_threads_lock = threading.Lock()
+        self._odb_away_since: float | None = None
+        """When heartbeats began to fail for want of the ODB (``None``: they go through)."""
 
     @property
     def liveness(self) -> float:
@@ -128,6 +130,18 @@ class ClusterMember:
                 if newest > self.engine.applied:
                     logger.info("behind the ODB (%s < %s): catching up", self.engine.applied, newest)
                     await self.catch_up()
+                if self._odb_away_since is not None:
+                    away_for = time.monotonic() - self._odb_away_since
+                    logger.warning("heartbeat and catch-up work again (after %.1f s)", away_for)
+                    self._odb_away_since = None
+            except OSError as exc:  # the ODB (OdbUnavailable) or a peer cannot be reached: said once, not every beat
+                if self._odb_away_since is None:
+                    self._odb_away_since = time.monotonic()
+                    logger.warning(
+                        "heartbeat or catch-up failed (%s): serving what this server has; trying again every %s s",
+                        exc,
+                        self.settings.sync_interval,
+                    )
             except Exception:
                 logger.exception("heartbeat or catch-up failed; trying again in %s s", self.settings.sync_interval)
 

@@ -223,3 +223,26 @@ class Overloaded(SpliceError):
 
     def as_dict(self) -> dict[str, object]:
         return {**super().as_dict(), "service": self.service, "threads": self.threads, "retry_after": self.retry_after}
+
+
+class OdbUnavailable(SpliceError, ConnectionError):
+    """The ODB cannot be reached (stopped, restarting, unreachable, or the connection broke): what needed it was not
+    done. A ``ConnectionError`` too, so a loop that waits out a connection failure waits this out alike; servers
+    keep serving what they have loaded, and catch up by themselves once the ODB is back."""
+
+    code = "odb_unavailable"
+
+    def __init__(self, odb: str, reason: str) -> None:
+        self.odb = odb
+        self.reason = reason
+        SpliceError.__init__(
+            self,
+            f"the ODB ({odb}) cannot be reached: {reason}; nothing that needs it can be done now (servers keep "
+            "serving what they have); try again once it is back",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "odb": self.odb}

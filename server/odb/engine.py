@@ -1,4 +1,10 @@
-"""Opening the ODB and bringing its schema up to date (Alembic)."""
+"""Opening the ODB and bringing its schema up to date (Alembic).
+
+A client-server ODB (PostgreSQL, MariaDB) that cannot be reached, or whose connection breaks, raises
+``OdbUnavailable`` (a ``SpliceError`` and a ``ConnectionError``) whatever the driver: the admin API answers it
+with a 503 naming the ODB, and loops that wait out connection failures wait this out alike. The pool checks a
+connection before using it (``pool_pre_ping``), so once the ODB is back the next call works: no restart.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..core.errors import OdbUnavailable
+
+CONNECT_TIMEOUT = 10
+"""Seconds a connection to a client-server ODB may take to open (the drivers wait 60 s by default)."""
+_CONNECT_TIMEOUT_ARG = {"asyncpg": "timeout", "aiomysql": "connect_timeout", "asyncmy": "connect_timeout"}
 
 HEAD = "0007"
 """The newest migration; a test checks that it is Alembic's head."""
@@ -30,7 +42,33 @@ def connect(url: str, **options: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **options)
+    driver = url.split("://", 1)[0].partition("+")[2]
+    if driver in _CONNECT_TIMEOUT_ARG:
+        options["connect_args"] = {_CONNECT_TIMEOUT_ARG[driver]: CONNECT_TIMEOUT, **options.get("connect_args", {})}
+    engine = create_async_engine(url, pool_pre_ping=True, **options)
+    _report_unreachable(engine, engine.url.render_as_string(hide_password=True))
+    return engine
+
+
+def _report_unreachable(engine: AsyncEngine, odb: str) -> None:
+    """Make a connection that cannot be opened, or that broke, raise ``OdbUnavailable`` naming ``odb``."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (OSError, dialect.loaded_dbapi.Error) as exc:  # asyncpg raises OSError, the others their own
+            raise OdbUnavailable(odb, _reason(exc)) from exc
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _broken(context: ExceptionContext) -> None:
+        if context.is_disconnect and not context.is_pre_ping:  # a failed ping only makes the pool reconnect
+            raise OdbUnavailable(odb, f"the connection broke ({_reason(context.original_exception)})")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

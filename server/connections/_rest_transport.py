@@ -22,6 +22,7 @@ import time
 import httpx
 from httpx_retries import Retry, RetryTransport
 
+from ..core import tracing
 from ..core.context import current_cid
 from .registry import log_call
 
@@ -113,6 +114,8 @@ class _Call:
         cid = current_cid.get()
         if cid != "-" and CID_HEADER not in request.headers:
             request.headers[CID_HEADER] = cid
+        if "traceparent" not in request.headers:  # the next system joins the caller's trace (W3C trace context)
+            request.headers.update(tracing.outgoing_headers())
         self.policy: Retries | None = None
         if request.method in IDEMPOTENT and "retry" not in request.extensions:
             self.policy = policy.for_request()

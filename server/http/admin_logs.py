@@ -2,6 +2,8 @@
 
 The log is ``<server dir>/logs/server.log`` in ``splice.server.logs.FORMAT``: a record starts with a line
 ``<asctime> <level> <pid> <logger> [cid <cid>] <message>``; lines that do not start so (a traceback) continue it.
+In the JSON format (``[logs] format = "json"``) each line is a record of its own (``logs.JsonFormatter``); a
+file may hold both, from before and after a change of format.
 A call reads at most ``MAX_READ`` bytes: the end of the file, or what follows the cursor of an earlier answer
 (``<inode>:<byte offset>``, opaque to clients); a file replaced or cut shorter since is read from its start.
 Reading and parsing run in a worker thread, off the event loop.
@@ -9,6 +11,7 @@ Reading and parsing run in a worker thread, off the event loop.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -59,6 +62,10 @@ def parse_log(data: bytes, start: int = 0) -> list[tuple[dict[str, Any], int]]:
     for raw in data.splitlines(keepends=True):
         offset += len(raw)
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        record = _json_record(text) if text.startswith("{") else None
+        if record is not None:
+            records.append((record, offset))
+            continue
         found = _RECORD.fullmatch(text)
         if found is not None:
             at, level, pid, logger, cid, message = found.groups()
@@ -78,6 +85,28 @@ def parse_log(data: bytes, start: int = 0) -> list[tuple[dict[str, Any], int]]:
             line["message"] += "\n" + text
             records[-1] = (line, offset)
     return records
+
+
+def _json_record(text: str) -> dict[str, Any] | None:
+    """A line of the JSON format (``logs.JsonFormatter``) as a record, or ``None`` if it is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("message"), str) or "level" not in value:
+        return None
+    logger = str(value.get("logger", ""))
+    message = value["message"] + (f"\n{value['exception']}" if isinstance(value.get("exception"), str) else "")
+    pid = value.get("process")
+    return {
+        "at": str(value.get("time", "")),
+        "level": str(value["level"]),
+        "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        "logger": logger,
+        "cid": str(value.get("cid", "-")),
+        "message": message,
+        "service": logger[len(SERVICE_LOGGER) :] or None if logger.startswith(SERVICE_LOGGER) else None,
+    }
 
 
 def parse_cursor(cursor: str) -> tuple[int, int] | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core import tracing
 from ..core.context import actor_from_header, current_actor, current_cid, new_cid
+from ..logs import ACCESS
 from . import admin_metrics, audit, health
 from .admin import authorized, routes
 from .channels import ChannelApp
@@ -27,8 +29,10 @@ from .websocket import WebSocketApp
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
+access = logging.getLogger(ACCESS)
 actions = logging.getLogger("splice.admin")
 """One line per admin call that may change something: who, what, and how it ended."""
+_CID = CID_HEADER.encode()
 _READING = frozenset({"GET", "HEAD", "OPTIONS"})
 _MACHINERY = frozenset(
     {"/splice/admin/cluster/sync", "/splice/admin/cluster/events", "/splice/admin/scheduler/dispatch"}
@@ -71,7 +75,7 @@ def build_app(runtime: Runtime) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         trace = tracing.enter(scope.get("headers", []))
         try:
-            await serving(scope, receive, send)
+            await outer(scope, receive, send)
         finally:
             tracing.leave(trace)
 
@@ -105,7 +109,55 @@ def build_app(runtime: Runtime) -> ASGIApp:
         finally:
             current_cid.reset(token)
 
+    outer = _access_logged(serving) if runtime.settings.logs.access else serving
     return app
+
+
+def _access_logged(app: ASGIApp) -> ASGIApp:
+    """``app``, writing one access line per HTTP request (``_logged``)."""
+
+    async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        await _logged(app, scope, receive, send)
+
+    return logged
+
+
+async def _logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve, then write the access line: method, path (never the query string: API keys travel there), status,
+    duration, body bytes sent, the cid the answer carried and the client's address."""
+    started = time.perf_counter()
+    answer: dict[str, Any] = {"status": 500, "bytes": 0, "cid": "-"}  # what a failure before any answer means
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            for key, value in message.get("headers", []):
+                if key == _CID:
+                    answer["cid"] = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            answer["bytes"] += len(message.get("body", b""))
+        await send(message)
+
+    try:
+        await app(scope, receive, sending)
+    finally:
+        client = scope.get("client")
+        fields = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": answer["status"],
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "bytes": answer["bytes"],
+            "client": f"{client[0]}:{client[1]}" if client else "-",
+            "cid": answer["cid"],
+        }
+        access.info(
+            "%s %s %s %.1f ms %s B %s",
+            *(fields[k] for k in ("method", "path", "status", "duration_ms", "bytes", "client")),
+            extra=fields,
+        )
 
 
 async def _admin(runtime: Runtime, splice: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:

@@ -23,8 +23,11 @@ PURPOSE = "splice internal token v1\0"
 def internal_token(settings: Settings) -> str:
     """This cluster's internal token: HMAC-SHA256 of the cluster key over ``PURPOSE`` and the cluster's name, hex.
 
-    Makes the directory's ``secret-key`` (mode 0600) when neither it nor ``$SPLICE_SECRET_KEY`` exists yet."""
-    return ClusterKey.load(settings.directory).derive(PURPOSE + settings.cluster_name)
+    Makes the directory's ``secret-key`` (mode 0600) when neither it nor ``$SPLICE_SECRET_KEY`` exists yet, except for
+    a process configured by the environment alone (a container): there a key of its own would give it a token its
+    peers refuse, so a missing ``$SPLICE_SECRET_KEY`` is an error saying so."""
+    key = ClusterKey.load(settings.directory, create=not settings.from_environment)
+    return key.derive(PURPOSE + settings.cluster_name)
 
 
 __all__ = ["PURPOSE", "internal_token"]

@@ -11,6 +11,8 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,13 +24,16 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(sa.text("DELETE FROM tokens WHERE name = 'internal'"))
-    # Cleared before the column goes: a table rebuild (SQLite's batch mode) must not copy the old value anywhere.
     op.execute(sa.text("UPDATE clusters SET internal_token = NULL"))
-    with op.batch_alter_table("clusters") as batch:
-        batch.drop_column("internal_token")
+    if op.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        return  # no ALTER TABLE ... DROP COLUMN before SQLite 3.35: the column stays, empty and unused
+    # Not batch mode: on SQLite it rebuilds the table, and dropping the old one fails while servers and tokens
+    # rows refer to it (foreign keys are on).
+    op.drop_column("clusters", "internal_token")
 
 
 def downgrade() -> None:
     # The old code makes a new token when it finds none: nothing to restore.
-    with op.batch_alter_table("clusters") as batch:
-        batch.add_column(sa.Column("internal_token", sa.String(length=100), nullable=True))
+    columns = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("clusters")}
+    if "internal_token" not in columns:
+        op.add_column("clusters", sa.Column("internal_token", sa.String(length=100), nullable=True))

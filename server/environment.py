@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import LOG_FORMATS, LogSettings, SchedulerSettings, ServerSettings, Settings, resolve_odb_url
 from .core.errors import ConfigError
+from .settings import LOG_FORMATS, LogSettings, SchedulerSettings, ServerSettings, Settings, resolve_odb_url
 
 DEFAULT_PORT = 17010
 WHERE = "environment"

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from splice.server.config import load_settings
 from splice.server.core.errors import ConfigError
+from splice.server.odb import connect
 from tests.conftest import POSTGRES_URL, _create_database, eventually, free_ports, splice
 
 SOURCE = (
@@ -43,10 +45,11 @@ def _environment(odb: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _server(home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """``splice server run HOME`` with an empty HOME, as the image's entrypoint runs it; stopped with SIGTERM."""
+def _server(home: Path, env: dict[str, str], *command: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``splice server run HOME`` (or ``command``) with an empty HOME, as the image's entrypoint runs it; stopped
+    with SIGTERM."""
     home.mkdir()
-    command = [sys.executable, "-m", "splice.server.cli", "server", "run", str(home)]
+    command = command or (sys.executable, "-m", "splice.server.cli", "server", "run", str(home))
     with (home.parent / f"{home.name}.out").open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -123,6 +126,21 @@ def test_two_servers_from_the_environment_alone_form_a_cluster(tmp_path: Path, f
         assert (tmp_path / "s1" / "splice-1" / "work" / "deployed" / "env" / "where.py").read_text() == SOURCE
         assert not (tmp_path / "s0" / "cluster.toml").exists()
         assert not (tmp_path / "s0" / "secret-key").exists()  # the key came from the environment
+
+        scheduler_env = {**common, "SPLICE_SCHEDULER_NAME": "sched-0"}
+        home = tmp_path / "sched"
+        with _server(home, scheduler_env, sys.executable, "-m", "splice.scheduler", str(home), "--name", "sched-0"):
+            eventually(lambda: asyncio.run(_lease_holder(fresh_postgres)).startswith("sched-0:"), 30)
+
+
+async def _lease_holder(url: str) -> str:
+    engine = connect(url)
+    try:
+        async with engine.connect() as conn:
+            found = (await conn.execute(text("SELECT holder FROM leases WHERE name = 'scheduler'"))).scalar()
+            return str(found or "")
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize(

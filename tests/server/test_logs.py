@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -176,3 +179,24 @@ def _received(up: Upstream) -> list[dict[str, str]]:
 )
 def test_only_a_valid_traceparent_is_taken(header: str, valid: bool) -> None:
     assert (tracing.parse(header) is not None) is valid
+
+
+def test_server_run_logs_json_lines_to_stdout(tmp_path: Path) -> None:
+    """What a container does: ``splice server run --log-format json --log-stdout``; nothing goes to the file."""
+    directory = tmp_path / "cluster"
+    quickstart_create(directory, free_port(), None, None, 1, None, False)
+    command = [sys.executable, "-m", "splice.server.cli", "server", "run", str(directory), "--server", "server1"]
+    command += ["--log-format", "json", "--log-stdout"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        try:
+            first = process.stdout.readline()  # blocks until the server logs (it does as it starts), or it exits
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, errors = process.communicate(timeout=30)
+    assert first, errors
+    line = json.loads(first)
+    assert {"time", "level", "logger", "message", "cid", "server", "process"} <= line.keys()
+    assert line["process"] == process.pid
+    assert not (directory / "server1" / "logs" / "server.log").exists()

@@ -288,7 +288,10 @@ class RedisBus:
                     ready.set()
                     if not first:
                         logger.info("cluster bus: Redis is back; catching up from the ODB")
-                        await on_reconnect()
+                        try:
+                            await on_reconnect()
+                        except OSError as exc:  # the ODB is away too (OdbUnavailable): Redis itself is fine
+                            logger.warning("cluster bus: catching up failed (%s); the heartbeat tries again", exc)
                     first = False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":

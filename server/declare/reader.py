@@ -124,6 +124,14 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 def parse(text: str, file: str) -> Declaration:
     """The declaration in ``text`` (the contents of ``file``); raises ``DeclarationError`` naming every problem."""
     try:
+        return _parse(text, file)
+    except RecursionError:  # tomllib, and the checks after it, recurse once per level of nesting
+        message = "arrays or inline tables are nested too deeply to read (a few levels are all a declaration needs)"
+        raise DeclarationError([DeclarationProblem(file, message)]) from None
+
+
+def _parse(text: str, file: str) -> Declaration:
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError([_syntax_problem(file, exc)]) from None
@@ -177,7 +185,7 @@ def _locate(text: str) -> dict[tuple[str, int], dict[str, int]]:
     found: dict[tuple[str, int], dict[str, int]] = {}
     counts: dict[str, int] = {}
     current: dict[str, int] | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         header = _ARRAY_HEADER.match(line)
         if header:
             section = header.group(1)
@@ -193,10 +201,16 @@ def _locate(text: str) -> dict[tuple[str, int], dict[str, int]]:
 
 def _top_line(text: str, key: str) -> int | None:
     pattern = re.compile(rf"^\s*(\[\[?\s*{re.escape(key)}\s*\]\]?|{re.escape(key)}\s*=)")
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if pattern.match(line):
             return number
     return None
+
+
+def _lines(text: str) -> list[str]:
+    """The file's lines as TOML counts them: ended by '\n' only (``splitlines`` also splits at '\x85', '\u2028',
+    form feeds... which a string value may hold, and then every line number below one is off)."""
+    return text.split("\n")
 
 
 @dataclass

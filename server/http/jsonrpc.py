@@ -10,8 +10,9 @@ Errors, as the specification numbers them: -32700 the body is not JSON; -32600 n
 batch, a batch larger than ``max_batch``); -32601 no such service, or one the channel's ``services`` patterns
 (``fnmatch``, case-sensitive) do not allow, with the same answer either way so that nothing tells which
 services exist; -32602 the service's declared input was not met (``data.fields`` lists the problems);
--32000 the service failed (``data``: ``code``, ``message``, ``cid``; never a traceback); -32603 Splice itself
-failed. Every ``data`` carries the call's ``cid``, the key to its log lines.
+-32000 the service failed (``data``: ``code``, ``message``, ``cid``; never a traceback), or answered what JSON
+cannot carry (``code`` ``bad_response``, the message naming where and why: ``http/_json.py``); -32603 Splice
+itself failed. Every ``data`` carries the call's ``cid``, the key to its log lines.
 
 HTTP: 200 for every JSON-RPC answer, 204 when a request held only notifications; what is no JSON-RPC answer
 is REST's: 401 when the channel's security refuses the credentials, 405 for a method other than POST, 413 for

@@ -12,7 +12,8 @@ After the handshake:
 - a text message is JSON: it invokes the service with the parsed value as payload; a binary message invokes
   it with the bytes. Each message is a call of its own (a fresh cid) with ``self.websocket`` set.
 - the service's response payload, unless ``None``, goes back as one message: ``bytes`` binary, anything else
-  JSON text. An error (the service raised, invalid input, a message that is not JSON) answers
+  JSON text (``http/_json.py``). An error (the service raised, invalid input, a message that is not JSON, a
+  payload JSON cannot carry: ``bad_response``) answers
   ``{"error": {"code", "message", ...}, "cid": ...}`` and the connection stays open.
 - the messages of one connection are handled one at a time, in the order they came (a client that wants calls
   to overlap opens more connections); different connections run concurrently.

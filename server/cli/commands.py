@@ -58,12 +58,13 @@ def module_paths(files: Sequence[str], root: Path) -> list[tuple[str, str]]:
 
 
 def server_lines(answer: dict[str, Any]) -> list[str]:
-    """One line per server of a cluster-wide answer."""
+    """One line per server of a cluster-wide answer: deployed (the sequence it reached), failed, timed out, down."""
     lines = []
     for server in answer.get("servers", []):
         detail = server.get("error") or (f"sequence {server['sequence']}" if server.get("sequence") is not None else "")
         ms = f", {server['ms']:.1f} ms" if isinstance(server.get("ms"), int | float) else ""
-        lines.append(f"  {server['server']}: {server['status']}" + (f" ({detail}{ms})" if detail else ""))
+        status = str(server["status"]).replace("_", " ")
+        lines.append(f"  {server['server']}: {status}" + (f" ({detail}{ms})" if detail else ""))
     return lines
 
 

@@ -7,7 +7,10 @@ pickup directory's batches, and anything later (the dashboard). One change is:
 2. validate, persist and load on this server (``DeploymentEngine``: all or nothing, the previous version keeps
    serving if anything is wrong); a refusal cancels the look-up and reaches the caller as ``DeployError``;
 3. tell the cluster the deployment sequence (the bus is the doorbell, the ODB the truth);
-4. answer each server's outcome (deployed, failed with the error, timed out), this server first.
+4. answer each server's outcome, this server first, and one for every server of the cluster: deployed (with the
+   sequence that server has applied, never below the change's), failed (with the error), timed out (it did not
+   confirm within ``cluster_timeout``: alive but busy or stopped; it catches up from the ODB when it answers) or
+   down (not seen alive lately, so not asked; it catches up from the ODB when it starts).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from .engine import DeploymentEngine
@@ -25,8 +29,10 @@ from .rollback import VersionStore, rollback
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
 ServerOutcome = dict[str, Any]
-"""One server's answer (``server``, ``status``: deployed/failed/timeout, ``sequence``, ``error``, timings): JSON
-as the cluster bus carries it."""
+"""One server's answer (``server``, ``status``: deployed/failed/timed_out/down, ``sequence``, ``error``, timings):
+JSON as the cluster bus carries it."""
+RETIRED_AFTER = 3600.0
+"""Seconds after which a server not seen alive is taken as retired (renamed, scaled down) and no longer listed."""
 
 
 class Cluster(Protocol):
@@ -34,7 +40,15 @@ class Cluster(Protocol):
 
     async def live_peers(self) -> list[dict[str, Any]]: ...
 
+    async def catch_up(self) -> dict[str, Any]: ...
+
     async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[ServerOutcome]: ...
+
+
+class Roster(VersionStore, Protocol):
+    """What the path reads from the ODB: the stored versions (rollback) and every server that registered."""
+
+    async def servers(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class Rollout(Generic[R]):
 class DeploymentPath:
     """Carries changes from this server to the whole cluster; one per server."""
 
-    def __init__(self, engine: DeploymentEngine, cluster: Cluster, versions: VersionStore) -> None:
+    def __init__(self, engine: DeploymentEngine, cluster: Cluster, versions: Roster) -> None:
         self.engine = engine
         self.cluster = cluster
         self.versions = versions
@@ -76,7 +90,12 @@ class DeploymentPath:
         if sequence is None:
             peers.cancel()
             return Rollout(result, [])
-        return Rollout(result, await self.cluster.propagate(sequence, await peers))
+        if self.engine.applied < sequence:
+            # A change recorded elsewhere came in between (its notice not here yet): this server has not applied
+            # everything up to its own change until it catches up, and its line must not say less than that.
+            await self.cluster.catch_up()
+        outcomes = await self.cluster.propagate(sequence, await peers)
+        return Rollout(result, await self._every_server(sequence, outcomes))
 
     async def deploy(self, sources: Sequence[ModuleSource], by: str) -> Rollout[DeployResult]:
         """Deploy ``sources`` together on every server; raises ``DeployError`` (nothing changed anywhere)."""
@@ -92,8 +111,54 @@ class DeploymentPath:
 
     async def tell(self, sequence: int) -> list[ServerOutcome]:
         """Every server's outcome of ``sequence``, recorded by someone else (a configuration change)."""
-        return await self.cluster.propagate(sequence)
+        return await self._every_server(sequence, await self.cluster.propagate(sequence))
+
+    async def _every_server(self, sequence: int, outcomes: list[ServerOutcome]) -> list[ServerOutcome]:
+        """``outcomes`` said plainly, and a line for each server of the cluster that was not asked (down)."""
+        said = [outcome_of(sequence, outcome) for outcome in outcomes]
+        asked = {outcome["server"] for outcome in said}
+        now = datetime.now(UTC)
+        for server in await self.versions.servers():
+            if server["name"] in asked:
+                continue
+            away = None if server.get("last_seen") is None else (now - server["last_seen"]).total_seconds()
+            if away is not None and away > RETIRED_AFTER:
+                continue
+            seen = "never seen alive" if away is None else f"not seen alive for {away:.1f} s"
+            said.append(
+                {
+                    "server": server["name"],
+                    "status": "down",
+                    "sequence": server.get("last_sequence"),
+                    "error": f"{seen}, so not asked; it catches up from the ODB when it runs again",
+                }
+            )
+        return said
 
 
 def _sequence(result: DeployResult | UndeployResult) -> int:
     return result.sequence
+
+
+def outcome_of(sequence: int, outcome: ServerOutcome) -> ServerOutcome:
+    """One server's outcome of the change recorded as ``sequence``, said plainly.
+
+    ``deployed`` only with the sequence that server has applied, at least ``sequence``; a server that did not
+    confirm in time is ``timed_out`` with what that means; one that could not be reached is ``down``."""
+    status, applied = outcome.get("status"), outcome.get("sequence")
+    if status == "deployed" and (not isinstance(applied, int) or applied < sequence):
+        shown = "no sequence" if applied is None else f"sequence {applied}"
+        return {**outcome, "status": "failed", "error": f"confirmed {shown}, not {sequence} or later"}
+    if status == "timed_out":
+        why = outcome.get("error") or "no answer"
+        return {
+            **outcome,
+            "error": f"{why} ([deploy] cluster_timeout): did not confirm; it catches up from the ODB when it answers",
+        }
+    if status == "unreachable":
+        return {
+            **outcome,
+            "status": "down",
+            "error": f"{outcome.get('error')}; it catches up from the ODB when it runs",
+        }
+    return outcome

@@ -10,12 +10,14 @@ and the ``tracestate`` unchanged. Log lines of the call carry ``trace_id`` (``sp
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from types import ModuleType
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _ZERO_TRACE = "0" * 32
@@ -105,9 +107,8 @@ def outgoing_headers() -> dict[str, str]:
 def _opentelemetry() -> Trace | None:
     """The current OpenTelemetry span's trace, a new trace when a tracer provider is set but no span is current,
     or ``None`` (OpenTelemetry not installed, or not configured)."""
-    try:
-        otel = importlib.import_module("opentelemetry.trace")  # optional: never required
-    except ImportError:
+    otel = _otel_module()
+    if otel is None:
         return None
     provider = otel.get_tracer_provider()
     if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
@@ -116,6 +117,16 @@ def _opentelemetry() -> Trace | None:
     if context.is_valid:
         return Trace(f"{context.trace_id:032x}", f"{context.span_id:016x}", f"{int(context.trace_flags):02x}")
     return Trace(os.urandom(16).hex(), new_span_id())
+
+
+@functools.cache
+def _otel_module() -> ModuleType | None:
+    """``opentelemetry.trace``, or ``None`` if it is not installed (looked for once: a failed import searches the
+    whole path again each time)."""
+    try:
+        return importlib.import_module("opentelemetry.trace")  # optional: never required
+    except ImportError:
+        return None
 
 
 __all__ = ["Trace", "current_trace", "current_trace_id", "enter", "leave", "new_span_id", "outgoing_headers", "parse"]

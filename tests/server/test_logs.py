@@ -200,3 +200,31 @@ def test_server_run_logs_json_lines_to_stdout(tmp_path: Path) -> None:
     assert {"time", "level", "logger", "message", "cid", "server", "process"} <= line.keys()
     assert line["process"] == process.pid
     assert not (directory / "server1" / "logs" / "server.log").exists()
+
+
+OTEL = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from splice.server.core import tracing
+
+    assert tracing.enter([]) is None  # installed, but no provider set: no trace is invented
+    trace.set_tracer_provider(TracerProvider())
+    assert tracing.enter([]) is not None  # configured: a new trace
+    with trace.get_tracer("test").start_as_current_span("outer") as span:
+        token = tracing.enter([])  # a current span: its trace
+        assert tracing.current_trace_id() == f"{span.get_span_context().trace_id:032x}"
+        tracing.leave(token)
+        token = tracing.enter([(b"traceparent", b"00-%s-00f067aa0ba902b7-01")])  # what the request brings wins
+        assert tracing.current_trace_id() == "%s"
+    print("ok")
+    """
+)
+
+
+def test_opentelemetry_starts_or_joins_a_trace_only_when_configured() -> None:
+    pytest.importorskip("opentelemetry.sdk.trace")
+    # In a process of its own: OpenTelemetry's tracer provider can be set once per process.
+    done = subprocess.run([sys.executable, "-c", OTEL % (TRACE, TRACE)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr

@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anyio.to_thread
@@ -25,7 +28,8 @@ from ..core.naming import check_module_path, module_name
 from ..core.store import ServiceInfo, ServiceStore, describe, find_services
 from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
-from .modules import dependents, imports_of, load_order, shadowed
+from .modules import check_path_length, dependents, imports_of, load_order, shadowed
+from .reclaim import Reclaimer
 from .records import (
     DeploymentRepository,
     DeployResult,
@@ -88,6 +92,8 @@ class DeploymentEngine:
         self.load_failures: list[SourceProblem] = []
         self.applied = 0
         """The newest deployment sequence this server has applied; everything up to it is loaded."""
+        self.reclaimer = Reclaimer()
+        """Collects the module versions a deployment replaced or removed, once nothing runs on them."""
         self._lock = asyncio.Lock()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -160,6 +166,7 @@ class DeploymentEngine:
     def close(self) -> None:
         """Stop answering for deployed module names in this process (servers that stop, tests)."""
         self.finder.uninstall()
+        self.reclaimer.close()
         forget([*self.finder.files, *self.finder.packages()])
 
     def _load_tolerant(self, order: list[str]) -> list[ServiceInfo]:
@@ -299,7 +306,7 @@ class DeploymentEngine:
 
     def _check_one(self, src: ModuleSource, seen: dict[str, str]) -> SourceProblem | None:
         path = src.path
-        bad = check_module_path(path)
+        bad = check_path_length(path) or check_module_path(path)
         if bad:
             return SourceProblem(path, bad, kind="path")
         size = len(src.source.encode("utf-8", "surrogatepass"))
@@ -412,29 +419,29 @@ class DeploymentEngine:
     async def _apply(
         self, records: dict[str, ModuleRecord], removed: set[str], order: list[str], graph: dict[str, set[str]]
     ) -> None:
-        """Write files, load ``order`` afresh, swap the store; on any failure put everything back."""
+        """Write files, load ``order`` afresh, swap the store; on any failure put everything back (files and
+        directories this call made included). The replaced modules go to the reclaimer."""
         old_files = dict(self.finder.files)
         old_sources = {p: _read(self.deployed_dir / p) for p in [*records, *removed]}
         removed_names = {self.records[p].module for p in removed}
-        for path, record in records.items():
-            _write(self.deployed_dir / path, record.source)
-            self.finder.add(record.module, path)
-        for name in removed_names:
-            self.finder.discard(name)
-        saved = forget([*order, *removed_names])
+        made: list[Path] = []
+        saved: dict[str, ModuleType] = {}
         merged = {**self.records, **records}
         try:
+            for path, record in records.items():
+                made += _write(self.deployed_dir / path, record.source)
+                self.finder.add(record.module, path)
+            for name in removed_names:
+                self.finder.discard(name)
+            saved = forget([*order, *removed_names])
             modules = await anyio.to_thread.run_sync(import_all, order)
             by_module = {r.module: r for r in merged.values()}
             infos = [info for name in order for info in self._describe_all(by_module[name], vars(modules[name]))]
         except BaseException as exc:
-            restore(saved, order)
-            self.finder.files = old_files
-            for path, source in old_sources.items():
-                if source is None:
-                    (self.deployed_dir / path).unlink(missing_ok=True)
-                else:
-                    _write(self.deployed_dir / path, source)
+            self._undo(saved, order, old_files, old_sources, made)
+            if isinstance(exc, OSError):
+                problem = f"cannot write the module under {self.deployed_dir}: {exc.strerror or exc}"
+                raise DeployError([SourceProblem(next(iter(records), ""), problem, kind="disk")]) from exc
             if isinstance(exc, Exception):
                 raise DeployError(
                     [SourceProblem(next(iter(records), ""), f"loading failed: {exc!r}", kind="load")]
@@ -442,10 +449,36 @@ class DeploymentEngine:
             raise
         for path in removed:
             (self.deployed_dir / path).unlink(missing_ok=True)
-        forget(_packages(old_files) - self.finder.packages() - set(self.finder.files))
+            _prune(self.deployed_dir, (self.deployed_dir / path).parent)
+        saved |= forget(_packages(old_files) - self.finder.packages() - set(self.finder.files))
         self.store.swap(set(order) | removed_names, infos)
         self.graph = {k: v for k, v in graph.items() if k not in removed_names}
         self.records = {p: r for p, r in merged.items() if p not in removed}
+        del modules, infos  # nothing of this frame may keep an old version alive while the reclaimer waits
+        self.reclaimer.retire(saved, [str(self.deployed_dir / p) for p in [*records, *removed]])
+
+    def _undo(
+        self,
+        saved: dict[str, ModuleType],
+        order: list[str],
+        old_files: dict[str, str],
+        old_sources: dict[str, str | None],
+        made: list[Path],
+    ) -> None:
+        """Put back the modules, files and directories an ``_apply`` that failed had changed."""
+        failed = restore(saved, order)
+        self.finder.files = old_files
+        for path, source in old_sources.items():
+            target = self.deployed_dir / path
+            if source is None:
+                target.unlink(missing_ok=True)
+            else:
+                with contextlib.suppress(OSError):  # the disk refused the new file; the old one is still there
+                    _write(target, source)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        self.reclaimer.retire(failed)
 
     # -- undeploy --------------------------------------------------------------------------------
 
@@ -487,11 +520,32 @@ def _imports(source: str, module: str, path: str) -> set[str]:
         return set()
 
 
-def _write(path: Path, source: str) -> None:
+def _write(path: Path, source: str) -> list[Path]:
+    """Write ``path`` whole (through a temporary file beside it); returns the directories made for it, outermost
+    first, for a caller that must take them away again."""
+    made = [p for p in reversed(path.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(source, encoding="utf-8")
-    tmp.replace(path)
+    # A short temporary name: the file's own name may already be as long as the file system allows.
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(source)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return made
+
+
+def _prune(root: Path, directory: Path) -> None:
+    """Remove ``directory`` and its parents up to ``root`` while they are empty (after an undeploy)."""
+    while directory != root and root in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
 
 
 def _read(path: Path) -> str | None:

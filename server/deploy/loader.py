@@ -130,23 +130,38 @@ def is_foreign(top: str, finder: UserModules) -> bool:
 
 
 def forget(names: Iterable[str]) -> dict[str, ModuleType]:
-    """Take modules out of ``sys.modules`` (and off their parent package); returns them for ``restore``."""
+    """Take modules out of ``sys.modules`` and off their parent package (whose attribute would otherwise keep an
+    undeployed module alive for good); returns them for ``restore``."""
     saved = {}
     for name in names:
         module = sys.modules.pop(name, None)
         if module is not None:
             saved[name] = module
+            _detach(name, module)
     return saved
 
 
-def restore(saved: Mapping[str, ModuleType], loaded: Iterable[str]) -> None:
+def restore(saved: Mapping[str, ModuleType], loaded: Iterable[str]) -> dict[str, ModuleType]:
+    """Put ``saved`` back in place of ``loaded``; returns the loaded modules taken out (garbage now)."""
+    dropped = {}
     for name in loaded:
-        sys.modules.pop(name, None)
+        module = sys.modules.pop(name, None)
+        if module is not None:
+            dropped[name] = module
+            _detach(name, module)
     for name, module in saved.items():
         sys.modules[name] = module
         parent, _, child = name.rpartition(".")
         if parent and parent in sys.modules:
             setattr(sys.modules[parent], child, module)
+    return dropped
+
+
+def _detach(name: str, module: ModuleType) -> None:
+    parent, _, child = name.rpartition(".")
+    package = sys.modules.get(parent) if parent else None
+    if package is not None and getattr(package, child, None) is module:
+        delattr(package, child)
 
 
 def import_all(order: Sequence[str]) -> dict[str, ModuleType]:

@@ -11,6 +11,29 @@ import ast
 import sys
 from collections.abc import Callable, Iterable, Mapping
 
+MAX_PART_BYTES = 255
+"""The longest file or directory name in a module path, in bytes of UTF-8: what Linux file systems allow."""
+MAX_PATH_CHARS = 500
+"""The longest module path in characters: what the ODB keeps."""
+MAX_PATH_BYTES = 1024
+"""The longest module path in bytes of UTF-8 (it sits under the server's directory, within the OS's 4096)."""
+
+
+def check_path_length(path: str) -> str | None:
+    """What is too long in a module path (a file or directory name, or the whole), or ``None``."""
+    for part in path.split("/"):
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_PART_BYTES:
+            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-12:]}"
+            limit = MAX_PART_BYTES
+            return f"'{shown}' in the module path has {size} bytes; a file or directory name may have at most {limit}"
+    if len(path) > MAX_PATH_CHARS:
+        return f"the module path has {len(path)} characters; it may have at most {MAX_PATH_CHARS}"
+    size = len(path.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        return f"the module path has {size} bytes of UTF-8; it may have at most {MAX_PATH_BYTES}"
+    return None
+
 
 def imports_of(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     """Every absolute module name ``tree`` may import, including parents and ``from x import name`` targets."""

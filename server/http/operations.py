@@ -1,7 +1,8 @@
 """Admin API operations: one ``Operation`` per endpoint, with the models of its body and answer.
 
 The table of operations is the one source of the routes (``routes``), of body checking and answer serialising
-(``endpoint``), and of the OpenAPI document (``openapi``). A body is read (size-limited), parsed as JSON and
+(``endpoint``), and of the OpenAPI document (``openapi``). A body is read (limited per operation: refused by its
+``Content-Length`` before a byte is read, or as soon as a streamed body goes past the limit), parsed as JSON and
 validated into the operation's model; a refusal answers 400 ``bad_request`` naming every bad field, with a
 ``problems`` list (``{"field": "modules[0].source", "message": "is required"}``).
 """
@@ -28,9 +29,15 @@ from .responses import CID_HEADER, error_body, error_response, json_response
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
-MAX_BODY = 64 * 1024 * 1024
-"""The largest admin API body: a deploy of many modules (each module's own limit is the engine's)."""
+MiB = 1024 * 1024
+MAX_BODY = MiB
+"""The largest body of an admin operation that names no limit of its own (``Operation.max_body``, ``LIMITS``)."""
+DEPLOY_FACTOR = 64
+"""A deploy body may hold ``DEPLOY_FACTOR`` x ``deploy.max_module_bytes``: room for 32 modules of the largest size,
+each at up to twice its size once JSON escapes its quotes, backslashes and line ends."""
 Handler = Callable[["Runtime", Request, Any], Awaitable[Any]]
+BodyLimit = Callable[["Runtime"], tuple[int, str]]
+"""The body limit of an operation that depends on the cluster's settings: bytes, and the reason the 413 gives."""
 
 
 class InvalidBody(BadRequest):
@@ -65,6 +72,18 @@ class Operation:
     """The handler takes the JSON object and query as sent and checks them itself; the models only document them."""
     media_type: str = "application/json"
     """Of the answer; only JSON operations are served by ``endpoint`` (the scheduler's dispatch streams)."""
+    max_body: int | BodyLimit | None = None
+    """The largest body in bytes (or a function of the runtime giving it with its reason); ``None``: the one in
+    ``LIMITS`` for this method and path, else ``MAX_BODY``."""
+
+    def body_limit(self, runtime: Runtime) -> tuple[int, str]:
+        """The largest body this operation reads, in bytes, and where that limit comes from (for the 413)."""
+        limit = self.max_body if self.max_body is not None else LIMITS.get((self.method, self.path))
+        if limit is None:
+            return MAX_BODY, f"the limit of {self.method} /splice/admin{self.path}"
+        if isinstance(limit, int):
+            return limit, f"the limit of {self.method} /splice/admin{self.path}"
+        return limit(runtime)
 
     @cached_property
     def body_adapter(self) -> TypeAdapter[Any] | None:
@@ -140,12 +159,37 @@ def _collect_tags(schema: Any, found: set[str]) -> None:
             _collect_tags(value, found)
 
 
-async def _read(request: Request) -> bytes:
+def deploy_limit(runtime: Runtime) -> tuple[int, str]:
+    """A deploy's body limit follows the cluster's ``deploy.max_module_bytes`` (``DEPLOY_FACTOR`` times it)."""
+    per_module = runtime.settings.max_module_bytes
+    return (
+        DEPLOY_FACTOR * per_module,
+        f"{DEPLOY_FACTOR} x deploy.max_module_bytes ({per_module}); deploy fewer modules per call",
+    )
+
+
+LIMITS: dict[tuple[str, str], int | BodyLimit] = {
+    ("POST", "/deploy"): deploy_limit,
+    ("POST", "/invoke"): 16 * MiB,  # a service's payload, as large as a REST channel takes
+    ("POST", "/topics/{name}/publish"): 24 * MiB,  # a message of up to 16 MiB (max_payload), base64 in JSON
+    ("PUT", "/caches/{name}/entries/{key:path}"): 64 * MiB,  # a cache value (the cache's max_value decides)
+    ("POST", "/cluster/events"): 64 * MiB,  # cache values kept in step between servers without Redis
+    ("POST", "/apply"): 4 * MiB,  # a declaration file
+}
+"""The operations whose bodies carry code, payloads or values; every other admin body is small (``MAX_BODY``)."""
+
+
+async def read_limited(request: Request, limit: int, reason: str) -> bytes:
+    """The body, refused (``TooLarge``) by its ``Content-Length`` before anything is read, or as soon as a streamed
+    (chunked) body goes past ``limit``: a body over the limit is never held whole."""
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body has {int(declared)} bytes, more than {limit} bytes ({reason})")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"the request body is larger than {MAX_BODY} bytes")
+        if size > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes ({reason})")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -156,7 +200,9 @@ def endpoint(runtime: Runtime, operation: Operation) -> Callable[[Request], Awai
     async def run(request: Request) -> Response:
         cid = current_cid.get()
         try:
-            body = operation.parse(await _read(request)) if operation.body is not None else None
+            body = None
+            if operation.body is not None:
+                body = operation.parse(await read_limited(request, *operation.body_limit(runtime)))
             operation.parse_query(request)
             answer = await operation.handler(runtime, request, body)
         except SpliceError as exc:

@@ -8,12 +8,23 @@ method.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from splice.server.channels.routing import METHODS, Match, NotAllowed, Route, Router, compile_pattern, parameters
+from splice.server.channels.routing import (
+    METHODS,
+    Match,
+    NotAllowed,
+    Route,
+    Router,
+    check_pattern,
+    compile_pattern,
+    parameters,
+)
+from splice.server.channels.specs import CHANNEL_PATH_PATTERN
 from tests._hypothesis import budget
 
 # Characters a literal may hold: URL-ish, a few that regular expressions treat specially, and non-ASCII.
@@ -189,3 +200,21 @@ def _fill(pattern: str, values: dict[str, str]) -> str:
     for name, kind in parameters(pattern):
         out = out.replace(f"{{{name}:{kind}}}", values[name])
     return out
+
+
+ECMA_PATTERN = re.compile(CHANNEL_PATH_PATTERN.replace("$", r"\Z"))
+"""As a JSON schema validator reads it: ECMA's '$' is the end of the text, Python's also matches before a final '\n'."""
+PATTERN_TEXT = st.lists(
+    st.sampled_from(["/", "{", "}", "a", "id", ":int", ":path", ":str", ":x", "splice", "1", "_", "é", "\n", "$"]),
+    max_size=12,
+).map("".join)
+
+
+@given(text=st.one_of(PATTERN_TEXT, st.text(max_size=16)))
+@example(text="/splice\n")
+@example(text="/a/{id}\n")
+@budget(500)
+def test_the_documents_regular_expression_agrees_with_check_pattern_on_any_text(text: str) -> None:
+    # The OpenAPI document and the JSON schema of splice.toml show the rule as CHANNEL_PATH_PATTERN; the server
+    # checks with check_pattern: a disagreement is a valid-looking body refused, or a bad one let through.
+    assert bool(ECMA_PATTERN.search(text)) == (check_pattern(text) is None), (text, check_pattern(text))

@@ -291,35 +291,55 @@ class JobRepository(JobStore):
     async def mark_sent(self, keys: Iterable[tuple[int, int]], scheduler: str) -> set[tuple[int, int]]:
         """Mark the claimed runs ``keys`` (job id, slot) of ``scheduler`` as sent (``running``), just before they go
         out; answers the keys marked. A run another scheduler took over meanwhile is not ours to send any more: it
-        is left out, so a run is sent by one scheduler only, whoever claimed it."""
+        is left out, so a run is sent by one scheduler only, whoever claimed it.
+
+        One conditional UPDATE per run (by the unique key; the row lock orders it with ``take_over``): this runs
+        at the slot, so it is kept short."""
         wanted = set(keys)
         if not wanted:
             return set()
+        stamp = now_us()  # when they were sent: the run's dispatch time from now on
+        statement = (
+            update(RunRow)
+            .where(
+                RunRow.job_id == bindparam("job"),
+                RunRow.slot_us == bindparam("slot"),
+                RunRow.scheduler == scheduler,
+                RunRow.status == "claimed",
+            )
+            .values(status="running", dispatched_us=stamp)
+        )
         async with self.engine.begin() as conn:
-            mine = await self._claimed(conn, wanted, RunRow.scheduler == scheduler)
-            if mine:
-                await conn.execute(update(RunRow).where(RunRow.id.in_(list(mine.values()))).values(status="running"))
-        return set(mine)
+            result = await conn.execute(statement, [{"job": job, "slot": slot} for job, slot in sorted(wanted)])
+            if conn.dialect.supports_sane_multi_rowcount and result.rowcount == len(wanted):
+                return wanted
+            # Some were taken over, or the driver cannot count (asyncpg): the ones marked carry this call's stamp.
+            query = select(RunRow.job_id, RunRow.slot_us).where(
+                RunRow.cluster_id == self.cluster_id,
+                RunRow.job_id.in_(sorted({job for job, _ in wanted})),
+                RunRow.scheduler == scheduler,
+                RunRow.status == "running",
+                RunRow.dispatched_us == stamp,
+            )
+            return {(row.job_id, row.slot_us) for row in (await conn.execute(query)).all()} & wanted
 
-    async def _claimed(self, conn: AsyncConnection, keys: set[tuple[int, int]] | None, *where: Any) -> dict[Any, int]:
-        """Claimed runs (among ``keys``, when given) matching ``where``, locked to the transaction's end: by key."""
+    async def _claimed(self, conn: AsyncConnection) -> dict[tuple[int, int], int]:
+        """The claimed runs of the cluster, locked to the transaction's end: their ids by key."""
         if conn.dialect.name == "sqlite":
             # SQLite reads without a lock: a write first takes the database's write lock (see ``_claim_rows``).
             await conn.execute(update(Cluster).where(Cluster.id == self.cluster_id).values(id=Cluster.id))
         query = select(RunRow.id, RunRow.job_id, RunRow.slot_us).where(
-            RunRow.cluster_id == self.cluster_id, RunRow.status == "claimed", *where
+            RunRow.cluster_id == self.cluster_id, RunRow.status == "claimed"
         )
-        if keys is not None:
-            query = query.where(RunRow.job_id.in_(sorted({job for job, _ in keys})))
         rows = (await conn.execute(query.with_for_update())).all()
-        return {(row.job_id, row.slot_us): row.id for row in rows if keys is None or (row.job_id, row.slot_us) in keys}
+        return {(row.job_id, row.slot_us): row.id for row in rows}
 
     async def take_over(self, scheduler: str) -> list[tuple[Claim, Job, str]]:
         """Claimed runs not sent yet, whoever claimed them, are ``scheduler``'s to send now: answers each run's
         claim, its job (as it is now) and the scheduler that claimed it. The runs stay ``claimed`` (their new holder
         marks them sent as any other); a run whose job is gone went with it."""
         async with self.engine.begin() as conn:
-            taken = await self._claimed(conn, None)
+            taken = await self._claimed(conn)
             if not taken:
                 return []
             ids = list(taken.values())

@@ -11,15 +11,15 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-_SEARCH = int(os.environ.get("SPLICE_HYPOTHESIS_SEARCH", "0") or "0")
+SEARCH = int(os.environ.get("SPLICE_HYPOTHESIS_SEARCH", "0") or "0")
 
 
 def budget(examples: int) -> settings:
     """Settings for a property test: ``examples`` cases, derandomized, no deadline, no example database."""
     return settings(
-        max_examples=examples * max(_SEARCH, 1),
+        max_examples=examples * max(SEARCH, 1),
         deadline=None,
-        derandomize=not _SEARCH,
+        derandomize=not SEARCH,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         print_blob=True,

@@ -6,7 +6,7 @@ with ``splice start`` (subprocesses, the ODB in SQLite, servers ringing each oth
 handler that crashes shows as the 5xx its process answers. Each operation gets a fixed, derandomized number of
 cases, positive and negative (bodies, parameters and methods the document does not allow, missing or wrong
 credentials), and every answer must be one the document allows: no 5xx, status, content type, headers, schema;
-valid data accepted, invalid data refused.
+valid data accepted, invalid data refused. ``SPLICE_HYPOTHESIS_SEARCH=N`` makes a run random, N times as long.
 
 Excluded, because they would take the server under test away or out of the test's hands:
 
@@ -31,6 +31,7 @@ from hypothesis import settings
 
 from splice.server.http.admin import OPERATIONS
 from splice.server.http.openapi import document
+from tests._hypothesis import SEARCH
 from tests.conftest import Cluster, make_cluster, running
 from tests.server.http.test_admin_contract import JOB_RULES, SEMANTIC_422
 
@@ -98,7 +99,7 @@ def _restarts_the_server(case: Any) -> bool:
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None)
+@settings(max_examples=EXAMPLES_PER_OPERATION * max(SEARCH, 1), deadline=None, derandomize=not SEARCH, database=None)
 def test_every_answer_of_a_real_cluster_keeps_the_document(case: Any, cluster: Cluster) -> None:
     if _restarts_the_server(case):
         return

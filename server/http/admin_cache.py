@@ -21,6 +21,7 @@ from ..cache.specs import CacheFields
 from ..core.cache import CacheError
 from ..core.errors import BadRequest, Conflict, NotFound
 from ..core.naming import closest
+from . import convertors as _convertors  # noqa: F401  (registers {name:text})
 from .operations import Operation
 from .schemas import cache as schemas
 
@@ -202,7 +203,7 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
-        "/caches/{name}/entries/{key:path}",
+        "/caches/{name}/entries/{key:text}",
         get_entry,
         "One entry as this server holds it",
         schemas.EntryAnswer,
@@ -210,7 +211,7 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "PUT",
-        "/caches/{name}/entries/{key:path}",
+        "/caches/{name}/entries/{key:text}",
         put_entry,
         "Set an entry here; every server gets it (memory: over the bus; redis: the one copy)",
         schemas.EntrySet,
@@ -219,7 +220,7 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "DELETE",
-        "/caches/{name}/entries/{key:path}",
+        "/caches/{name}/entries/{key:text}",
         delete_entry,
         "Delete an entry on every server",
         schemas.EntryDeleted,

@@ -22,6 +22,7 @@ from ..core.pubsub import UnknownTopic
 from ..pubsub.names import is_pattern, matches
 from ..pubsub.specs import SubscriptionSpec, TopicPermission, TopicSpec
 from ..runtime import stored_specs
+from . import convertors as _convertors  # noqa: F401  (registers {name:text})
 from .operations import Operation
 from .schemas import common
 from .schemas import pubsub as schemas
@@ -300,7 +301,8 @@ class SubscriptionName(Convertor[str]):
     """A subscription's name in a path: any text (names may hold '/'), but none ending in what the paths below a
     subscription end in, so that ``PUT .../shipping/messages`` is a 405, not a change of 'shipping/messages'."""
 
-    regex = r"(?!.*/(?:messages|dead|purge|replay)$)[^/].*"
+    regex = r"(?s:(?!.*/(?:messages|dead|purge|replay)\Z)[^/].*)"
+    """DOTALL: a name is any text, newlines included; '\\Z', not '$', which also stops before a final newline."""
 
     def convert(self, value: str) -> str:
         return value
@@ -312,7 +314,7 @@ class SubscriptionName(Convertor[str]):
 register_url_convertor("subscription", SubscriptionName())
 TOPIC = "/topics/{name}"
 SUBSCRIPTION = "/subscriptions/{name:subscription}"
-BELOW = "/subscriptions/{name:path}"
+BELOW = "/subscriptions/{name:text}"
 """The paths below a subscription (``BELOW + "/messages"``)."""
 OPERATIONS: list[Operation] = [
     Operation(

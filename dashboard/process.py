@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from splice.server.config import LogSettings
 from splice.server.logs import configure_server_logging
 
 from .app import create_app
@@ -21,7 +23,9 @@ logger = logging.getLogger(__name__)
 
 def run_dashboard(directory: Path, environ: dict[str, str] | None = None) -> None:
     settings = load_dashboard_settings(directory, environ)
-    configure_server_logging(settings.log_file, settings.log_level)
+    # JSON lines when asked, as the servers log ($SPLICE_LOG_FORMAT; anything but "json" is text)
+    fmt = "json" if (environ or os.environ).get("SPLICE_LOG_FORMAT", "").strip().lower() == "json" else "text"
+    configure_server_logging(settings.log_file, settings.log_level, LogSettings(fmt))
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]

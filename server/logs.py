@@ -24,6 +24,7 @@ from typing import Any
 from .config import LogSettings
 from .core import tracing
 from .core.context import CidFilter
+from .files import owner_only
 
 FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s [cid %(cid)s] %(message)s"
 ACCESS = "splice.access"
@@ -87,7 +88,9 @@ def configure_server_logging(log_file: Path, level: str, logs: LogSettings | Non
         handler = logging.StreamHandler(sys.stdout)
     else:
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        owner_only(log_file.parent)  # a server started without splice's umask: its logs are still its own
         handler = logging.FileHandler(log_file, encoding="utf-8")
+        owner_only(log_file)
     server = log_file.parent.parent.name if str(log_file) != STDOUT else ""
     handler.setFormatter(JsonFormatter(server) if logs.format == "json" else logging.Formatter(FORMAT))
     handler.addFilter(CidFilter())

@@ -14,6 +14,7 @@ from ..channels.security import new_token, token_digest
 from ..client import ping
 from ..config import CONFIG_FILE, ServerSettings, Settings, load_settings, render_config
 from ..core.errors import ConfigError
+from ..files import owner_only
 from . import _dashboards as dashboards
 from . import _haproxy as lb
 from . import _schedulers as schedulers
@@ -58,6 +59,7 @@ def quickstart_create(
     if directory.exists() and any(directory.iterdir()):
         raise CliError(f"{directory} exists and is not empty; pick a new directory")
     directory.mkdir(parents=True, exist_ok=True)
+    owner_only(directory)  # an empty directory made beforehand keeps its mode otherwise
     cluster_name = name or directory.name
     if load_balancer is None:
         load_balancer = lb.find_haproxy() is not None

@@ -6,10 +6,11 @@ other are not. Filters: ``limit``, ``since`` (an ISO-8601 moment), ``actor`` (ex
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +34,14 @@ class AuditQuery(BaseModel):
     )
     actor: str | None = Field(None, max_length=200, description="only actions of this actor, e.g. cli:ann")
     path: str | None = Field(None, max_length=1000, description="only actions on paths starting with this")
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _iso_only(cls, value: object) -> object:
+        """An ISO-8601 moment only: pydantic would also take a number of seconds since 1970 ("0.5")."""
+        if isinstance(value, str) and not _ISO_DATE.match(value):
+            raise ValueError("must be an ISO-8601 moment, e.g. 2026-12-03T08:00 or 2026-12-03")
+        return value
 
 
 class AuditLine(TypedDict):

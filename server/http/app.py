@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 access = logging.getLogger(ACCESS)
+logger = logging.getLogger(__name__)
 actions = logging.getLogger("splice.admin")
 """One line per admin call that may change something: who, what, and how it ended."""
 _CID = CID_HEADER.encode()
@@ -42,21 +43,32 @@ action."""
 _UNAUTHORIZED = "the admin API needs 'Authorization: Bearer <token>'; the token is in the cluster's admin-token file"
 
 
-def build_app(runtime: Runtime) -> ASGIApp:
-    async def not_found(request: Request, exc: Exception) -> Response:
-        cid = current_cid.get()
-        status = exc.status_code if isinstance(exc, HTTPException) else 404
-        headers = {CID_HEADER: cid}
-        if status == 405:
-            allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
-            headers["Allow"] = allow
-            text = f"{request.method} is not allowed on {request.url.path}; allowed: {allow or 'none'}"
-            body = error_body(status, "method_not_allowed", text, cid, allowed=[m.strip() for m in allow.split(",")])
-        else:
-            body = error_body(status, "not_found", f"no such endpoint: {request.method} {request.url.path}", cid)
-        return Response(body, status, media_type="application/json", headers=headers)
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """404 and 405 (with ``Allow``) as JSON with the cid."""
+    cid = current_cid.get()
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    headers = {CID_HEADER: cid}
+    if status == 405:
+        allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+        headers["Allow"] = allow
+        text = f"{request.method} is not allowed on {request.url.path}; allowed: {allow or 'none'}"
+        body = error_body(status, "method_not_allowed", text, cid, allowed=[m.strip() for m in allow.split(",")])
+    else:
+        body = error_body(status, "not_found", f"no such endpoint: {request.method} {request.url.path}", cid)
+    return Response(body, status, media_type="application/json", headers=headers)
 
-    handlers = {404: not_found, 405: not_found}
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    """What no handler caught (a driver's error, a bug): JSON with the cid, the traceback in the log."""
+    cid = current_cid.get()
+    logger.error("%s %s failed inside Splice", request.method, request.url.path, exc_info=exc)
+    text = "an unexpected error inside Splice; the server's log has the traceback under this cid"
+    body = error_body(500, "internal_error", text, cid)
+    return Response(body, 500, media_type="application/json", headers={CID_HEADER: cid})
+
+
+def build_app(runtime: Runtime) -> ASGIApp:
+    handlers = {404: _not_found, 405: _not_found, Exception: _failed}
     splice = Starlette(
         routes=[
             *health.routes(runtime),

@@ -17,7 +17,7 @@ from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError, TooLarge
 from ..core.service import Request
 from ._paths import authorized, challenge
-from .responses import CID_HEADER, BadResponse, dumps, encode_payload, error_body, http_status
+from .responses import CID_HEADER, BadResponse, dumps, encode_payload, error_body, error_headers, http_status
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -64,9 +64,8 @@ class ChannelApp:
             request.channel = route.name
             response = await self.runtime.invoker.call(route.service, request=request, cid=cid)
         except SpliceError as exc:
-            return await _send(
-                send, http_status(exc), dumps({"error": exc.as_dict(), "cid": cid}), b"application/json", cid
-            )
+            body = dumps({"error": exc.as_dict(), "cid": cid})
+            return await _send(send, http_status(exc), body, b"application/json", cid, error_headers(exc))
         try:
             body, content_type = encode_payload(response.payload, response.content_type, route.service)
         except BadResponse as exc:

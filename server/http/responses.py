@@ -18,6 +18,7 @@ __all__ = [
     "dumps",
     "encode_payload",
     "error_body",
+    "error_headers",
     "error_response",
     "http_status",
     "json_response",
@@ -93,9 +94,16 @@ def http_status(exc: SpliceError) -> int:
     return 500
 
 
+def error_headers(exc: SpliceError) -> list[tuple[bytes, bytes]]:
+    """What an error adds to its answer's headers (``Retry-After`` of an overloaded server), as ASGI pairs."""
+    extra: dict[str, str] = getattr(exc, "headers", None) or {}
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
+
+
 def error_response(exc: SpliceError, cid: str) -> Response:
     body = dumps({"error": exc.as_dict(), "cid": cid})
-    return Response(body, status_code=http_status(exc), media_type="application/json", headers={CID_HEADER: cid})
+    headers = {CID_HEADER: cid, **(getattr(exc, "headers", None) or {})}
+    return Response(body, status_code=http_status(exc), media_type="application/json", headers=headers)
 
 
 def json_response(value: Any, cid: str, status: int = 200) -> Response:

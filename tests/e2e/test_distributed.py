@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.conftest import drop_everything, eventually, free_ports, splice
 
@@ -60,6 +61,11 @@ def test_servers_in_their_own_directories_form_one_cluster(
     check=False)  # fmt: skip
     assert "no cluster named 'nope'" in missing.stderr
 
+    # Every server of a cluster needs the same cluster key (outgoing secrets, the internal token): copied by hand
+    key = Fernet.generate_key()
+    for directory in hosts:
+        (directory / "secret-key").write_bytes(key)
+        (directory / "secret-key").chmod(0o600)
     for directory in hosts:
         splice("start", str(directory))
     try:

@@ -163,7 +163,7 @@ async def test_ping_answers_without_auth_with_a_fresh_cid(server: InProcess) -> 
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("application/json")
         body = answer.json()
-        assert set(body) == {"status", "server", "cid"}
+        assert set(body) == {"status", "server", "cid", "threads"}
         assert body["status"] == "ok"
         assert body["server"] == "server1"
         assert body["cid"] == check_cid(answer)

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import InProcess, free_port, in_process
@@ -46,4 +47,25 @@ async def test_a_method_an_endpoint_does_not_take_is_405_with_allow(
     body = answer.json()
     assert body["error"]["code"] == "method_not_allowed"
     assert method in body["error"]["message"]
+    assert body["cid"] == answer.headers["x-splice-cid"]
+
+
+async def test_an_error_no_handler_expected_is_json_with_the_cid(one: InProcess) -> None:
+    """Before: Starlette's plain-text ``Internal Server Error`` without a cid (e.g. a driver's error)."""
+    from sqlalchemy import text
+
+    from splice.server.http.app import build_app
+
+    async with one.runtime.repository.engine.begin() as conn:  # type: ignore[attr-defined]
+        await conn.execute(text("DROP TABLE channels"))  # the ODB broken under the server
+    # Starlette sends the answer, then raises on (for the ASGI server's own log): this client must not re-raise it
+    transport = httpx.ASGITransport(app=build_app(one.runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+        answer = await client.get(
+            "/splice/admin/channels", headers={"Authorization": one.admin.headers["authorization"]}
+        )
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert body["error"]["code"] == "internal_error"
     assert body["cid"] == answer.headers["x-splice-cid"]

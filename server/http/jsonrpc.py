@@ -11,7 +11,7 @@ batch, a batch larger than ``max_batch``); -32601 no such service, or one the ch
 (``fnmatch``, case-sensitive) do not allow, with the same answer either way so that nothing tells which
 services exist; -32602 the service's declared input was not met (``data.fields`` lists the problems);
 -32000 the service failed (``data``: ``code``, ``message``, ``cid``; never a traceback), or answered what JSON
-cannot carry (``code`` ``bad_response``, the message naming where and why: ``http/_json.py``); -32603 Splice
+cannot carry (``code`` ``bad_response``, the message naming where and why: ``core/jsonvalues.py``); -32603 Splice
 itself failed. Every ``data`` carries the call's ``cid``, the key to its log lines.
 
 HTTP: 200 for every JSON-RPC answer, 204 when a request held only notifications; what is no JSON-RPC answer
@@ -32,8 +32,8 @@ from starlette.types import Receive, Scope, Send
 
 from ..core.context import current_cid, new_cid
 from ..core.errors import HTTPError, InvalidInput, ServiceNotFound, SpliceError, TooLarge
+from ..core.jsonvalues import Unencodable
 from ..core.service import Request
-from ._json import Unencodable
 from ._paths import PathTable, authorized, challenge
 from .channels import _read_body
 from .responses import CID_HEADER, dumps, error_body

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import Response
 
 from ..core.errors import HTTPError, SpliceError
-from ._json import Unencodable, dumps
+from ..core.jsonvalues import Unencodable, dumps
 
 __all__ = [
     "CID_HEADER",
@@ -47,7 +47,8 @@ def encode_payload(payload: Any, content_type: str | None, service: str = "the s
 
 
 def payload_json(payload: Any, service: str) -> bytes:
-    """A service's payload as JSON (``_json.dumps``), or ``BadResponse`` naming the service, the place and why."""
+    """A service's payload as JSON (``core.jsonvalues.dumps``), or ``BadResponse`` naming the service, the place
+    and why."""
     try:
         return dumps(payload)
     except Unencodable as exc:

@@ -12,7 +12,7 @@ After the handshake:
 - a text message is JSON: it invokes the service with the parsed value as payload; a binary message invokes
   it with the bytes. Each message is a call of its own (a fresh cid) with ``self.websocket`` set.
 - the service's response payload, unless ``None``, goes back as one message: ``bytes`` binary, anything else
-  JSON text (``http/_json.py``). An error (the service raised, invalid input, a message that is not JSON, a
+  JSON text (``core/jsonvalues.py``). An error (the service raised, invalid input, a message that is not JSON, a
   payload JSON cannot carry: ``bad_response``) answers
   ``{"error": {"code", "message", ...}, "cid": ...}`` and the connection stays open.
 - the messages of one connection are handled one at a time, in the order they came (a client that wants calls
@@ -46,9 +46,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..core.context import current_cid, new_cid
 from ..core.errors import BadRequest, SpliceError
+from ..core.jsonvalues import Unencodable
 from ..core.service import Request
 from ..core.websockets import NotConnected, WebSocket
-from ._json import Unencodable
 from ._paths import PathTable, authorized, challenge, header_of
 from .responses import CID_HEADER, BadResponse, dumps, error_body
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from ..core.jsonvalues import dumps
+
 State = Literal["ready", "dead"]
 
 
@@ -22,7 +24,7 @@ def encode(data: Any) -> tuple[bytes, bool]:
     """A payload as stored: ``bytes`` as they are, anything else as UTF-8 JSON (``is_json``)."""
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data), False
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(), True
+    return dumps(data), True  # valid JSON or a ValueError naming the place (a set, NaN, a cycle, an object)
 
 
 def decode(payload: bytes, is_json: bool) -> Any:

@@ -1,7 +1,7 @@
 """Every answer a service's payload becomes is valid JSON (or a clear 500 naming where and why), on every channel.
 
 Served by Hypercorn in this process (``test_websocket.live``), with real clients: REST and JSON-RPC over httpx,
-WebSocket over ``websockets``. The unit part checks ``_json`` directly (pure).
+WebSocket over ``websockets``. The unit part checks ``core.jsonvalues`` directly (pure).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from splice.server.http._json import Unencodable, dumps
+from splice.server.core.jsonvalues import Unencodable, dumps
 from tests.server.http.test_websocket import Live, ask, client, live
 
 __all__ = ["live"]

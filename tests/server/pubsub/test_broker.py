@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from splice.server.core.errors import Conflict, NotFound, TooLarge
+from splice.server.core.errors import BadRequest, Conflict, NotFound, TooLarge
 from splice.server.core.pubsub import PubSubError, UnknownTopic
 from splice.server.http.responses import http_status
 from splice.server.pubsub.specs import SubscriptionSpec, TopicSpec
@@ -261,6 +261,23 @@ async def test_a_message_over_the_topics_limit_is_refused(node: Node) -> None:
     assert str(refused.value) == "a message of 202 bytes is over the limit of topic 'small' (max_payload 100 bytes)"
     assert http_status(refused.value) == 413
     assert (await node.broker.publish("small", b"y" * 100)).subscriptions == 0  # bytes count as they are
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ({"x": float("nan")}, "nan at $.x: JSON has no NaN or Infinity"),
+        ({"tags": {1, 2}}, "a set at $.tags: JSON has no sets"),
+        ({"o": object()}, "at $.o"),
+    ],
+)
+async def test_a_message_json_cannot_carry_is_refused_naming_the_place(node: Node, data: object, said: str) -> None:
+    """Before: NaN was stored as ``NaN`` (no strict reader takes it) and a set refused without saying where."""
+    await node.topic("strict")
+    with pytest.raises(BadRequest) as refused:
+        await node.broker.publish("strict", data)
+    assert said in str(refused.value)
+    assert "0x" not in str(refused.value)
 
 
 async def test_a_repeated_idempotency_key_is_not_delivered_twice(node: Node) -> None:

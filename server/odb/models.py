@@ -228,8 +228,9 @@ class JobRun(Base):
     slot_us: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(20), default="scheduled")
     status: Mapped[str] = mapped_column(String(20))
-    """``running``, ``retrying``, ``ok``, ``failed``, ``skipped`` (missed, policy skip), ``interrupted`` (no
-    outcome came back: its scheduler or server died)."""
+    """``claimed`` (not sent yet: a scheduler taking over sends it), ``running`` (sent), ``retrying``, ``ok``,
+    ``failed``, ``skipped`` (missed, policy skip), ``interrupted`` (sent, and no outcome came back: its scheduler or
+    server died; never sent again)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     missed: Mapped[int] = mapped_column(Integer, default=0)
     """Earlier slots that were missed and folded into this one (never run on their own)."""
@@ -238,6 +239,7 @@ class JobRun(Base):
     server: Mapped[str | None] = mapped_column(String(200), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     dispatched_us: Mapped[int] = mapped_column(BigInteger)
+    """When it was claimed, then when it was sent."""
     started_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LOOPBACK, DebugSettings, ServerSettings
-from .core.errors import BadRequest, SpliceError
+from .core.errors import SpliceError
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Debugger:
         host = host or self.settings.host
         if host not in LOOPBACK and not self.settings.allow_remote:
             remote = "unless cluster.toml says [debug] allow_remote = true"
-            raise BadRequest(f"refusing to listen on {host!r}: only the loopback, {remote}")
+            raise DebugError(f"refusing to listen on {host!r}: only the loopback, {remote}")
         if self.listening is not None:
             if asked is not None and asked != self.listening[0]:
                 where = "{}:{}".format(*self.listening)

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from ..core.context import current_cid
 from ..core.errors import BadRequest, SpliceError, TooLarge
 from ..core.validation import Problem, problems
+from .channels import MAX_DRAIN
 from .responses import CID_HEADER, error_body, error_response, json_response
 
 if TYPE_CHECKING:
@@ -184,14 +185,25 @@ async def read_limited(request: Request, limit: int, reason: str) -> bytes:
     (chunked) body goes past ``limit``: a body over the limit is never held whole."""
     declared = request.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > limit:
+        await _drain(request, 0)
         raise TooLarge(f"the request body has {int(declared)} bytes, more than {limit} bytes ({reason})")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
+            await _drain(request, size)
             raise TooLarge(f"the request body is larger than {limit} bytes ({reason})")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _drain(request: Request, size: int) -> None:
+    """Read and drop the rest of a refused body (never held: each chunk is let go), up to ``MAX_DRAIN`` in all, so
+    that the 413 reaches a client behind HAProxy whole (``channels._drain`` says why)."""
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_DRAIN:
+            return
 
 
 def endpoint(runtime: Runtime, operation: Operation) -> Callable[[Request], Awaitable[Response]]:

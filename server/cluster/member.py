@@ -114,7 +114,12 @@ class ClusterMember:
 
     async def _beat(self) -> None:
         said_at = time.monotonic()  # when the last heartbeat that went through began (what last_seen shows)
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # stop() cancelled a beat, and what it was awaiting turned the cancellation into an error of its own
+                # (a driver's, caught below): end now, or stop() would wait on the next sleep for ever
+                raise asyncio.CancelledError
             await asyncio.sleep(self.settings.sync_interval)
             try:
                 counted, began = (self.boot, self.events_sent), time.monotonic()

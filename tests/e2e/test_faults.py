@@ -139,8 +139,10 @@ class PrivatePostgres:
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    if not PG_BIN or os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) and root to run them as postgres")
+    # .ci/run runs as root beside Debian's PostgreSQL: a machine where this cannot run must say so, not skip
+    assert PG_BIN, "needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)"
+    assert os.geteuid() == 0, "needs root, to run PostgreSQL's binaries as the postgres user"
+    assert shutil.which("runuser") is not None, "needs runuser (util-linux), to run them as postgres"
     postgres = PrivatePostgres()
     try:
         postgres.start()

@@ -219,14 +219,29 @@ async def in_process(directory: Path) -> AsyncIterator[InProcess]:
             await runtime.close()
 
 
-@pytest.fixture
-async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
-    """A real server (runtime + ASGI app) in-process on every ODB backend."""
+@contextlib.asynccontextmanager
+async def quickstart_in_process(tmp_path: Path, odb_url: str | None) -> AsyncIterator[InProcess]:
+    """A one-server quickstart cluster in ``tmp_path/cluster`` on ``odb_url`` (``None``: SQLite in the directory),
+    its server in-process."""
     from splice.server.cli.cluster import quickstart_create
 
     directory = tmp_path / "cluster"
     await asyncio.to_thread(quickstart_create, directory, free_port(), odb_url, None, 1, None, False)
     async with in_process(directory) as made:
+        yield made
+
+
+@pytest.fixture
+async def server(tmp_path: Path, odb_url: str) -> AsyncIterator[InProcess]:
+    """A real server (runtime + ASGI app) in-process on every ODB backend."""
+    async with quickstart_in_process(tmp_path, odb_url) as made:
+        yield made
+
+
+@pytest.fixture
+async def sqlite_server(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """A real server in-process on SQLite only: for what the ODB backend does not change (the HTTP edge)."""
+    async with quickstart_in_process(tmp_path, None) as made:
         yield made
 
 

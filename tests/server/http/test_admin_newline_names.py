@@ -8,39 +8,22 @@ the admin fuzz (``test_admin_fuzz``) in a random run.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import InProcess, free_port, in_process
+from tests.conftest import InProcess
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcess]:
-    from splice.server.cli.cluster import quickstart_create
-
-    directory = tmp_path / "cluster"
-    odb = f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
-    await asyncio.to_thread(quickstart_create, directory, free_port(), odb, None, 1, None, False)
-    async with in_process(directory) as made:
-        yield made
-
-
-async def test_a_cache_entry_whose_key_holds_a_newline_is_reachable(server: InProcess) -> None:
-    made = await server.admin.post("/splice/admin/caches", json={"name": "lines"})
+async def test_a_cache_entry_whose_key_holds_a_newline_is_reachable(sqlite_server: InProcess) -> None:
+    made = await sqlite_server.admin.post("/splice/admin/caches", json={"name": "lines"})
     assert made.status_code in (200, 201), made.text
     entry = "/splice/admin/caches/lines/entries/a%0Ab"
-    put = await server.admin.put(entry, json={"value": 1})
+    put = await sqlite_server.admin.put(entry, json={"value": 1})
     assert put.status_code == 200, put.text
-    got = await server.admin.get(entry)
+    got = await sqlite_server.admin.get(entry)
     assert got.status_code == 200, got.text
     assert got.json()["key"] == "a\nb"
-    assert (await server.admin.delete(entry)).status_code == 200
+    assert (await sqlite_server.admin.delete(entry)).status_code == 200
 
 
-async def test_a_subscription_path_with_a_newline_gets_a_documented_answer(server: InProcess) -> None:
-    answer = await server.admin.post("/splice/admin/subscriptions/%0A/replay", json={})
+async def test_a_subscription_path_with_a_newline_gets_a_documented_answer(sqlite_server: InProcess) -> None:
+    answer = await sqlite_server.admin.post("/splice/admin/subscriptions/%0A/replay", json={})
     assert answer.status_code == 404, answer.text
     assert answer.json()["error"]["code"] == "not_found"

@@ -6,24 +6,10 @@ Before: ``TRACE /splice/admin/services`` and ``TRACE /splice/ping`` answered 405
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests.conftest import InProcess, free_port, in_process
-
-
-@pytest.fixture
-async def one(tmp_path: Path) -> AsyncIterator[InProcess]:
-    from splice.server.cli.cluster import quickstart_create
-
-    directory = tmp_path / "cluster"
-    await asyncio.to_thread(quickstart_create, directory, free_port(), None, None, 1, None, False)
-    async with in_process(directory) as made:
-        yield made
+from tests.conftest import InProcess
 
 
 @pytest.mark.parametrize(
@@ -39,9 +25,9 @@ async def one(tmp_path: Path) -> AsyncIterator[InProcess]:
     ],
 )
 async def test_a_method_an_endpoint_does_not_take_is_405_with_allow(
-    one: InProcess, method: str, path: str, allowed: set[str]
+    sqlite_server: InProcess, method: str, path: str, allowed: set[str]
 ) -> None:
-    answer = await one.admin.request(method, path)
+    answer = await sqlite_server.admin.request(method, path)
     assert answer.status_code == 405, answer.text
     assert {m.strip() for m in answer.headers["allow"].split(",")} >= allowed
     body = answer.json()
@@ -50,19 +36,19 @@ async def test_a_method_an_endpoint_does_not_take_is_405_with_allow(
     assert body["cid"] == answer.headers["x-splice-cid"]
 
 
-async def test_an_error_no_handler_expected_is_json_with_the_cid(one: InProcess) -> None:
+async def test_an_error_no_handler_expected_is_json_with_the_cid(sqlite_server: InProcess) -> None:
     """Before: Starlette's plain-text ``Internal Server Error`` without a cid (e.g. a driver's error)."""
     from sqlalchemy import text
 
     from splice.server.http.app import build_app
 
-    async with one.runtime.repository.engine.begin() as conn:  # type: ignore[attr-defined]
+    async with sqlite_server.runtime.repository.engine.begin() as conn:  # type: ignore[attr-defined]
         await conn.execute(text("DROP TABLE channels"))  # the ODB broken under the server
     # Starlette sends the answer, then raises on (for the ASGI server's own log): this client must not re-raise it
-    transport = httpx.ASGITransport(app=build_app(one.runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=build_app(sqlite_server.runtime), raise_app_exceptions=False)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
         answer = await client.get(
-            "/splice/admin/channels", headers={"Authorization": one.admin.headers["authorization"]}
+            "/splice/admin/channels", headers={"Authorization": sqlite_server.admin.headers["authorization"]}
         )
     assert answer.status_code == 500
     assert answer.headers["content-type"] == "application/json"

@@ -6,38 +6,21 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import InProcess, free_port, in_process
+from tests.conftest import InProcess
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[InProcess]:
-    from splice.server.cli.cluster import quickstart_create
-
-    directory = tmp_path / "cluster"
-    odb = f"sqlite+aiosqlite:///{tmp_path / 'odb.sqlite'}"
-    await asyncio.to_thread(quickstart_create, directory, free_port(), odb, None, 1, None, False)
-    async with in_process(directory) as made:
-        yield made
-
-
-async def test_a_cron_field_of_thousands_of_digits_is_refused_naming_the_field(server: InProcess) -> None:
+async def test_a_cron_field_of_thousands_of_digits_is_refused_naming_the_field(sqlite_server: InProcess) -> None:
     body = {"name": "huge", "service": "tools.record", "cron": "1" * 5000 + " * * * *"}
-    answer = await server.admin.post("/splice/admin/jobs", json=body)
+    answer = await sqlite_server.admin.post("/splice/admin/jobs", json=body)
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert "cron field 'minute'" in error["message"]
     assert "(5000 digits) is out of range 0-59" in error["message"]
 
 
-async def test_a_declaration_nested_too_deeply_is_refused_naming_the_file(server: InProcess) -> None:
+async def test_a_declaration_nested_too_deeply_is_refused_naming_the_file(sqlite_server: InProcess) -> None:
     body = {"file": "deep.toml", "text": "a = " + "[" * 100_000, "dry_run": True}
-    answer = await server.admin.post("/splice/admin/apply", json=body)
+    answer = await sqlite_server.admin.post("/splice/admin/apply", json=body)
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert "deep.toml" in error["message"]

@@ -20,7 +20,9 @@ class DeploymentsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=MAX_DEPLOYMENTS, description="how many, newest first")
-    before: int | None = Field(None, ge=1, description="only those with a smaller sequence (the next page)")
+    before: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="only those with a smaller sequence (the next page)"
+    )
 
 
 class DeploymentRecord(TypedDict):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from . import loop as event_loop
 from .cache.caches import ServerCaches
 from .channels.amqp import AmqpChannels
 from .cluster.bus import Bus, HttpBus, RedisBus
@@ -179,7 +180,7 @@ def run_server(directory: Path, server_name: str) -> None:
         logger.info("server %s stopped%s", server_name, "; restarting without the debugger" if restart else "")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        event_loop.run(main())
     if pool and pool[0].in_threads() and not restart:
         # Threads of plain 'def' services still run (a thread cannot be killed) and would keep the interpreter
         # from ending: say which, then end without waiting for them.

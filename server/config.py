@@ -26,6 +26,7 @@ environment alone when ``SPLICE_ODB`` is set: see ``splice.server.environment`` 
 from __future__ import annotations
 
 import difflib
+import os
 import secrets
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ from .settings import (
     CONFIG_FILE,
     LOG_FORMATS,
     LOOPBACK,
+    MAX_WORKERS,
     TOKEN_FILE,
     CallSettings,
     DebugSettings,
@@ -45,7 +47,9 @@ from .settings import (
     SchedulerSettings,
     ServerSettings,
     Settings,
+    member_name,
     resolve_odb_url,
+    split_member,
 )
 
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
@@ -67,7 +71,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     ),
     "cluster": frozenset({"name", "odb", "log_level", "redis", "sync_interval"}),
     "deploy": frozenset({"max_module_bytes", "import_timeout", "cluster_timeout"}),
-    "servers": frozenset({"name", "host", "port"}),
+    "servers": frozenset({"name", "host", "port", "workers"}),
     "load_balancer": frozenset({"host", "port"}),
     "scheduler": frozenset({"poll_interval", "lease_ttl", "misfire_grace", "history_days"}),
     "schedulers": frozenset({"name"}),
@@ -115,10 +119,24 @@ def _servers(data: Mapping[str, Any], file: str) -> tuple[ServerSettings, ...]:
         if any(s.name == name for s in servers):
             # Each server has its own directory and is looked up by name: two with one name would share both.
             raise ConfigError(file, f"server name '{name}' is used twice", f"{where}.name")
-        servers.append(ServerSettings(name, _get(raw, "host", str, file, where, "127.0.0.1"), port, index))
+        if split_member(name)[1] is not None:
+            why = f"'{name}' ends like a worker's name (<server>.w<N>): choose another"
+            raise ConfigError(file, why, f"{where}.name")
+        host = _get(raw, "host", str, file, where, "127.0.0.1")
+        servers.append(ServerSettings(name, host, port, index, workers=workers_of(raw.get("workers", 1), file, where)))
     if not servers:
         raise ConfigError(file, "a cluster needs at least one [[servers]] entry", "servers")
     return tuple(servers)
+
+
+def workers_of(value: object, file: str, where: str) -> int:
+    """``workers``: a whole number from 1 to ``MAX_WORKERS``, or ``"auto"`` (the CPUs this process may use)."""
+    if value == "auto":
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+        why = f'must be a whole number from 1 to {MAX_WORKERS} or "auto", got {value!r}'
+        raise ConfigError(file, why, f"{where}.workers")
+    return value
 
 
 def _schedulers(data: Mapping[str, Any], file: str) -> SchedulerSettings:
@@ -373,6 +391,7 @@ __all__ = [
     "KNOWN_KEYS",
     "LOG_FORMATS",
     "LOOPBACK",
+    "MAX_WORKERS",
     "TOKEN_FILE",
     "CallSettings",
     "DebugSettings",
@@ -382,6 +401,9 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "load_settings",
+    "member_name",
     "render_config",
     "resolve_odb_url",
+    "split_member",
+    "workers_of",
 ]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,26 @@ from .core.errors import ConfigError
 
 CONFIG_FILE = "cluster.toml"
 TOKEN_FILE = "admin-token"
+
+
+MAX_WORKERS = 64
+WORKER_PORT_STEP = 100
+"""Attach points of a server's worker K are ``WORKER_PORT_STEP * (K - 1)`` above its first one."""
+_WORKER_SUFFIX = re.compile(r"\.w([0-9]+)$")
+
+
+def member_name(server: str, worker: int, workers: int) -> str:
+    """The cluster name of worker ``worker`` of ``server``: the server's own name when it runs one process,
+    otherwise ``<server>.w<K>`` for every worker (``server1.w1``, ``server1.w2``)."""
+    return server if workers <= 1 else f"{server}.w{worker}"
+
+
+def split_member(member: str) -> tuple[str, int | None]:
+    """``server1.w2`` -> ``("server1", 2)``; a server of one process -> ``(name, None)``."""
+    found = _WORKER_SUFFIX.search(member)
+    if found is None:
+        return member, None
+    return member[: found.start()], int(found.group(1))
 
 
 @dataclass(frozen=True)
@@ -24,6 +45,15 @@ class ServerSettings:
     advertise: str | None = None
     """The URL the other servers and the scheduler reach this one at (``$SPLICE_ADVERTISE``: a pod's IP); ``None``:
     where it listens."""
+    workers: int = 1
+    """Worker processes sharing ``port`` (``workers = N`` or ``"auto"``: the CPUs this process may use)."""
+    worker: int = 1
+    """Which of them this process is (1 to ``workers``); 1 in a server of one process."""
+
+    @property
+    def member(self) -> str:
+        """This process's name in the cluster (``servers`` rows, deploy outcomes, the bus): ``member_name``."""
+        return member_name(self.name, self.worker, self.workers)
 
     @property
     def url(self) -> str:
@@ -73,8 +103,10 @@ class DebugSettings:
     """The first server's attach point; the server at index N of ``[[servers]]`` listens on ``port + N``."""
     allow_remote: bool = False
 
-    def port_of(self, server: ServerSettings) -> int:
-        return self.port + server.index
+    def port_of(self, server: ServerSettings, worker: int | None = None) -> int:
+        """The attach point of ``worker`` (default: ``server.worker``) of ``server``: ``port + index``, and
+        ``WORKER_PORT_STEP`` more for each worker after the first (5680, 5780, 5880 for server 1's three)."""
+        return self.port + server.index + WORKER_PORT_STEP * ((server.worker if worker is None else worker) - 1)
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

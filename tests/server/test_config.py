@@ -144,7 +144,7 @@ MULTI_LINE = '# a comment\n[cluster]\nname = """\nmulti\nline"""\nlog_levle = 1\
         ('[cluster]\nredis_url = ""\n' + SERVER, 2, "'redis_url' in [cluster]; did you mean 'redis'?"),
         (SERVER + 'hots = "::1"\n', 4, "'hots' in [[servers]]; did you mean 'host'?"),
         (SERVER + '\n[[servers]]\nname = "b"\nport = 2\n"pot" = 3\n', 8, "'pot' in [[servers]]; did you mean 'port'?"),
-        (SERVER + "[servers.extra]\nx = 1\n", 4, "'extra' in [[servers]] (keys: host, name, port)"),
+        (SERVER + "[servers.extra]\nx = 1\n", 4, "'extra' in [[servers]] (keys: host, name, port, workers)"),
         ("[load_balancer]\nport = 1\nhost_name = 'h'\n" + SERVER, 3, "'host_name' in [load_balancer]; did you mean"),
         ("[scheduler]\nlease_tll = 2\n" + SERVER, 2, "'lease_tll' in [scheduler]; did you mean 'lease_ttl'?"),
         (SERVER + "[[schedulers]]\nname = 's'\nnames = 't'\n", 6, "'names' in [[schedulers]]; did you mean 'name'?"),

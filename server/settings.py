@@ -186,6 +186,18 @@ class Settings:
     def deployed_dir(self, name: str) -> Path:
         return self.server_dir(name) / "work" / "deployed"
 
+    def process_dir(self, server: ServerSettings) -> Path:
+        """Where this process of ``server`` keeps its own files (``logs/``, ``work/deployed/``): the server's
+        directory for a server of one process, ``<server dir>/workers/<K>`` for its worker K otherwise (no two
+        processes write one file)."""
+        if server.workers <= 1:
+            return self.server_dir(server.name)
+        return self.server_dir(server.name) / "workers" / str(server.worker)
+
+    def process_deployed_dir(self, server: ServerSettings) -> Path:
+        """The deployed modules of this process of ``server`` (an editor maps its project root onto it)."""
+        return self.process_dir(server) / "work" / "deployed"
+
 
 def resolve_odb_url(url: str, directory: Path) -> str:
     """Make a relative SQLite path absolute (relative to the cluster directory); plain ``sqlite://`` gets aiosqlite."""

@@ -110,7 +110,7 @@ class ClusterMember:
             await self.bus.flush(1.0)
         await self.bus.close()
         with contextlib.suppress(Exception):
-            await self.repository.mark_stopped(self.server.name)
+            await self.repository.mark_stopped(self.server.member)
 
     async def _beat(self) -> None:
         said_at = time.monotonic()  # when the last heartbeat that went through began (what last_seen shows)
@@ -123,7 +123,7 @@ class ClusterMember:
             await asyncio.sleep(self.settings.sync_interval)
             try:
                 counted, began = (self.boot, self.events_sent), time.monotonic()
-                newest = await self.repository.heartbeat(self.server.name, self.engine.applied, counted)
+                newest = await self.repository.heartbeat(self.server.member, self.engine.applied, counted)
                 # Peers took this server as down if its last_seen grew older than the liveness window before this
                 # heartbeat landed (it was paused, or the ODB out of reach): they sent it nothing meanwhile.
                 away, said_at = time.monotonic() - said_at, began
@@ -162,7 +162,7 @@ class ClusterMember:
             if result.config_changed:
                 await self.reload_config()
         return {
-            "server": self.server.name,
+            "server": self.server.member,
             "status": "failed" if result.error else "deployed",
             "sequence": self.engine.applied,
             "loaded": result.loaded,
@@ -219,7 +219,7 @@ class ClusterMember:
             "kind": "event",
             "event": kind,
             "data": data,
-            "origin": self.server.name,
+            "origin": self.server.member,
             "boot": self.boot,
             "n": self.events_sent,
         }
@@ -237,7 +237,7 @@ class ClusterMember:
                 except (KeyError, TypeError, ValueError):
                     logger.warning("a cluster event that is not one: %.200r", event)
                     continue
-                if origin == self.server.name:
+                if origin == self.server.member:
                     continue
                 self.events_received += 1
                 if kind == "hello":
@@ -298,13 +298,13 @@ class ClusterMember:
 
     async def live_peers(self) -> list[dict[str, Any]]:
         """The other servers seen alive lately."""
-        return [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.name]
+        return [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.member]
 
     async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Tell every other live server about ``sequence``; each one's outcome, this server first.
 
         ``peers`` may come from ``live_peers()`` started beside the deployment, to save its round trip."""
-        me = {"server": self.server.name, "status": "deployed", "sequence": self.engine.applied}
+        me = {"server": self.server.member, "status": "deployed", "sequence": self.engine.applied}
         if peers is None:
             peers = await self.live_peers()
         acks = await self.bus.notify(sequence, peers, self.settings.cluster_timeout)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 
@@ -42,23 +46,32 @@ from .jobs.manager import Jobs
 from .logs import access_logger, configure_server_logging
 from .pubsub.broker import Broker
 from .runtime import LiveConfig, Runtime
+from .settings import ServerSettings, member_name
+from .supervisor import GRACE, HARD_STOP, WORKER_FILE
 
 logger = logging.getLogger(__name__)
-GRACE = 5.0
-"""Seconds a stopping server waits for the calls under way (HTTP requests, then background calls) to end."""
-HARD_STOP = GRACE + 7.0
-"""Seconds after SIGTERM when a server that has still not ended exits anyway (``splice stop`` kills at 15 s)."""
+BACKLOG = 100
+"""Connections a listening socket of a worker queues (Hypercorn's default)."""
 
 
-async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.Event | None = None) -> Runtime:
-    """Open the ODB, load every deployed module and the channels; the server is ready to answer after this."""
+async def build_runtime(
+    settings: Settings,
+    server_name: str,
+    shutdown: asyncio.Event | None = None,
+    worker: int = 1,
+    url: str | None = None,
+) -> Runtime:
+    """Open the ODB, load every deployed module and the channels; the server is ready to answer after this.
+
+    ``worker``: which worker process of the server this is (``[[servers]] workers``): a cluster member of its own
+    (``server.member``), registered at ``url`` (its private address; default: the server's URL)."""
     from .channels.files import FileChannels
     from .http.websocket import WebSocketPart
     from .odb import OdbRepository, connect
     from .odb.engine import require_head
     from .odb.jobs import JobRepository
 
-    server = settings.server(server_name)
+    server = replace(settings.server(server_name), worker=worker)
     engine = connect(settings.odb_url)
     try:
         await require_head(engine, settings.odb_url, settings.directory)
@@ -68,12 +81,12 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     repository = OdbRepository(engine, settings.cluster_name)
     await repository.ensure_cluster(internal_token(settings))
     store = ServiceStore()
-    deployment = DeploymentEngine(store, repository, settings.deployed_dir(server.name), Isolation(), settings)
+    deployment = DeploymentEngine(store, repository, settings.process_deployed_dir(server), Isolation(), settings)
     calls = settings.calls
     invoker = Invoker(store, server.name, Metrics(), timeout=calls.timeout, pool=WorkerPool(calls.threads, calls.queue))
     jobs = invoker.jobs = Jobs(JobRepository(repository))
     ide_root = settings.deployed_dir(settings.servers[0].name)
-    debugger = Debugger(settings.debug, server, settings.deployed_dir(server.name), ide_root=ide_root)
+    debugger = Debugger(settings.debug, server, settings.process_deployed_dir(server), ide_root=ide_root)
     if settings.debug.enabled:
         await anyio.to_thread.run_sync(debugger.enable)
     loaded = await deployment.load_all()
@@ -81,24 +94,29 @@ async def build_runtime(settings: Settings, server_name: str, shutdown: asyncio.
     invoker.connections = connections
     live = LiveConfig(repository, connections)
     await live.reload()
-    await repository.register_server(server.name, server.url, os.getpid(), deployment.applied)
-    http = HttpBus(server.name, repository.internal_token)
-    bus: Bus = RedisBus(settings.redis_url, settings.cluster_name, server.name, http) if settings.redis_url else http
+    members = [member_name(server.name, k, server.workers) for k in range(1, server.workers + 1)]
+    retired = await repository.retire_members(server.name, members)
+    if retired:
+        logger.info("server %s runs %s process(es): removed the rows of %s", server.name, server.workers, retired)
+    await repository.register_server(server.member, url or server.url, os.getpid(), deployment.applied)
+    http = HttpBus(server.member, repository.internal_token)
+    bus: Bus = RedisBus(settings.redis_url, settings.cluster_name, server.member, http) if settings.redis_url else http
     cluster = ClusterMember(settings, server, repository, deployment, bus, live.reload)
     path = DeploymentPath(deployment, cluster, repository)
     parts = (settings, server, repository, store, invoker, deployment, live, cluster, path, debugger, jobs)
-    broker = Broker(live, repository, invoker, server.name, cluster)
+    broker = Broker(live, repository, invoker, server.member, cluster)  # its claims are this process's
     caches = ServerCaches(live, cluster, connections, server.name)
     invoker.pubsub, invoker.caches = broker, caches
     live.listeners += [broker.reload, caches.reload]
-    runtime = Runtime(*parts, broker, caches, shutdown=shutdown or asyncio.Event())
+    runtime = Runtime(*parts, broker, caches, shutdown=shutdown or asyncio.Event(), private_url=url)
     runtime.background.append(caches)
     runtime.background.append(broker)
-    runtime.background.append(FileChannels(runtime))
+    if server.worker == 1:  # one watcher per server: its work area is named after the server (channels/files.py)
+        runtime.background.append(FileChannels(runtime))
     runtime.background.append(WebSocketPart(runtime))
     runtime.background.append(AmqpChannels(live, invoker))
     await cluster.start()
-    logger.info("server %s loaded %s modules, %s services", server.name, loaded, len(store.snapshot()))
+    logger.info("server %s loaded %s modules, %s services", server.member, loaded, len(store.snapshot()))
     return runtime
 
 
@@ -107,7 +125,10 @@ def cluster_key(settings: Settings) -> Callable[[], ClusterKey]:
     return cache(lambda: ClusterKey.load(settings.directory))
 
 
-async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
+async def serve(runtime: Runtime, shutdown: asyncio.Event, private: socket.socket | None = None) -> None:
+    """Serve until ``shutdown``. A worker of a server of several (``private``: its own listening socket, what
+    peers call) binds the server's port now, with ``SO_REUSEPORT`` beside the other workers: only after
+    ``build_runtime`` loaded every module, so a worker started again takes no request before it caught up."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
@@ -116,14 +137,20 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
     from .http.websocket import ping_interval
 
     config = Config()
-    config.bind = [f"{runtime.server.host}:{runtime.server.port}"]
+    server = runtime.server
+    if private is None:
+        config.bind = [f"{server.host}:{server.port}"]
+    else:
+        public = listening_socket(server.host, server.port, reuse_port=True)
+        config.bind = [f"fd://{public.detach()}", f"fd://{private.detach()}"]  # Hypercorn owns (and closes) them
     config.accesslog = access_logger(runtime.settings.logs)
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = GRACE
     config.websocket_max_message_size = MAX_WS_MESSAGE  # each channel's own max_message is checked per message
     config.websocket_ping_interval = ping_interval(runtime.live.of("websocket"))
     warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
-    runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
+    if server.worker == 1:  # a server's workers share its pickup lease (held by its name): one watcher is enough
+        runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
     for part in runtime.background:
         await part.start()
     stopping: list[float] = []
@@ -132,6 +159,8 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
         await shutdown.wait()
         stopping.append(time.monotonic())
 
+    if private is not None:
+        _write_worker_file(runtime)
     try:
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=trigger)  # type: ignore[arg-type]
     finally:
@@ -140,13 +169,69 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event) -> None:
         await runtime.close(grace=max(left, 0.5))
 
 
-def run_server(directory: Path, server_name: str) -> None:
-    """Run one server in the foreground until SIGTERM or SIGINT (what ``splice start`` launches)."""
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (``port`` 0: one the system picks); with ``reuse_port``, beside the
+    other workers of the server (each gets its share of the new connections)."""
+    host = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted connections inherit it
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def private_socket(server: ServerSettings) -> tuple[socket.socket, str]:
+    """A worker's own listening socket on an ephemeral port, and the URL its peers call it at: on the server's
+    host (the advertised host in the URL when one is set; the loopback when the host is a wildcard)."""
+    shown = urlsplit(server.advertise).hostname if server.advertise else None
+    if shown is None:
+        shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
+    sock = listening_socket(server.host or "0.0.0.0", 0)
+    port = sock.getsockname()[1]
+    host = f"[{shown}]" if ":" in shown else shown
+    return sock, f"http://{host}:{port}"
+
+
+def _write_worker_file(runtime: Runtime) -> None:
+    """``worker.json`` in the worker's process directory: what ``splice start`` and ``splice status`` read."""
+    path = runtime.settings.process_dir(runtime.server) / WORKER_FILE
+    url = runtime.private_url
+    text = json.dumps({"worker": runtime.server.worker, "pid": os.getpid(), "url": url, "ready_at": time.time()})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_server(directory: Path, server_name: str, worker: int | None = None) -> int | None:
+    """Run one server in the foreground until SIGTERM or SIGINT (what ``splice start`` launches).
+
+    A server of several workers (``[[servers]] workers``) runs as a supervisor of its worker processes
+    (``splice.server.supervisor``) unless ``worker`` says which of them this process is."""
     started = time.perf_counter()
     drop_working_directory_from_path()
     settings = load_settings(directory, os.environ)
-    log_file = settings.server_dir(server_name) / "logs" / "server.log"
+    server = settings.server(server_name)
+    if server.workers > 1 and worker is None:
+        from .supervisor import run_supervisor
+
+        return run_supervisor(settings, server)
+    server = replace(server, worker=worker or 1)
+    log_file = settings.process_dir(server) / "logs" / "server.log"
     configure_server_logging(log_file, settings.log_level, settings.logs)
+    private: list[socket.socket] = []
+    url: str | None = None
+    if server.workers > 1:
+        sock, url = private_socket(server)
+        private.append(sock)
+    name = server.member
 
     restart = False
     pool: list[WorkerPool] = []
@@ -163,7 +248,7 @@ def run_server(directory: Path, server_name: str) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
-        runtime = await build_runtime(settings, server_name, shutdown)
+        runtime = await build_runtime(settings, server_name, shutdown, server.worker, url)
         pool.append(runtime.invoker.pool)
         # What start-up made lives as long as the server: keep it out of every later full collection,
         # which otherwise walks it all and shows as 40-50 ms pauses under load. (No gc.collect() first:
@@ -171,13 +256,17 @@ def run_server(directory: Path, server_name: str) -> None:
         gc.freeze()
         logger.info(
             "server %s listening on %s after %.0f ms",
-            server_name,
-            runtime.server.url,
+            name,
+            runtime.server.url + (f" (and {url})" if url else ""),
             (time.perf_counter() - started) * 1000,
         )
-        await serve(runtime, shutdown)
+        try:
+            await serve(runtime, shutdown, private[0] if private else None)
+        finally:
+            if private:
+                (settings.process_dir(server) / WORKER_FILE).unlink(missing_ok=True)
         restart = runtime.debugger.restart_requested
-        logger.info("server %s stopped%s", server_name, "; restarting without the debugger" if restart else "")
+        logger.info("server %s stopped%s", name, "; restarting without the debugger" if restart else "")
 
     with contextlib.suppress(KeyboardInterrupt):
         event_loop.run(main())
@@ -188,6 +277,7 @@ def run_server(directory: Path, server_name: str) -> None:
     if restart:  # debugpy cannot stop listening: the same process (same pid, same command) starts afresh
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    return None
 
 
 def _still_running(pool: list[WorkerPool]) -> str:

@@ -11,6 +11,7 @@ files and its log go under it, and it may be empty (an ``emptyDir`` volume) at e
 ``SPLICE_HOST``            where the server listens (default ``0.0.0.0``)
 ``SPLICE_PORT``            its port (default 17010)
 ``SPLICE_ADVERTISE``       the URL other servers and the scheduler reach it at (default: ``http://HOST:PORT``)
+``SPLICE_WORKERS``         worker processes sharing the port (default 1; ``auto``: one per CPU the process may use)
 ``SPLICE_REDIS``           the cluster bus (Redis); without it servers call each other at their advertised URLs
 ``SPLICE_SCHEDULER_NAME``  a scheduler process's name (``python -m splice.scheduler DIR --name NAME``)
 ``SPLICE_SECRET_KEY``      the cluster key (read by ``ClusterKey``): secrets and the internal token derive from it
@@ -31,7 +32,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .core.errors import ConfigError
-from .settings import LOG_FORMATS, LogSettings, SchedulerSettings, ServerSettings, Settings, resolve_odb_url
+from .settings import (
+    LOG_FORMATS,
+    MAX_WORKERS,
+    LogSettings,
+    SchedulerSettings,
+    ServerSettings,
+    Settings,
+    resolve_odb_url,
+    split_member,
+)
 
 DEFAULT_PORT = 17010
 WHERE = "environment"
@@ -72,7 +82,18 @@ def _server(env: Mapping[str, str]) -> tuple[ServerSettings, ...]:
             f"e.g. http://$(POD_IP):{port}",
             "SPLICE_ADVERTISE",
         )
-    return (ServerSettings(name, host, port, 0, advertise),)
+    from .config import workers_of  # config imports this module when it is called
+
+    raw = env.get("SPLICE_WORKERS", "").strip() or "1"
+    try:
+        workers = workers_of(raw if raw == "auto" else int(raw), WHERE, "SPLICE_WORKERS")
+    except (ValueError, ConfigError):
+        why = f'must be a whole number from 1 to {MAX_WORKERS} or "auto", got {raw!r}'
+        raise ConfigError(WHERE, why, "SPLICE_WORKERS") from None
+    if split_member(name)[1] is not None:
+        why = f"'{name}' ends like a worker's name (<server>.w<N>): choose another"
+        raise ConfigError(WHERE, why, "SPLICE_SERVER_NAME")
+    return (ServerSettings(name, host, port, 0, advertise, workers=workers),)
 
 
 def settings_from_environment(directory: Path, env: Mapping[str, str]) -> Settings:

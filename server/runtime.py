@@ -164,6 +164,9 @@ class Runtime:
     """Set to stop serving (SIGTERM, or a restart without the debugger)."""
     draining: bool = False
     """Set before a planned restart: ``/splice/ping`` answers 503 so the balancer sends new requests elsewhere."""
+    private_url: str | None = None
+    """A worker of a server of several (``[[servers]] workers``): its own address, registered in the ODB, where
+    peers call it (the server's port is shared by its workers). ``None``: the server's URL."""
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=17010, help="the load balancer's port; servers take the next ones (default 17010)"
     )
     create.add_argument("--servers", type=int, default=2, help="how many servers (default 2)")
+    create.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=1,
+        metavar="N",
+        help="worker processes per server, sharing its port (a number, or auto: one per CPU; default 1)",
+    )
     create.add_argument("--redis", help="Redis URL for the cluster bus (default: servers call each other over HTTP)")
     create.add_argument(
         "--load-balancer",
@@ -151,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SPLICE_SERVER_NAME") or "server1",
         help="the server's name (default: $SPLICE_SERVER_NAME, else server1)",
     )
+    run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # which worker process (its supervisor starts it)
     run.add_argument("--log-format", choices=("text", "json"), help="default: [logs] format, $SPLICE_LOG_FORMAT")
     run.add_argument("--log-stdout", action="store_true", help="log to standard output ($SPLICE_LOG_STDOUT=1)")
 
@@ -192,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def workers_arg(value: str) -> int | str:
+    """``--workers``: a whole number from 1 to ``MAX_WORKERS``, or ``auto``."""
+    from ..settings import MAX_WORKERS
+
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS} or auto, got {value!r}")
+    return number
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -211,6 +234,8 @@ def _run(args: argparse.Namespace) -> int:
             state = "started" if server["started"] else "already running"
             where = server.get("url") or f"scheduler, {server.get('state')}"
             print(f"{server['name']} {state}: {where} (pid {server['pid']})")
+            for worker in server.get("workers", []):
+                print(f"  worker {worker['worker']}: {worker['url']} (pid {worker['pid']})")
         return 0
     if command == "stop":
         for server in cluster.stop(args.directory, args.timeout):
@@ -233,8 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = load_settings(args.directory, os.environ)  # refused here, before anything starts, if wrong
         if settings.from_environment:  # no cluster.toml: configured by SPLICE_* alone (a container)
             asyncio.run(register_admin_token(settings))
-        run_server(args.directory, args.server)
-        return 0
+        return run_server(args.directory, args.server, args.worker) or 0
     return _run_client(args)
 
 
@@ -248,7 +272,15 @@ def _log_options(args: argparse.Namespace) -> None:
 
 def _quickstart(args: argparse.Namespace) -> int:
     created = cluster.quickstart_create(
-        args.directory, args.port, args.odb, args.name, args.servers, args.redis, args.load_balancer, args.dashboard
+        args.directory,
+        args.port,
+        args.odb,
+        args.name,
+        args.servers,
+        args.redis,
+        args.load_balancer,
+        args.dashboard,
+        args.workers,
     )
     print(f"created cluster '{created['cluster']}' in {created['directory']}")
     print(f"admin token: {created['directory']}/admin-token; servers: {', '.join(created['servers'])}")
@@ -276,6 +308,10 @@ def _status(args: argparse.Namespace) -> int:
         for server in result["servers"]:
             health = "healthy" if server["healthy"] else "DOWN"
             print(f"{server['name']}  {server['url']}  pid {server['pid'] or '-'}  {health}")
+            for worker in server.get("workers", []):
+                health = "healthy" if worker["healthy"] else "DOWN"
+                where = worker["url"] or "-"
+                print(f"  worker {worker['worker']}  {where}  pid {worker['pid'] or '-'}  {health}")
         for part in result["schedulers"]:
             print(f"{part['name']}  scheduler  pid {part['pid'] or '-'}  {part['state']}")
         if balancer:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from ..client import ping
 from ..config import CONFIG_FILE, ServerSettings, Settings, load_settings, render_config
 from ..core.errors import ConfigError
 from ..files import owner_only
+from ..supervisor import worker_file
 from . import _dashboards as dashboards
 from . import _haproxy as lb
 from . import _schedulers as schedulers
@@ -47,10 +50,12 @@ def quickstart_create(
     redis: str | None = None,
     load_balancer: bool | None = None,
     dashboard: bool = False,
+    workers: int | str = 1,
 ) -> dict[str, Any]:
     """A whole local cluster in ``directory``: the load balancer on ``port`` (when HAProxy is installed, or
-    ``load_balancer`` says so), servers on the ports after it, the ODB, the admin token, ``pickup/``; with
-    ``dashboard``, a dashboard on the port before it (or the next free one) and its first user."""
+    ``load_balancer`` says so), servers on the ports after it (each of ``workers`` processes), the ODB, the admin
+    token, ``pickup/``; with ``dashboard``, a dashboard on the port before it (or the next free one) and its first
+    user."""
     if servers < 1:
         raise CliError("--servers must be at least 1")
     directory = directory.resolve()
@@ -73,7 +78,7 @@ def quickstart_create(
         load_balancer=("127.0.0.1", port) if load_balancer else None,
         schedulers=["scheduler1"],
     )
-    (directory / CONFIG_FILE).write_text(text, encoding="utf-8")
+    (directory / CONFIG_FILE).write_text(with_workers(text, workers), encoding="utf-8")
     (directory / "pickup").mkdir()
     settings = load_settings(directory)
     for server in settings.servers:
@@ -98,6 +103,16 @@ def quickstart_create(
         "schedulers": list(settings.scheduler.names),
         "dashboard": made,
     }
+
+
+def with_workers(text: str, workers: int | str) -> str:
+    """``text`` of a new ``cluster.toml`` with ``workers = N`` in each ``[[servers]]`` entry (after its port);
+    unchanged for 1 (the default)."""
+    if workers == 1:
+        return text
+    value = '"auto"' if workers == "auto" else str(int(workers))
+    head, mark, servers = text.partition("[[servers]]")
+    return head + mark + re.sub(r"^(port = [0-9]+)$", rf"\1\nworkers = {value}", servers, flags=re.MULTILINE)
 
 
 def migrate(directory: Path) -> None:
@@ -149,6 +164,9 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     results = []
     for server in settings.servers:
         waiting = launched.get(server.name)
+        if server.workers > 1:
+            results.append(_wait_for_workers(settings, server, waiting, began, timeout))
+            continue
         while True:
             answer = probe(server.url, 0.5)  # a saturated or draining server answers 503: it runs
             if answer is not None and answer[1].get("server") == server.name:
@@ -173,6 +191,44 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
     results += [] if balancer is None else [balancer]
     dashboard = dashboards.start_if_configured(settings, max(timeout - (time.monotonic() - began), 10.0))
     return results if dashboard is None else [*results, dashboard]
+
+
+def _wait_for_workers(
+    settings: Settings, server: ServerSettings, waiting: subprocess.Popen[bytes] | None, began: float, timeout: float
+) -> dict[str, Any]:
+    """Once every worker of ``server`` answers at its own URL (from its ``worker.json``): what ``start`` says of it."""
+    since = time.time() - (time.monotonic() - began) - 1.0 if waiting is not None else 0.0
+    while True:
+        workers = [_worker_state(settings, server, k, since) for k in range(1, server.workers + 1)]
+        if all(w["healthy"] for w in workers):
+            break
+        if waiting is not None and waiting.poll() is not None:
+            _pid_file(settings, server.name).unlink(missing_ok=True)
+            raise CliError(f"{server.name} exited with status {waiting.returncode}:\n{tail(settings, server.name)}")
+        if time.monotonic() - began > timeout:
+            late = ", ".join(f"worker {w['worker']}" for w in workers if not w["healthy"])
+            where = settings.server_dir(server.name) / "workers"
+            raise CliError(f"{server.name}: {late} did not answer within {timeout:g} s (logs in {where}/<K>/logs)")
+        time.sleep(0.02)
+    pid = running_pid(settings, server.name)
+    return {"name": server.name, "url": server.url, "pid": pid, "started": waiting is not None, "workers": workers}
+
+
+def _worker_state(settings: Settings, server: ServerSettings, worker: int, since: float = 0.0) -> dict[str, Any]:
+    """Worker ``worker`` of ``server`` as its ``worker.json`` says (written after ``since``, a time), and whether it
+    answers ping there as that worker."""
+    state: dict[str, Any] = {"worker": worker, "member": f"{server.name}.w{worker}", "pid": None, "url": None}
+    try:
+        said = json.loads(worker_file(settings, server, worker).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        said = None
+    if isinstance(said, dict) and float(said.get("ready_at") or 0) >= since:
+        pid = int(said.get("pid") or 0)
+        if pid > 0 and alive(pid):
+            state.update(pid=pid, url=said.get("url"))
+    answer = ping(state["url"], 1.0) if state["url"] else None
+    state["healthy"] = answer is not None and answer.get("server") == server.name and answer.get("worker") == worker
+    return state
 
 
 def _answers(settings: Settings, server: ServerSettings, pid: int) -> bool:
@@ -222,14 +278,16 @@ def status(directory: Path) -> dict[str, Any]:
     servers = []
     for server in settings.servers:
         answer = ping(server.url, 1.0)
-        servers.append(
-            {
-                "name": server.name,
-                "url": server.url,
-                "pid": running_pid(settings, server.name),
-                "healthy": answer is not None and answer.get("server") == server.name,
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": server.name,
+            "url": server.url,
+            "pid": running_pid(settings, server.name),
+            "healthy": answer is not None and answer.get("server") == server.name,
+        }
+        if server.workers > 1:  # the supervisor's pid, and each worker: healthy only when all of them answer
+            entry["workers"] = [_worker_state(settings, server, k) for k in range(1, server.workers + 1)]
+            entry["healthy"] = entry["healthy"] and all(w["healthy"] for w in entry["workers"])
+        servers.append(entry)
     return {
         "cluster": settings.cluster_name,
         "directory": str(settings.directory),

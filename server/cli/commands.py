@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 from ..client import AdminClient, ClientError, Unreachable, ping
-from ..config import load_settings
+from ..config import load_settings, split_member
 from .cluster import CliError, read_token
 
 
@@ -58,14 +58,21 @@ def module_paths(files: Sequence[str], root: Path) -> list[tuple[str, str]]:
 
 
 def server_lines(answer: dict[str, Any]) -> list[str]:
-    """One line per server of a cluster-wide answer: deployed (the sequence it reached), failed, timed out, down."""
+    """One line per server of a cluster-wide answer: deployed (the sequence it reached), failed, timed out, down;
+    one per worker of a server of several (``server1 worker 2: deployed (sequence 7)``)."""
     lines = []
     for server in answer.get("servers", []):
         detail = server.get("error") or (f"sequence {server['sequence']}" if server.get("sequence") is not None else "")
         ms = f", {server['ms']:.1f} ms" if isinstance(server.get("ms"), int | float) else ""
         status = str(server["status"]).replace("_", " ")
-        lines.append(f"  {server['server']}: {status}" + (f" ({detail}{ms})" if detail else ""))
+        lines.append(f"  {_member(str(server['server']))}: {status}" + (f" ({detail}{ms})" if detail else ""))
     return lines
+
+
+def _member(name: str) -> str:
+    """``server1.w2`` -> ``server1 worker 2`` (a worker of a server of several); a server's own name as it is."""
+    server, worker = split_member(name)
+    return name if worker is None else f"{server} worker {worker}"
 
 
 def deploy(files: Sequence[str], directory: Path, root: Path) -> tuple[list[str], int]:

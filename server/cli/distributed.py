@@ -25,7 +25,7 @@ from ..channels.security import new_token, token_digest
 from ..config import CONFIG_FILE, load_settings, render_config
 from ..connections.secrets import KEY_FILE, KEY_VARIABLE
 from ..files import owner_only
-from .cluster import CliError
+from .cluster import CliError, with_workers
 
 
 async def _with_repository(url: str, cluster: str | None, action: Any) -> Any:
@@ -85,9 +85,18 @@ def create_cluster(url: str, name: str, token_file: Path | None) -> str:
 
 
 def create_server_directory(
-    directory: Path, *, odb: str, cluster: str, name: str, host: str, port: int, redis: str | None
+    directory: Path,
+    *,
+    odb: str,
+    cluster: str,
+    name: str,
+    host: str,
+    port: int,
+    redis: str | None,
+    workers: int | str = 1,
 ) -> dict[str, Any]:
-    """A new directory for one server of an existing cluster: its config, work dirs, admin token, registration."""
+    """A new directory for one server of an existing cluster: its config (``workers`` processes sharing its port),
+    work dirs, admin token, registration."""
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists() or (directory.exists() and any(directory.iterdir())):
         raise CliError(f"{directory} is not empty; a new server directory needs an empty or new one")
@@ -115,7 +124,7 @@ def create_server_directory(
     directory.mkdir(parents=True, exist_ok=True)
     owner_only(directory)
     (directory / CONFIG_FILE).write_text(
-        render_config(cluster, odb, [(name, host, port)], redis=redis), encoding="utf-8"
+        with_workers(render_config(cluster, odb, [(name, host, port)], redis=redis), workers), encoding="utf-8"
     )
     settings = load_settings(directory)
     settings.deployed_dir(name).mkdir(parents=True)

@@ -34,6 +34,8 @@ def routes(runtime: Runtime) -> list[Route]:
     async def ping(request: Request) -> Response:
         cid = current_cid.get()
         answer: dict[str, Any] = {"status": "ok", "server": runtime.server.name, "cid": cid}
+        if runtime.server.workers > 1:  # which worker process answered (the server's port is shared by them)
+            answer["worker"] = runtime.server.worker
         pool = runtime.invoker.pool
         answer["threads"] = pool.stats()
         if runtime.draining:
@@ -47,6 +49,8 @@ def routes(runtime: Runtime) -> list[Route]:
         problems: list[dict[str, str]] = []
         applied = runtime.engine.applied
         answer: dict[str, Any] = {"status": "ok", "server": runtime.server.name, "applied": applied, "latest": None}
+        if runtime.server.workers > 1:
+            answer["worker"] = runtime.server.worker
         try:
             async with asyncio.timeout(ODB_TIMEOUT):
                 latest, _, _ = await runtime.repository.heads(applied)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ..settings import split_member
 from .models import Deployment, Lease, Server, Token
 from .scope import ClusterScope, aware
 
@@ -107,6 +109,21 @@ class OdbCluster(ClusterScope):
             result = await conn.execute(update(Server).where(*where).values(**values))
             if result.rowcount == 0:
                 await conn.execute(insert(Server).values(cluster_id=self.cluster_id, name=name, **values))
+
+    async def retire_members(self, server: str, keep: Collection[str]) -> list[str]:
+        """Remove the rows of ``server``'s processes that are not in ``keep``: ``server1`` once it runs workers,
+        ``server1.wK`` beyond its worker count or once it runs one process again. A worker count that changed
+        otherwise leaves rows that every deploy answer would show as ``down``. The names removed."""
+        where = (
+            Server.cluster_id == self.cluster_id,
+            or_(Server.name == server, Server.name.startswith(f"{server}.w", autoescape=True)),
+        )
+        async with self.engine.begin() as conn:
+            names = [str(r[0]) for r in await conn.execute(select(Server.name).where(*where))]
+            stale = [n for n in names if n not in keep and split_member(n)[0] == server]
+            if stale:
+                await conn.execute(delete(Server).where(Server.cluster_id == self.cluster_id, Server.name.in_(stale)))
+        return stale
 
     # -- tokens ----------------------------------------------------------------------------------
 

@@ -141,7 +141,12 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event, private: socket.socke
     if private is None:
         config.bind = [f"{server.host}:{server.port}"]
     else:
-        public = listening_socket(server.host, server.port, reuse_port=True)
+        try:
+            public = listening_socket(server.host, server.port, reuse_port=True)
+        except OSError:
+            private.close()
+            await runtime.close(grace=0.5)  # out of the cluster now, not once its heartbeat is old
+            raise
         config.bind = [f"fd://{public.detach()}", f"fd://{private.detach()}"]  # Hypercorn owns (and closes) them
     config.accesslog = access_logger(runtime.settings.logs)
     config.errorlog = logging.getLogger("hypercorn.error")

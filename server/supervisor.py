@@ -3,7 +3,9 @@
 ``splice server run DIR --server S`` becomes this small process when S has more than one worker: it starts
 ``python -m splice.server.cli server run DIR --server S --worker K`` for K = 1..N, forwards SIGTERM and SIGINT to
 them, restarts one that ends when nobody asked it to (after a back-off: ``FIRST_BACKOFF`` doubling to
-``MAX_BACKOFF``, reset once a worker ran ``STEADY`` seconds), and ends once stopping and every worker ended. The
+``MAX_BACKOFF``, reset once a worker ran ``STEADY`` seconds), and ends once stopping and every worker ended. A worker
+that ends before it ever took requests (a wrong configuration, its port held by another program) stops the server
+with exit status 1, as a server of one process would end, instead of being started again for ever. The
 workers share the server's port (each binds it with ``SO_REUSEPORT``), so a load balancer still sees one server;
 each is a cluster member of its own (``server1.w2``).
 
@@ -73,6 +75,8 @@ class _Worker:
     due: float = 0.0
     """When to start it again (``time.monotonic()``), while ``process`` is ``None``."""
     restarts: int = 0
+    ready: bool = False
+    """It took requests once (wrote its ``WORKER_FILE``) since the supervisor started."""
 
 
 class Supervisor:
@@ -86,6 +90,9 @@ class Supervisor:
         self.workers = [_Worker(k) for k in range(1, server.workers + 1)]
         self._stopping: float | None = None
         self._signal: int = signal.SIGTERM
+        self._failed = False
+        """A worker ended before it ever took requests (a wrong configuration, the ODB out of reach): the server
+        stops, as a server of one process would, instead of trying again for ever."""
         self._wake = threading.Event()
 
     def command(self, worker: int) -> list[str]:
@@ -93,8 +100,11 @@ class Supervisor:
         return [sys.executable, "-m", "splice.server.cli", "server", "run", directory, "--server", self.server.name,
                 "--worker", str(worker)]  # fmt: skip
 
+    def _process_dir(self, worker: _Worker) -> Path:
+        return self.settings.process_dir(replace(self.server, worker=worker.number))
+
     def _start(self, worker: _Worker) -> None:
-        process_dir = self.settings.process_dir(replace(self.server, worker=worker.number))
+        process_dir = self._process_dir(worker)
         (process_dir / "logs").mkdir(parents=True, exist_ok=True)
         (process_dir / WORKER_FILE).unlink(missing_ok=True)  # written again once this process takes requests
         with open(process_dir / "logs" / "console.log", "ab") as console:
@@ -138,7 +148,7 @@ class Supervisor:
             running = self._reap(now)
             if self._stopping is not None and not running:
                 logger.info("server %s stopped", self.server.name)
-                return 1 if killed else 0
+                return 1 if killed or self._failed else 0
             if self._stopping is None:
                 self._restart_due(now)
             self._wake.wait(0.05)
@@ -160,10 +170,14 @@ class Supervisor:
             status = process.poll()
             if status is None:
                 running += 1
+                worker.ready = worker.ready or (self._process_dir(worker) / WORKER_FILE).exists()
                 continue
             worker.process = None
             if self._stopping is not None:
                 logger.info("server %s: worker %s ended (%s)", self.server.name, worker.number, describe_exit(status))
+                continue
+            if not worker.ready:
+                self._give_up(worker, process.pid, status, now)
                 continue
             if now - worker.started >= STEADY:
                 worker.backoff = FIRST_BACKOFF
@@ -178,6 +192,25 @@ class Supervisor:
             )
             worker.backoff = min(worker.backoff * 2, MAX_BACKOFF)
         return running
+
+    def _give_up(self, worker: _Worker, pid: int, status: int, now: float) -> None:
+        console = self._process_dir(worker) / "logs" / "console.log"
+        try:
+            said = "".join(console.read_text(errors="replace").splitlines(keepends=True)[-15:]).rstrip()
+        except OSError:
+            said = "(no console output)"
+        logger.error(
+            "server %s: worker %s (pid %s) ended (%s) before it took requests; stopping the server. Its output "
+            "(%s):\n%s",
+            self.server.name,
+            worker.number,
+            pid,
+            describe_exit(status),
+            console,
+            said,
+        )
+        self._failed = True
+        self._stopping = now
 
     def _restart_due(self, now: float) -> None:
         for worker in self.workers:

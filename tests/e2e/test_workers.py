@@ -11,6 +11,9 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -168,3 +171,23 @@ def test_a_changed_worker_count_leaves_no_stale_member_down(tmp_path: Path) -> N
         assert all(s["status"] == "deployed" for s in answer["servers"]), answer
     finally:
         splice("stop", str(directory))
+
+
+def test_a_worker_that_cannot_start_stops_its_server(tmp_path: Path) -> None:
+    directory = tmp_path / "cluster"
+    urls, _ = create(directory, servers=1, workers=2)
+    port = int(urls[0].rsplit(":", 1)[1])
+    with socket.socket() as holder:  # another program holds the port, without SO_REUSEPORT: no worker can bind it
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        run = subprocess.run(
+            [sys.executable, "-m", "splice.server.cli", "server", "run", str(directory), "--server", "server1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 1, run.stdout + run.stderr
+    log = (directory / "server1" / "logs" / "server.log").read_text()
+    assert re.search(r"worker [12] \(pid \d+\) ended \(exit status 1\) before it took requests; stopping", log), log
+    assert "Address already in use" in log
+    assert "ended unexpectedly" not in log

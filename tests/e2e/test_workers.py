@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,12 +36,12 @@ VERSIONED = textwrap.dedent(
 )
 
 
-def create(directory: Path, servers: int, workers: int) -> tuple[list[str], str]:
+def create(directory: Path, servers: int, workers: int, redis: str | None = None) -> tuple[list[str], str]:
     """``splice quickstart create --workers``: each server's public URL, and the admin token."""
     port = free_ports(servers + 1)
     splice(
         "quickstart", "create", str(directory), "--port", str(port), "--servers", str(servers),
-        "--workers", str(workers), "--no-load-balancer", "--no-dashboard",
+        "--workers", str(workers), "--no-load-balancer", "--no-dashboard", *(["--redis", redis] if redis else []),
     )  # fmt: skip
     urls = [f"http://127.0.0.1:{port + i}" for i in range(1, servers + 1)]
     return urls, (directory / "admin-token").read_text().strip()
@@ -191,3 +192,28 @@ def test_a_worker_that_cannot_start_stops_its_server(tmp_path: Path) -> None:
     assert re.search(r"worker [12] \(pid \d+\) ended \(exit status 1\) before it took requests; stopping", log), log
     assert "Address already in use" in log
     assert "ended unexpectedly" not in log
+
+
+def test_workers_on_the_redis_bus_deploy_and_keep_the_cache_in_step(
+    tmp_path: Path, redis_server: Callable[[bool], None]
+) -> None:
+    directory = tmp_path / "cluster"
+    _, token = create(directory, servers=1, workers=2, redis=redis_server.url)  # type: ignore[attr-defined]
+    splice("start", str(directory))
+    try:
+        one, two = (worker_info(directory, "server1", k)["url"] for k in (1, 2))
+        answer = deploy(one, token, 1)
+        assert [(s["server"], s["status"]) for s in answer["servers"]] == [
+            ("server1.w1", "deployed"),
+            ("server1.w2", "deployed"),
+        ], answer
+        assert answer["servers"][1].get("via") == "redis"
+        assert invoke(two, token)["version"] == 1
+        # The cache is per process, kept in step over the bus: each worker is a member.
+        cache = "/splice/admin/caches/default/entries/k"
+        assert httpx.put(one + cache, json={"value": 41}, headers=headers(token)).status_code == 200
+        eventually(lambda: httpx.get(two + cache, headers=headers(token)).json()["value"] == 41)
+        assert httpx.put(two + cache, json={"value": 42}, headers=headers(token)).status_code == 200
+        eventually(lambda: httpx.get(one + cache, headers=headers(token)).json()["value"] == 42)
+    finally:
+        splice("stop", str(directory))

@@ -15,7 +15,12 @@ Two limits of the debuggers shape what "off" means:
   together: a server does one or the other until it is restarted.
 
 A paused breakpoint stops the thread it is in. A plain ``def handle`` runs in a worker thread: only its own
-request waits. An ``async def handle`` runs on the event loop: the whole server waits until it resumes.
+request waits. While a debugger traces the process (debugpy listening, or PyCharm's debugger connected), an
+``async def handle`` runs on an event loop of its own in a thread of the same pool (``Invoker.own_loop``), so a
+breakpoint paused there also holds up only its own request: pings and other calls go on, and the balancer keeps
+the server. What it awaits of the server's loop (``self.ainvoke``, ``self.out``, ``self.cache``...) is run there
+for it. Its one cost: while debugging, ``[calls] threads`` bounds ``async def`` calls too (beyond it and
+``[calls] queue``, 503), and a nested call of an async service takes a thread of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from .config import LOOPBACK, DebugSettings, ServerSettings
 from .core.errors import SpliceError
+from .core.invoker import Invoker
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +112,7 @@ class Debugger:
         except (RuntimeError, OSError) as exc:
             raise DebugError(f"cannot listen on {host}:{port}: {exc}") from None
         self.listening = (str(endpoint[0]), int(endpoint[1]))
+        Invoker.own_loop = True  # for good: debugpy cannot stop listening
         logger.warning("debugpy listens on %s:%s: anyone who can connect there can run code here", *self.listening)
         return self.info()
 
@@ -115,6 +122,7 @@ class Debugger:
             import pydevd_pycharm
 
             pydevd_pycharm.stoptrace()
+            Invoker.own_loop = False
             logger.info("disconnected from PyCharm's debug server at %s:%s", self.pycharm["host"], self.pycharm["port"])
             self.pycharm = None
         if self.listening is not None:
@@ -156,6 +164,7 @@ class Debugger:
         except (OSError, SystemExit) as exc:
             raise DebugError(f"cannot reach PyCharm's debug server at {host}:{port}: {exc}") from None
         self.pycharm = {"host": host, "port": port, "remote_root": str(self.remote_root)}
+        Invoker.own_loop = True
         logger.info("connected to PyCharm's debug server at %s:%s", host, port)
         return self.info()
 

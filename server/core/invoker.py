@@ -12,17 +12,29 @@ block for good cannot take it down. Every call has a timeout (``[calls] timeout`
 abandoned (it runs on, counted busy, and its result is dropped). Errors that escape user code become
 ``ServiceFailed`` naming the chain of services that led to them; this is the one place that catches everything
 user code may raise.
+
+While a debugger traces the process (``Invoker.own_loop``, set by ``splice.server.debug.Debugger``), an ``async
+def`` service runs on an event loop of its own in a thread of the same pool, so a breakpoint paused in it holds
+up only its own request, as in a plain ``def`` one: the server's loop goes on answering pings and other calls.
+What such a service awaits that belongs to the server's loop (``self.ainvoke``, ``self.apublish``, the async
+methods of ``self.cache``, ``self.out``, ``self.schedule``, ``self.websockets``, ``self.websocket``) is run on
+the server's loop (``asyncio.run_coroutine_threadsafe``) through ``_OnLoop``, a proxy with the same API; when
+the call times out or is cancelled, its own loop's task is cancelled, and with it what it awaits there. A call
+not being debugged takes none of this: one attribute check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable
+import threading
+from collections.abc import Awaitable, Callable
 from time import perf_counter, time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import anyio
 import anyio.from_thread
@@ -58,6 +70,10 @@ _ERROR_MAX = 500
 
 class Invoker:
     """Calls services by name from one ``ServiceStore``."""
+
+    own_loop: ClassVar[bool] = False
+    """Whether ``async def`` services run on an event loop of their own in a worker thread (so that a breakpoint
+    paused in one holds up only its call): set for the whole process while a debugger traces it."""
 
     def __init__(
         self,
@@ -157,7 +173,10 @@ class Invoker:
                 raise ServiceFailed((*chain, info.name), cid, exc) from exc
             try:
                 if info.is_async:
-                    await _run_hooks_async(service)
+                    if self.own_loop:
+                        await self._run_on_own_loop(service)
+                    else:
+                        await _run_hooks_async(service)
                 else:
                     await self.pool.run(functools.partial(_run_hooks_blocking, service), name, cid)
             except (HTTPError, ServiceFailed, Overloaded):
@@ -172,6 +191,21 @@ class Invoker:
             return service.response
         finally:
             current_cid.reset(token)
+
+    async def _run_on_own_loop(self, service: Service) -> None:
+        """Run ``service``'s hooks on a loop of their own in a worker thread; what they await of the server's loop
+        hops there. Cancelling this (the call's timeout) cancels the service's task on its own loop."""
+        home = asyncio.get_running_loop()
+        service._invoker = cast("Invoker", _OnOwnLoop(self, home))
+        if service.request.websocket is not None:
+            service.request = copy.copy(service.request)  # the caller's request keeps its own websocket
+            service.request.websocket = cast(Any, _OnLoop(service.request.websocket, home))
+        call = _OwnLoopCall()
+        try:
+            await self.pool.run(functools.partial(call.run, service), service.service_name, service.cid)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
 
     def _instantiate(self, info: ServiceInfo, request: Request, cid: str, chain: tuple[str, ...]) -> Service:
         service = info.cls()
@@ -275,3 +309,177 @@ def _run_hooks_blocking(service: Service) -> None:
         result = hook()
         if inspect.isawaitable(result):
             anyio.from_thread.run(_maybe_await, result)
+
+
+class _OwnLoopCall:
+    """One ``async def`` service call on a loop of its own (in a worker thread), cancellable from the server's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    def run(self, service: Service) -> None:
+        """In the worker thread (its context is a copy of the call's: cid, actor)."""
+        asyncio.run(self._main(service))
+
+    async def _main(self, service: Service) -> None:
+        with self._lock:
+            if self._cancelled:
+                raise asyncio.CancelledError
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        await _run_hooks_async(service)
+
+    def cancel(self) -> None:
+        """From the server's loop: cancel the service's task (at once if it did not start)."""
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None:
+                with contextlib.suppress(RuntimeError):  # its loop is closed: the call ended meanwhile
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+
+
+class _OnOwnLoop:
+    """What a service running on its own loop sees as ``self._invoker``: every part that belongs to the server's
+    loop is reached through ``_OnLoop``, nested and background calls start on the server's loop."""
+
+    def __init__(self, invoker: Invoker, home: asyncio.AbstractEventLoop) -> None:
+        self._real = invoker
+        self._home = home
+        self.server = invoker.server
+        self.connections = _HomeConnections(invoker.connections, home)
+        self.pubsub = _OnLoop(invoker.pubsub, home)
+        self.caches = _OnLoop(invoker.caches, home)
+        self.websockets = _OnLoop(invoker.websockets, home)
+        self.jobs = None if invoker.jobs is None else _OnLoop(invoker.jobs, home)
+
+    async def invoke_nested(self, name: str, payload: Any, *, parent: Service) -> Any:
+        return await _hop(self._home, self._real.invoke_nested(name, payload, parent=parent))
+
+    def invoke_blocking(self, name: str, payload: Any, *, parent: Service) -> Any:
+        return self._real.invoke_blocking(name, payload, parent=parent)
+
+    def spawn(self, name: str, payload: Any, *, parent: Service | None = None) -> str:
+        self._real.lookup(name)
+        cid = new_cid()
+        self._home.call_soon_threadsafe(self._real._start_task, name, payload, cid)
+        return cid
+
+
+class _HomeConnections:
+    """``self.out``'s source for a service on its own loop: async clients come wrapped in ``_OnLoop``."""
+
+    def __init__(self, source: ConnectionSource, home: asyncio.AbstractEventLoop) -> None:
+        self._source = source
+        self._home = home
+
+    def lease(self, kind: str, name: str, blocking: bool) -> tuple[Any, Callable[[], None]]:
+        client, release = self._source.lease(kind, name, blocking)
+        return (client if blocking else _OnLoop(client, self._home)), release
+
+    def names(self, kind: str) -> list[str]:
+        return self._source.names(kind)
+
+
+_PLAIN = (str, bytes, bytearray, int, float, bool, type(None), dict, list, tuple, set, frozenset, type)
+
+
+_LIVE: dict[type, bool] = {}
+
+
+def _is_live(cls: type) -> bool:
+    """Whether objects of ``cls`` have async methods (their I/O belongs to the loop that made them)."""
+    live = _LIVE.get(cls)
+    if live is None:
+        if issubclass(cls, _PLAIN):
+            live = False
+        elif any(hasattr(cls, name) for name in ("__aenter__", "__aiter__", "__await__")):
+            live = True
+        else:
+            public = (inspect.getattr_static(cls, name, None) for name in dir(cls) if name[:1] != "_")
+            live = any(inspect.iscoroutinefunction(attribute) for attribute in public)
+        _LIVE[cls] = live
+    return live
+
+
+def _wrap(value: Any, home: asyncio.AbstractEventLoop) -> Any:
+    return _OnLoop(value, home) if _is_live(type(value)) else value
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+async def _hop(home: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` on the server's loop ``home`` from a service's own loop (cancelling this cancels it)."""
+    coro = awaitable if inspect.iscoroutine(awaitable) else _awaited(awaitable)
+    future = asyncio.run_coroutine_threadsafe(coro, home)
+    return _wrap(await asyncio.wrap_future(future), home)
+
+
+def _call(home: asyncio.AbstractEventLoop, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    result = function(*args, **kwargs)
+    if inspect.iscoroutine(result):
+        return _hop(home, result)
+    if _is_live(type(result)):
+        return _OnLoop(result, home)
+    if inspect.isawaitable(result):
+        return _hop(home, result)
+    return result
+
+
+class _OnLoop:
+    """An object of the server's loop (a client, a cache, the broker), used from a service's own loop: the same
+    attributes and methods, and whatever they give to await is awaited on the server's loop."""
+
+    __slots__ = ("_home", "_target")
+
+    def __init__(self, target: Any, home: asyncio.AbstractEventLoop) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_home", home)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if callable(value) and not isinstance(value, type):
+            return functools.wraps(value)(functools.partial(_call, self._home, value))
+        return _wrap(value, self._home)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _call(self._home, self._target, *args, **kwargs)
+
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._target[key], self._home)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._target
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+    def __bool__(self) -> bool:
+        return bool(self._target)
+
+    def __iter__(self) -> Any:
+        return iter(self._target)
+
+    def __repr__(self) -> str:
+        return repr(self._target)
+
+    def __await__(self) -> Any:
+        return _hop(self._home, self._target).__await__()
+
+    async def __aenter__(self) -> Any:
+        return await _hop(self._home, self._target.__aenter__())
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await _hop(self._home, self._target.__aexit__(*exc))
+
+    def __aiter__(self) -> Any:
+        return _OnLoop(self._target.__aiter__(), self._home)
+
+    async def __anext__(self) -> Any:
+        return await _hop(self._home, self._target.__anext__())

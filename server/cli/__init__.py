@@ -36,7 +36,7 @@ from . import (
     pubsub,
     scheduler,
 )
-from .cluster import CliError
+from .cluster import CliError, workers_arg
 
 EXTENSIONS: tuple[Extension, ...] = (
     channels,
@@ -198,21 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     completion = sub.add_parser("completion", help="print a shell completion script: source <(splice completion bash)")
     completion.add_argument("shell", choices=SHELLS)
     return parser
-
-
-def workers_arg(value: str) -> int | str:
-    """``--workers``: a whole number from 1 to ``MAX_WORKERS``, or ``auto``."""
-    from ..settings import MAX_WORKERS
-
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS} or auto, got {value!r}")
-    return number
 
 
 def _print_json(value: Any) -> None:

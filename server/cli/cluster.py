@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,6 +18,7 @@ from ..client import ping
 from ..config import CONFIG_FILE, ServerSettings, Settings, load_settings, render_config
 from ..core.errors import ConfigError
 from ..files import owner_only
+from ..settings import MAX_WORKERS
 from ..supervisor import worker_file
 from . import _dashboards as dashboards
 from . import _haproxy as lb
@@ -113,6 +115,19 @@ def with_workers(text: str, workers: int | str) -> str:
     value = '"auto"' if workers == "auto" else str(int(workers))
     head, mark, servers = text.partition("[[servers]]")
     return head + mark + re.sub(r"^(port = [0-9]+)$", rf"\1\nworkers = {value}", servers, flags=re.MULTILINE)
+
+
+def workers_arg(value: str) -> int | str:
+    """``--workers``: a whole number from 1 to ``MAX_WORKERS``, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS} or auto, got {value!r}")
+    return number
 
 
 def migrate(directory: Path) -> None:
@@ -305,4 +320,14 @@ def read_token(settings: Settings) -> str:
         raise ConfigError(str(settings.token_file), "not found: the admin token file is missing") from None
 
 
-__all__ = ["CliError", "migrate", "quickstart_create", "read_token", "start", "status", "stop"]
+__all__ = [
+    "CliError",
+    "migrate",
+    "quickstart_create",
+    "read_token",
+    "start",
+    "status",
+    "stop",
+    "with_workers",
+    "workers_arg",
+]

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from splice.server.bootstrap import private_socket
-from splice.server.cli import workers_arg
-from splice.server.cli.cluster import with_workers
+from splice.server.cli.cluster import with_workers, workers_arg
 from splice.server.cli.commands import server_lines
 from splice.server.config import ServerSettings, load_settings, render_config
 from splice.server.core.errors import ConfigError

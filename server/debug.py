@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,22 @@ def attach_point(debug: DebugSettings, server: ServerSettings, remote_root: Path
         "port": debug.port_of(server),
         "remote_root": str(remote_root),
     }
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a port another process holds, as debugpy's own listener would find it (``SO_REUSEADDR``)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DebugError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another process holds it: [debug] port in "
+                "cluster.toml sets where the attach points begin)"
+            ) from None
 
 
 @dataclass
@@ -106,6 +123,7 @@ class Debugger:
         import debugpy
 
         port = self.settings.port_of(self.server)
+        _check_free(host, port)  # debugpy would wait for ever on a taken port (its listener thread dies)
         debugpy.configure(subProcess=False)
         try:
             endpoint = debugpy.listen((host, port), in_process_debug_adapter=True)

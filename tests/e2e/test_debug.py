@@ -152,6 +152,19 @@ def test_with_debugging_off_nothing_listens_and_other_addresses_are_refused(tmp_
     assert "'0.0.0.0' is not the loopback" in started.stderr
 
 
+def test_a_taken_attach_point_is_refused_naming_it_instead_of_hanging(tmp_path: Path) -> None:
+    made = debug_cluster(tmp_path)
+    port = int((made.directory / "cluster.toml").read_text().rsplit("port = ", 1)[1].split()[0])
+    with socket.socket() as holder, running(made) as cluster:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+        refused = splice("debug", "enable", str(cluster.directory), check=False)  # debugpy alone waited for ever
+        assert refused.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use (another process holds it" in refused.stderr
+        assert httpx.get(f"{cluster.url}/splice/ping", timeout=5).status_code == 200
+
+
 def _auth(cluster: Cluster) -> dict[str, str]:
     return {"Authorization": f"Bearer {cluster.token}"}
 

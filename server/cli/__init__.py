@@ -7,54 +7,66 @@ took it first also as ``DIR``), else from ``$SPLICE_CLUSTER``; ``_cluster_dir`` 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
+import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 import shtab
 
 from ..core.errors import SpliceError
-from . import (
-    audit,
-    cache,
-    channels,
-    cluster,
-    commands,
-    dashboard,
-    debug,
-    distributed,
-    history,
-    ide,
-    jobs,
-    lb,
-    lsp,
-    outgoing,
-    pubsub,
-    scheduler,
-)
-from .cluster import CliError, workers_arg
+from ._process import CliError
 
-EXTENSIONS: tuple[Extension, ...] = (
-    channels,
-    outgoing,
-    pubsub,
-    cache,
-    history,
-    lb,
-    distributed,
-    lsp,
-    scheduler,
-    dashboard,
-    jobs,
-    debug,
-    ide,
-    audit,
+EXTENSIONS: tuple[str, ...] = (
+    "channels",
+    "outgoing",
+    "pubsub",
+    "cache",
+    "history",
+    "lb",
+    "distributed",
+    "lsp",
+    "scheduler",
+    "dashboard",
+    "jobs",
+    "debug",
+    "ide",
+    "audit",
 )
-"""Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``)."""
+"""Command modules of their own (``register(subparsers, add_cluster_arg)`` and ``run(args) -> int | None``), in the
+order they register. Imported only when the command line needs them (``needed_extensions``): ``splice server run``
+and ``splice start`` import none, which is ~0.1-0.2 s of a server's start."""
+
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "channel": ("channels",),
+    "outgoing": ("outgoing",),
+    "sub": ("pubsub",),
+    "topic": ("pubsub",),
+    "cache": ("cache",),
+    "apply": ("history",),
+    "history": ("history",),
+    "rollback": ("history",),
+    "create": ("lb", "distributed", "scheduler", "dashboard"),
+    "remove": ("lb",),
+    "lsp": ("lsp",),
+    "scheduler": ("scheduler",),
+    "dashboard": ("dashboard",),
+    "job": ("jobs",),
+    "debug": ("debug",),
+    "pycharm": ("ide",),
+    "vscode": ("ide",),
+    "audit": ("audit",),
+}
+"""Which extensions register each top-level command (a test checks it against what they register)."""
+
+CORE = frozenset(
+    {"quickstart", "start", "stop", "status", "migrate", "server"}
+    | {"deploy", "undeploy", "invoke", "services", "security"}
+)
+"""The commands this module registers itself: they need no extension."""
 
 SHELLS = ("bash", "zsh")
 """The shells ``splice completion`` writes a script for."""
@@ -97,15 +109,51 @@ def _cluster_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
 
 
 def _version() -> str:
+    import importlib.metadata  # ~10 ms with the look-up: only for --version
+
     try:
         return importlib.metadata.version("splice")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(f"splice {_version()}")
+        parser.exit()
+
+
+def workers_arg(value: str) -> int | str:
+    """``--workers`` (``cli.cluster.workers_arg``, imported when a command line gives it)."""
+    from .cluster import workers_arg as check
+
+    return check(value)
+
+
+def extension(name: str) -> Extension:
+    return cast(Extension, importlib.import_module(f"{__name__}.{name}"))
+
+
+def needed_extensions(argv: Sequence[str]) -> tuple[str, ...]:
+    """The extensions a command line needs: those of its command; none for the core ones; every one for help, the
+    completion script, or a command this module does not know (argparse's error then lists every command)."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    before = argv[: argv.index(command)] if command else argv
+    if "-h" in before or "--help" in before:
+        return EXTENSIONS
+    if command is None:
+        return () if "--version" in before else EXTENSIONS
+    return () if command in CORE else COMMANDS.get(command, EXTENSIONS)
+
+
+def build_parser(extensions: Sequence[str] = EXTENSIONS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="splice", description="Splice: a Python integration platform.")
-    parser.add_argument("--version", action="version", version=f"splice {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     quick = sub.add_parser("quickstart", help="create a local cluster").add_subparsers(dest="action", required=True)
@@ -193,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     sec_delete = security.add_parser("delete", help="remove a security definition")
     sec_delete.add_argument("name")
     _cluster_arg(sec_delete)
-    for extension in EXTENSIONS:
-        extension.register(sub, _cluster_arg)
+    for name in extensions:
+        extension(name).register(sub, _cluster_arg)
     completion = sub.add_parser("completion", help="print a shell completion script: source <(splice completion bash)")
     completion.add_argument("shell", choices=SHELLS)
     return parser
@@ -212,6 +260,8 @@ def _run(args: argparse.Namespace) -> int:
     if command == "quickstart":
         return _quickstart(args)
     if command == "start":
+        from . import cluster
+
         for server in cluster.start(args.directory, args.timeout):
             if server.get("error"):  # a part that could not start (HAProxy not installed); the rest runs
                 print(f"splice: {server['error']}", file=sys.stderr)
@@ -223,12 +273,16 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  worker {worker['worker']}: {worker['url']} (pid {worker['pid']})")
         return 0
     if command == "stop":
+        from . import cluster
+
         for server in cluster.stop(args.directory, args.timeout):
             print(f"{server['name']} {'stopped' if server['stopped'] else 'was not running'}")
         return 0
     if command == "status":
         return _status(args)
     if command == "migrate":
+        from . import cluster
+
         cluster.migrate(args.directory)
         print("the ODB schema is up to date")
         return 0
@@ -256,6 +310,8 @@ def _log_options(args: argparse.Namespace) -> None:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
+    from . import cluster
+
     created = cluster.quickstart_create(
         args.directory,
         args.port,
@@ -285,6 +341,8 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from . import cluster
+
     result = cluster.status(args.directory)
     balancer, dashboard = result.get("load_balancer"), result.get("dashboard")
     if args.json:
@@ -312,9 +370,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _run_client(args: argparse.Namespace) -> int:
+    from . import commands
+
     command = args.command
-    for extension in EXTENSIONS:
-        answered = extension.run(args)
+    for name in () if command in CORE else COMMANDS.get(command, EXTENSIONS):
+        answered = extension(name).run(args)
         if answered is not None:
             return answered
     directory: Path = args.cluster  # every command below takes one, settled by _cluster_dir
@@ -341,6 +401,8 @@ def _run_client(args: argparse.Namespace) -> int:
 
 
 def _security(args: argparse.Namespace, directory: Path) -> int:
+    from . import commands
+
     if args.action == "create":
         secret = (args.password if args.kind == "basic" else args.key) or os.environ.get("SPLICE_SECRET")
         if not secret:
@@ -361,7 +423,8 @@ def _security(args: argparse.Namespace, directory: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # what splice and the processes it starts make (cluster directory, ODB, logs) is owner-only
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(needed_extensions(words)).parse_args(words)
     try:
         _cluster_dir(args, os.environ)
         return _run(args)

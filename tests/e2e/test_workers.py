@@ -217,3 +217,42 @@ def test_workers_on_the_redis_bus_deploy_and_keep_the_cache_in_step(
         eventually(lambda: httpx.get(one + cache, headers=headers(token)).json()["value"] == 42)
     finally:
         splice("stop", str(directory))
+
+
+RECORD = textwrap.dedent(
+    """
+    import json, os
+    from splice.server import Service
+
+    class Record(Service):
+        name = "jobs.record"
+
+        def handle(self):
+            with open(self.request.payload["log"], "a") as handle:
+                handle.write(json.dumps({"server": self.server, "pid": os.getpid()}) + "\\n")
+    """
+)
+
+
+def test_the_scheduler_sends_runs_to_every_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "cluster"
+    urls, token = create(directory, servers=1, workers=2)
+    log = tmp_path / "runs.jsonl"
+    splice("start", str(directory))
+    try:
+        body = {"modules": [{"path": "jobs.py", "source": RECORD}]}
+        answer = httpx.post(f"{urls[0]}/splice/admin/deploy", json=body, headers=headers(token), timeout=60)
+        assert answer.status_code == 200, answer.text
+        payload = json.dumps({"log": str(log)})
+        splice("job", "create", "--name", "spread", "--service", "jobs.record", "--interval", "0.2", "--payload",
+               payload, "--cluster", str(directory))  # fmt: skip
+        workers = {worker_info(directory, "server1", k)["pid"] for k in (1, 2)}
+
+        def pids() -> set[int]:
+            lines = log.read_text().splitlines() if log.exists() else []
+            return {json.loads(line)["pid"] for line in lines}
+
+        eventually(lambda: pids() == workers, 30)
+        assert {json.loads(line)["server"] for line in log.read_text().splitlines()} == {"server1"}
+    finally:
+        splice("stop", str(directory))

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, watch } from "node:fs";
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
@@ -30,6 +30,9 @@ const CHROMIUM = process.env.SPLICE_E2E_CHROMIUM ?? "/usr/bin/chromium";
 const SPLICE = path.resolve(EXT, process.env.SPLICE_BIN ?? "../.venv/bin/splice");
 const PYTHON = path.resolve(EXT, process.env.SPLICE_PYTHON ?? "../.venv/bin/python");
 const VSCE = path.join(EXT, "node_modules/.bin/vsce");
+const UVICORN = path.join(path.dirname(PYTHON), "uvicorn");
+// Saves measured (each: Splice's deploy on save, then the same change under `uvicorn --reload`); bench/editor.py sets more.
+const SAVES = Math.max(1, Number(process.env.SPLICE_E2E_SAVES ?? 5));
 const VSIX =
   process.env.SPLICE_E2E_VSIX ??
   path.join(EXT, readdirSync(EXT).filter((f) => /^splice-vscode-.*\.vsix$/.test(f)).sort().pop() ?? "splice-vscode.vsix");
@@ -53,6 +56,32 @@ class Ping(Service):
     def handle(self):
         self.response.payload = {"pong": True}
 `;
+
+// The baseline: the same kind of change in a Starlette app served by `uvicorn --reload` (default reload settings).
+const UVICORN_APP = (v) => `from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def hello(request):
+    return JSONResponse({"v": ${v}})
+
+
+app = Starlette(routes=[Route("/", hello)])
+`;
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** VS Code's log lines (`2026-12-03 12:22:35.123 [info] text`), with their time as epoch ms (local time). */
+function logLines(text) {
+  return text.split("\n").flatMap((line) => {
+    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[\w+\] (.*)$/.exec(line);
+    return m ? [{ at: new Date(`${m[1]}T${m[2]}`).getTime(), text: m[3] }] : [];
+  });
+}
 
 const timings = [];
 let phaseStart = Date.now();
@@ -81,6 +110,7 @@ function portIsFree(port) {
   });
 }
 
+/** Polls `fn` until it returns something truthy; `interval: 0` polls back to back (one event-loop turn apart). */
 async function until(what, fn, { timeout = 30_000, interval = 200 } = {}) {
   const deadline = Date.now() + timeout;
   let last;
@@ -99,6 +129,7 @@ async function until(what, fn, { timeout = 30_000, interval = 200 } = {}) {
 async function admin(url, token, method, route, body) {
   const res = await fetch(`${url}/splice/admin/${route}`, {
     method,
+    signal: AbortSignal.timeout(10_000),
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -143,6 +174,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
   const ws = path.join(tmp, "workspace");
   let clusterStarted = false;
   let codeServer;
+  let uvicorn;
   let browser;
   let page;
   const csLog = [];
@@ -169,6 +201,8 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     await mkdir(path.join(ws, ".vscode"), { recursive: true });
     await mkdir(path.join(ws, "shop"), { recursive: true });
     await writeFile(path.join(ws, "shop/hello.py"), SERVICE(1));
+    await mkdir(path.join(ws, "uvicorn_app"), { recursive: true });
+    await writeFile(path.join(ws, "uvicorn_app/app.py"), UVICORN_APP(1));
     const editorQuiet = {
       "editor.autoClosingBrackets": "never",
       "editor.autoClosingQuotes": "never",
@@ -189,7 +223,13 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     const python = PYTHON;
     await writeFile(
       path.join(ws, ".vscode/settings.json"),
-      JSON.stringify({ "splice.clusterDir": clusterDir, "splice.python": python, ...editorQuiet }, null, 2),
+      JSON.stringify({
+        "splice.clusterDir": clusterDir,
+        "splice.python": python,
+        // The baseline's app is not a Splice module: not deployed on save.
+        "splice.exclude": ["**/.venv/**", "**/node_modules/**", "**/uvicorn_app/**"],
+        ...editorQuiet,
+      }, null, 2),
     );
     const userData = path.join(tmp, "user-data");
     const extensions = path.join(tmp, "extensions");
@@ -211,6 +251,18 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       }),
     );
     phase("workspace");
+
+    // --- the baseline: uvicorn --reload serving uvicorn_app/app.py ------------------------------------------
+    const uvicornUrl = `http://127.0.0.1:${await freePort()}/`;
+    if (existsSync(UVICORN)) {
+      uvicorn = spawn(UVICORN, ["app:app", "--reload", "--port", new URL(uvicornUrl).port, "--host", "127.0.0.1"], {
+        cwd: path.join(ws, "uvicorn_app"), detached: true, stdio: "ignore",
+      });
+      await until("uvicorn --reload to serve app.py", async () => (await (await fetch(uvicornUrl)).json()).v === 1, { timeout: 30_000, interval: 50 });
+    } else {
+      t.diagnostic(`no uvicorn at ${UVICORN}: no baseline`);
+    }
+    phase("uvicorn --reload: start");
 
     // --- code-server -----------------------------------------------------------------------------------------
     const csEnv = { ...process.env, PATH: `${path.dirname(NODE24)}:${process.env.PATH}` };
@@ -268,24 +320,112 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     // The extension is active once its status bar item or output channel shows; the language server too.
     phase("editor: open shop/hello.py");
 
-    // --- deploy on save --------------------------------------------------------------------------------------
-    const source = SERVICE(1).split("\n");
-    const lineNo = source.findIndex((l) => l.includes('{"v": 1}')) + 1;
-    const col = source[lineNo - 1].indexOf('1}') + 1;
-    await page.locator(".editor-group-container.active .monaco-editor .view-lines").first().click();
-    await goTo(`${lineNo}:${col}`);
-    await page.keyboard.press("Shift+ArrowRight");
-    await page.keyboard.type("2");
-    await until("the edit", async () => (await editorText()).includes('{"v": 2}'), { timeout: 5_000 });
-    phase("editor: edit v1 -> v2");
-    const savedAt = Date.now();
-    await page.keyboard.press("Control+S");
-    await until("every server to answer {v: 2}", async () => (await invokeAll()).every((p) => p?.v === 2), { timeout: 30_000, interval: 50 });
-    const deployMs = Date.now() - savedAt;
-    t.diagnostic(`save -> every server answers {"v": 2}: ${deployMs} ms`);
-    phase("deploy on save: Ctrl+S -> v2 on every server");
+    // --- deploy on save, beside uvicorn --reload ---------------------------------------------------------------
+    // Each round edits the number in the payload line of a file and saves it with Ctrl+S, then polls back to back
+    // until the new number is served: by every server for Splice's shop/hello.py, by uvicorn for uvicorn_app/app.py.
+    const lineNo = SERVICE(1).split("\n").findIndex((l) => l.includes('{"v": 1}')) + 1;
+    const col = SERVICE(1).split("\n")[lineNo - 1].indexOf("1}") + 1;
+    const appLine = UVICORN_APP(1).split("\n").findIndex((l) => l.includes('{"v": 1}')) + 1;
+    const appCol = UVICORN_APP(1).split("\n")[appLine - 1].indexOf("1}") + 1;
+    const openFile = async (name, text) => {
+      await page.keyboard.press("Control+P");
+      await page.waitForSelector(".quick-input-widget input", { state: "visible" });
+      await page.keyboard.type(name);
+      // The list shows recently opened files first: wait until the file typed is the one Enter opens.
+      await page.waitForSelector(`.quick-input-list .monaco-list-row.focused[aria-label*="${name}"]`, { timeout: 15_000 });
+      await page.keyboard.press("Enter");
+      await page.waitForSelector(".quick-input-widget", { state: "hidden" });
+      await until(`${name} in the editor`, async () => (await editorText()).includes(text), { timeout: 20_000, interval: 20 });
+    };
+    /** Edit `{"v": old}` into `{"v": v}` in the open file (the line ends with `rest`), save it, and poll `served(v)` back to back. */
+    const saveAndPoll = async (file, line, column, rest, v, served) => {
+      await page.locator(".editor-group-container.active .monaco-editor .view-lines").first().click();
+      await goTo(`${line}:${column}`);
+      await page.keyboard.press("Shift+End");
+      await page.keyboard.type(`${v}${rest}`);
+      await until("the edit", async () => (await editorText()).includes(`{"v": ${v}}`), { timeout: 5_000, interval: 20 });
+      let onDisk;
+      const watcher = watch(file, () => (onDisk ??= Date.now()));
+      try {
+        const pressed = Date.now();
+        await page.keyboard.press("Control+S");
+        const keyDone = Date.now();
+        await until(`the new value ${v}`, () => served(v), { timeout: 10_000, interval: 0 });
+        return { pressed, keyDone, onDisk, seen: Date.now() };
+      } finally {
+        watcher.close();
+      }
+    };
+    const splice = [];
+    const baseline = [];
+    const servedBySplice = async (v) => (await invokeAll()).every((p) => p?.v === v);
+    // uvicorn's reloader keeps the listening socket while its worker restarts: a connection may wait, so time out.
+    const servedByUvicorn = async (v) => (await (await fetch(uvicornUrl, { signal: AbortSignal.timeout(2000) })).json()).v === v;
+    for (let round = 0; round < SAVES; round++) {
+      const v = round + 2;
+      const steps = [async () => {
+        await openFile("hello.py", `{"v": ${v - 1}}`);
+        const r = await saveAndPoll(path.join(ws, "shop/hello.py"), lineNo, col, "}", v, servedBySplice);
+        splice.push(r);
+        t.diagnostic(`save -> every server answers: ${r.seen - r.pressed} ms`);
+      }];
+      if (uvicorn) {
+        steps.push(async () => {
+          await openFile("app.py", `{"v": ${v - 1}}`);
+          const r = await saveAndPoll(path.join(ws, "uvicorn_app/app.py"), appLine, appCol, "})", v, servedByUvicorn);
+          baseline.push(r);
+          t.diagnostic(`uvicorn --reload: save -> new code answers: ${r.seen - r.pressed} ms`);
+        });
+      }
+      if (round % 2) steps.reverse(); // alternate which goes first
+      for (const step of steps) await step();
+    }
+    const finalV = SAVES + 1;
+    await openFile("hello.py", `{"v": ${finalV}}`);
+    phase(`deploy on save: ${SAVES} x Ctrl+S -> every server answers${uvicorn ? ", beside uvicorn --reload" : ""}`);
+
+    // Where the time went: the extension's output channel says when each save reached it and how long its deploy took.
+    const spliceLog = async () => {
+      const logs = await run("find", [path.join(userData, "logs"), "-name", "Splice.log"]);
+      const files = logs.stdout.split("\n").filter(Boolean);
+      return logLines((await Promise.all(files.map((f) => readFile(f, "utf8")))).join("\n"));
+    };
+    const deploys = await until("the extension's log of every deploy on save", async () => {
+      const lines = (await spliceLog()).filter((l) => /^\s*saved at [\d:.]+, answered \d+ ms later/.test(l.text));
+      return lines.length >= SAVES ? lines : false;
+    }, { timeout: 10_000, interval: 100 }).catch((err) => {
+      t.diagnostic(`no breakdown from the extension's log (an extension without timing lines?): ${err.message}`);
+      return [];
+    });
+    for (const [i, r] of splice.entries()) {
+      const parts = [`key press -> file on disk ${r.onDisk !== undefined ? r.onDisk - r.pressed : "?"} ms`];
+      const m = deploys[i] && /^\s*saved at ([\d:.]+), answered (\d+) ms later: waited (\d+) ms .*?, (\d+) ms to find the cluster, (\d+) ms for every server to deploy(?: \(the server's own (\d+) ms\))?/.exec(deploys[i].text);
+      if (m) {
+        // The log line's own timestamp is when the log took it, later than the answer: use the clock time it carries.
+        const day = new Date(deploys[i].at);
+        const [hh, mm, ss] = m[1].split(":");
+        const savedAt = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Number(hh), Number(mm), Math.floor(Number(ss)), Math.round((Number(ss) % 1) * 1000)).getTime();
+        const answered = savedAt + Number(m[2]);
+        parts.push(
+          `-> the extension's save handler ${r.onDisk !== undefined ? savedAt - r.onDisk : "?"} ms`,
+          `waited ${m[3]} ms`,
+          `found the cluster ${m[4]} ms`,
+          `deploy request until every server deployed ${m[5]} ms${m[6] ? ` (the server's own ${m[6]} ms)` : ""}`,
+          `-> the test saw every server answer ${r.seen - answered} ms`,
+        );
+      }
+      t.diagnostic(`  save ${i + 1} (${r.seen - r.pressed} ms): ${parts.join(", ")}; the key press itself took ${r.keyDone - r.pressed} ms`);
+    }
+    const p50 = median(splice.map((r) => r.seen - r.pressed));
+    t.diagnostic(`save -> every server answers, p50 of ${splice.length}: ${p50} ms`);
+    if (baseline.length) {
+      const b50 = median(baseline.map((r) => r.seen - r.pressed));
+      t.diagnostic(`uvicorn --reload: save -> new code answers, p50 of ${baseline.length}: ${b50} ms`);
+      t.diagnostic(`ratio uvicorn --reload / Splice (p50): ${(b50 / p50).toFixed(1)}x`);
+    }
     const statusBar = await page.locator(".part.statusbar").innerText();
     t.diagnostic(`status bar: ${statusBar.replace(/\s+/g, " ")}`);
+    phase("deploy on save: the extension's log read");
 
     // --- a refused deploy is a diagnostic at its line --------------------------------------------------------
     const badLine = lineNo + 1;
@@ -307,7 +447,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     );
     t.diagnostic(`problems: ${problemText}`);
     assert.ok((await page.locator(".monaco-editor .squiggly-error").count()) > 0, "no error squiggle in the editor");
-    assert.ok((await invokeAll()).every((p) => p?.v === 2), "the refused deploy changed what the servers run");
+    assert.ok((await invokeAll()).every((p) => p?.v === finalV), "the refused deploy changed what the servers run");
     phase("refused deploy: Ctrl+S -> diagnostic in Problems");
 
     // --- completion of the cluster's services ----------------------------------------------------------------
@@ -356,6 +496,13 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
   } finally {
     await browser?.close().catch(() => undefined);
     phase("teardown: browser");
+    if (uvicorn?.pid) {
+      try {
+        process.kill(-uvicorn.pid, "SIGTERM");
+      } catch {
+        // gone already
+      }
+    }
     if (codeServer?.pid) {
       try {
         process.kill(-codeServer.pid, "SIGTERM");

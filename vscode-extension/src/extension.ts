@@ -57,7 +57,7 @@ class Splice {
   private client: LanguageClient | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
-    this.deployer = new Deployer(() => this.adminClient(), {
+    this.deployer = new Deployer((fresh) => this.deployClient(fresh), {
       busy: (label) => this.setStatus(`$(sync~spin) Splice ${label}`, "Deploying…", undefined),
       done: (summary) => this.report(summary),
       problems: (file, problems) => void this.setProblems(file, problems),
@@ -95,6 +95,7 @@ class Splice {
       vscode.workspace.onDidSaveTextDocument((doc) => this.onSave(doc)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration("splice")) {
+          this.deployClientKept = undefined;
           this.idleStatus();
           if (e.affectsConfiguration("splice.clusterUrl") || e.affectsConfiguration("splice.clusterDir") ||
               e.affectsConfiguration("splice.python") || e.affectsConfiguration("splice.languageServer")) {
@@ -187,6 +188,24 @@ class Splice {
     return new AdminClient(target.url, target.token);
   }
 
+  /**
+   * The deploy-on-save client, kept between saves: resolving the target reads the secret storage (a round trip
+   * through the workbench, 30-200 ms in code-server) and the cluster directory. Dropped when the settings or the
+   * token change; `fresh` (after a 401 or an unreachable cluster) resolves it again.
+   */
+  private deployClientKept: Promise<AdminClient> | undefined;
+
+  private deployClient(fresh: boolean): Promise<AdminClient> {
+    if (fresh || !this.deployClientKept) {
+      const client = this.adminClient();
+      this.deployClientKept = client;
+      client.catch(() => {
+        if (this.deployClientKept === client) this.deployClientKept = undefined;
+      });
+    }
+    return this.deployClientKept;
+  }
+
   private roots(): string[] {
     return projectRoots(readSettings(), workspaceFolders());
   }
@@ -201,10 +220,11 @@ class Splice {
   // deploy
 
   private onSave(doc: vscode.TextDocument): void {
+    const savedAt = Date.now();
     if (doc.languageId !== "python" && !doc.fileName.endsWith(".py")) return;
     if (!this.deployOnSave()) return;
     const module = this.moduleOf(doc);
-    if (module) this.deployer.saved(module);
+    if (module) this.deployer.saved(module, savedAt);
   }
 
   private async toggleDeployOnSave(): Promise<void> {
@@ -375,12 +395,14 @@ class Splice {
     if (token === undefined) return;
     if (token.trim()) await this.context.secrets.store(TOKEN_KEY, token.trim());
     else await this.context.secrets.delete(TOKEN_KEY);
+    this.deployClientKept = undefined;
     void vscode.window.showInformationMessage(token.trim() ? "Splice: admin token stored" : "Splice: admin token cleared");
     void this.restartLanguageServer();
   }
 
   private async clearToken(): Promise<void> {
     await this.context.secrets.delete(TOKEN_KEY);
+    this.deployClientKept = undefined;
     void vscode.window.showInformationMessage("Splice: stored admin token cleared");
     void this.restartLanguageServer();
   }

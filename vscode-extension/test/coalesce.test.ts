@@ -35,6 +35,28 @@ test("a key never runs twice at once; a value arriving meanwhile runs afterwards
   assert.deepEqual(events, ["start 1", "end 1", "start 3", "end 3"]);
 });
 
+test("without a delay a value runs at once; values arriving meanwhile run once afterwards, the last one", async () => {
+  const events: string[] = [];
+  const c = new Coalescer<number>(0, async (key, value) => {
+    events.push(`start ${key}${value}`);
+    await sleep(40);
+    events.push(`end ${key}${value}`);
+  });
+  c.push("a", 1);
+  assert.deepEqual(events, ["start a1"], "the first save runs before push() returns, with no timer");
+  c.push("a", 2);
+  c.push("b", 1); // another file ("Save All") does not wait for a's deploy
+  assert.deepEqual(events, ["start a1", "start b1"]);
+  await sleep(10);
+  c.push("a", 3);
+  assert.equal(c.pending, 2);
+  await c.idle();
+  assert.deepEqual(events, ["start a1", "start b1", "end a1", "start a3", "end b1", "end a3"]);
+  c.push("a", 4);
+  assert.deepEqual(events.at(-1), "start a4", "once idle, a save runs at once again");
+  await c.idle();
+});
+
 test("a failing run does not stop later ones", async () => {
   const seen: number[] = [];
   const c = new Coalescer<number>(1, async (_k, v) => {

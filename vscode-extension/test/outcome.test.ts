@@ -29,6 +29,16 @@ test("a deploy every server confirmed", () => {
   ]);
 });
 
+test("a deploy's timing line says where the time between the save and the answer went", () => {
+  const savedAt = new Date(2026, 11, 3, 9, 5, 1, 7).getTime(); // local time, as the line prints it
+  const s = deploySummary("orders.py", deployed, { savedAt, started: savedAt, sent: savedAt + 3, answered: savedAt + 30 });
+  assert.equal(
+    s.lines.at(-1),
+    "  saved at 09:05:01.007, answered 30 ms later: waited 0 ms for a deploy of the file under way, 3 ms to find the cluster, " +
+      "27 ms for every server to deploy (the server's own 24 ms)",
+  );
+});
+
 test("a partial deploy names the server that did not confirm", () => {
   const s = deploySummary("orders.py", {
     ...deployed,

@@ -85,6 +85,43 @@ describe("against a real Splice cluster", { timeout: 120_000 }, () => {
     deployer.dispose();
   });
 
+  test("a save deploys at once; saves during its deploy become one more deploy, with the last source", async () => {
+    const ui = new RecordingUi();
+    const deployer = new Deployer(async () => client, ui);
+    const file = path.join(project, "shop", "now.py");
+    deployer.saved({ file, root: project, path: "shop/now.py", source: SERVICE("shop.now", "one") });
+    assert.deepEqual(ui.busyLabels, ["now.py"], "the deploy started before saved() returned, without a timer");
+    for (const greeting of ["two", "three"]) {
+      deployer.saved({ file, root: project, path: "shop/now.py", source: SERVICE("shop.now", greeting) });
+    }
+    await deployer.idle();
+    assert.equal(ui.statuses.length, 2, "the first save, then the last of those made during its deploy");
+    for (const summary of ui.statuses) {
+      assert.equal(summary.level, "ok", summary.lines.join("\n"));
+      assert.match(summary.lines.at(-1)!,
+        /^  saved at \d\d:\d\d:\d\d\.\d{3}, answered \d+ ms later: waited \d+ ms .* ms for every server to deploy \(the server's own \d+ ms\)$/);
+    }
+    assert.deepEqual((await client.invoke("shop.now", {})).payload, { greeting: "three", input: {} });
+    deployer.dispose();
+  });
+
+  test("a kept client refused with 401 is replaced by a fresh one, once, and the save deploys", async () => {
+    const ui = new RecordingUi();
+    const asked: boolean[] = [];
+    const stale = new AdminClient(client.baseUrl, "a-token-since-rotated");
+    const deployer = new Deployer(async (fresh) => (asked.push(fresh), fresh ? client : stale), ui);
+    const result = await deployer.deploy([{ file: "/project/shop/kept.py", root: project, path: "shop/kept.py", source: SERVICE("shop.kept", "k") }]);
+    assert.ok(result.ok, ui.statuses.map((s) => s.lines.join("\n")).join("\n"));
+    assert.deepEqual(asked, [false, true]);
+    assert.equal(ui.statuses.length, 1);
+
+    const refused: boolean[] = [];
+    const wrong = new Deployer(async (fresh) => (refused.push(fresh), stale), ui);
+    const again = await wrong.deploy([{ file: "/project/shop/kept.py", root: project, path: "shop/kept.py", source: SERVICE("shop.kept", "k") }]);
+    assert.ok(!again.ok && again.error.status === 401);
+    assert.deepEqual(refused, [false, true], "asked once more, not in a loop");
+  });
+
   test("a refused deploy becomes a diagnostic at its line and column, cleared by the next good deploy", async () => {
     const ui = new RecordingUi();
     const deployer = new Deployer(async () => client, ui);

@@ -1,6 +1,11 @@
 /**
- * Saves in quick succession become one deploy: per key (a file), the last value wins once `delayMs` pass
- * without another; a key never runs twice at once (a value arriving meanwhile runs after the current run).
+ * Saves of one file become as few deploys as the cluster can take, without waiting for nothing: per key (a
+ * file), a value runs at once when nothing runs for that key; values arriving while it runs are coalesced,
+ * and the last of them runs once the current run ends (a key never runs twice at once). "Save All" of many
+ * files starts one run per file at once; saving one file again and again while its deploy is under way
+ * deploys it twice, not once per save.
+ *
+ * `delayMs > 0` adds a trailing debounce instead: a value runs once `delayMs` pass without another for that key.
  */
 export class Coalescer<T> {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -15,6 +20,11 @@ export class Coalescer<T> {
 
   push(key: string, value: T): void {
     this.latest.set(key, value);
+    if (this.delayMs <= 0) {
+      // The running one picks the value up when it ends; otherwise it runs now.
+      if (!this.running.has(key)) void this.fire(key);
+      return;
+    }
     const timer = this.timers.get(key);
     if (timer) clearTimeout(timer);
     this.timers.set(
@@ -28,7 +38,7 @@ export class Coalescer<T> {
 
   /** Number of keys waiting or running. */
   get pending(): number {
-    return new Set([...this.timers.keys(), ...this.running]).size;
+    return new Set([...this.timers.keys(), ...this.running, ...this.latest.keys()]).size;
   }
 
   /** Resolves once nothing waits or runs. */

@@ -1,12 +1,13 @@
 /**
- * The deploy loop without VS Code: saves are coalesced per file, sent to the admin API, and the answer is
- * handed to a `DeployUi` (status bar, output channel, diagnostics). `extension.ts` gives it the real UI;
- * tests give it a recorder.
+ * The deploy loop without VS Code: a save is sent to the admin API at once (saves of a file arriving while its
+ * deploy is under way are coalesced into one more deploy), and the answer is handed to a `DeployUi` (status bar,
+ * output channel, diagnostics) with where the time went. `extension.ts` gives it the real UI; tests give it a
+ * recorder.
  */
 import * as path from "node:path";
 import { AdminClient, AdminError, DeployAnswer, Problem } from "./admin";
 import { Coalescer } from "./coalesce";
-import { deploySummary, errorSummary, StatusSummary } from "./outcome";
+import { DeployTiming, deploySummary, errorSummary, StatusSummary } from "./outcome";
 
 export interface ModuleFile {
   /** Absolute path on disk. */
@@ -28,27 +29,33 @@ export interface DeployUi {
 export type DeployResult = { ok: true; answer: DeployAnswer } | { ok: false; error: AdminError };
 
 export interface DeployerOptions {
+  /** 0 (default): a save deploys at once. Above 0: once no other save of the file arrives for that long. */
   delayMs?: number;
   /** A hint added to the message when the token is refused (401). */
   tokenHint?: () => string;
 }
 
 export class Deployer {
-  private readonly coalescer: Coalescer<ModuleFile>;
+  private readonly coalescer: Coalescer<{ module: ModuleFile; savedAt: number }>;
 
+  /**
+   * `client(fresh)` may hand out a client kept from an earlier deploy (so a save does not read the settings, the
+   * token and the cluster directory again); when that one fails with 401 or cannot reach the cluster, the deploy
+   * asks once more with `fresh: true`.
+   */
   constructor(
-    private readonly client: () => Promise<AdminClient>,
+    private readonly client: (fresh: boolean) => Promise<AdminClient>,
     private readonly ui: DeployUi,
     private readonly options: DeployerOptions = {},
   ) {
-    this.coalescer = new Coalescer(options.delayMs ?? 150, async (_key, module) => {
-      await this.deploy([module]);
+    this.coalescer = new Coalescer(options.delayMs ?? 0, async (_key, { module, savedAt }) => {
+      await this.deploy([module], savedAt);
     });
   }
 
-  /** A saved file: deployed once no other save of it arrives for `delayMs`. */
-  saved(module: ModuleFile): void {
-    this.coalescer.push(module.file, module);
+  /** A saved file: deployed at once, or after the deploy of the same file under way (the last save wins). */
+  saved(module: ModuleFile, savedAt = Date.now()): void {
+    this.coalescer.push(module.file, { module, savedAt });
   }
 
   /** Resolves once every coalesced save was deployed. */
@@ -60,37 +67,47 @@ export class Deployer {
     this.coalescer.dispose();
   }
 
-  /** Deploy files together (all or nothing), and report the outcome to the UI. */
-  async deploy(modules: ModuleFile[]): Promise<DeployResult> {
+  /** Deploy files together (all or nothing), and report the outcome to the UI; `savedAt` (epoch ms) for timings. */
+  async deploy(modules: ModuleFile[], savedAt = Date.now()): Promise<DeployResult> {
     const label = modules.length === 1 ? path.basename(modules[0].file) : `${modules.length} files`;
+    const started = Date.now();
     this.ui.busy(label);
-    let client: AdminClient;
-    try {
-      client = await this.client();
-    } catch (err) {
-      const error = err instanceof AdminError ? err : new AdminError(0, "not_configured", (err as Error).message);
-      this.ui.done(errorSummary(label, error));
-      return { ok: false, error };
-    }
-    try {
-      const answer = await client.deploy(modules.map((m) => ({ path: m.path, source: m.source })));
-      for (const m of modules) this.ui.problems(m.file, []);
-      this.ui.done(deploySummary(label, answer));
-      return { ok: true, answer };
-    } catch (err) {
-      if (!(err instanceof AdminError)) throw err;
-      if (err.refused) {
-        const byFile = new Map<string, Problem[]>(modules.map((m) => [m.file, []]));
-        for (const problem of err.problems) {
-          const file = this.fileOf(problem.path, modules);
-          byFile.set(file, [...(byFile.get(file) ?? []), problem]);
-        }
-        for (const [file, problems] of byFile) this.ui.problems(file, problems);
+    for (let fresh = false; ; fresh = true) {
+      let client: AdminClient;
+      try {
+        client = await this.client(fresh);
+      } catch (err) {
+        const error = err instanceof AdminError ? err : new AdminError(0, "not_configured", (err as Error).message);
+        this.ui.done(errorSummary(label, error));
+        return { ok: false, error };
       }
-      const hint = err.status === 401 ? (this.options.tokenHint?.() ?? "") : "";
-      this.ui.done(errorSummary(label, err, hint));
-      return { ok: false, error: err };
+      try {
+        const sent = Date.now();
+        const answer = await client.deploy(modules.map((m) => ({ path: m.path, source: m.source })));
+        const timing: DeployTiming = { savedAt, started, sent, answered: Date.now() };
+        for (const m of modules) this.ui.problems(m.file, []);
+        this.ui.done(deploySummary(label, answer, timing));
+        return { ok: true, answer };
+      } catch (err) {
+        if (!(err instanceof AdminError)) throw err;
+        if (!fresh && (err.status === 401 || err.code === "unreachable")) continue; // a kept client gone stale
+        return this.failed(label, modules, err);
+      }
     }
+  }
+
+  private failed(label: string, modules: ModuleFile[], err: AdminError): DeployResult {
+    if (err.refused) {
+      const byFile = new Map<string, Problem[]>(modules.map((m) => [m.file, []]));
+      for (const problem of err.problems) {
+        const file = this.fileOf(problem.path, modules);
+        byFile.set(file, [...(byFile.get(file) ?? []), problem]);
+      }
+      for (const [file, problems] of byFile) this.ui.problems(file, problems);
+    }
+    const hint = err.status === 401 ? (this.options.tokenHint?.() ?? "") : "";
+    this.ui.done(errorSummary(label, err, hint));
+    return { ok: false, error: err };
   }
 
   /** The file a problem's module path names: one of those deployed, else the same path under the first root. */

@@ -34,8 +34,30 @@ function ms(value: number | undefined): string {
   return typeof value === "number" ? ` (${Math.round(value)} ms)` : "";
 }
 
-/** `label` names what was deployed: a file name, or "3 files". */
-export function deploySummary(label: string, answer: DeployAnswer): StatusSummary {
+/** Epoch milliseconds of one deploy: the save, the deploy's start, the request sent, the answer received. */
+export interface DeployTiming {
+  savedAt: number;
+  started: number;
+  sent: number;
+  answered: number;
+}
+
+/** Local time of day with milliseconds, `12:34:56.789`. */
+export function clock(epochMs: number): string {
+  const d = new Date(epochMs);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
+/** Where the time of a deploy went, for the output channel (the save's time of day lets a reader line it up with others). */
+export function timingLine(t: DeployTiming, serverMs?: number): string {
+  const server = typeof serverMs === "number" ? ` (the server's own ${Math.round(serverMs)} ms)` : "";
+  return `  saved at ${clock(t.savedAt)}, answered ${t.answered - t.savedAt} ms later: waited ${t.started - t.savedAt} ms for a deploy of the file under way, ` +
+    `${t.sent - t.started} ms to find the cluster, ${t.answered - t.sent} ms for every server to deploy${server}`;
+}
+
+/** `label` names what was deployed: a file name, or "3 files"; `timing` adds a line saying where the time went. */
+export function deploySummary(label: string, answer: DeployAnswer, timing?: DeployTiming): StatusSummary {
   const servers = answer.servers ?? [];
   const ok = answer.status === "deployed" && servers.every((s) => s.status === "deployed");
   const level: Level = ok ? "ok" : servers.some((s) => s.status === "deployed") ? "warning" : "error";
@@ -49,6 +71,7 @@ export function deploySummary(label: string, answer: DeployAnswer): StatusSummar
     lines.push(`  ${m.path}${version}${unchanged}: ${(m.services ?? []).join(", ") || "no services"}`);
   }
   lines.push(...servers.map(serverLine));
+  if (timing) lines.push(timingLine(timing, total));
   const tooltip = [
     `Splice: ${label} ${ok ? "deployed" : "deployed partially"}${ms(total)}`,
     ...servers.map((s) => serverLine(s).trim()),

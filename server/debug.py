@@ -46,14 +46,21 @@ class DebugError(SpliceError):
 
 
 def attach_point(debug: DebugSettings, server: ServerSettings, remote_root: Path) -> dict[str, Any]:
-    """Where an editor attaches to ``server`` (as configured), and the path mapping it needs."""
-    return {
+    """Where an editor attaches to ``server`` (as configured), and the path mapping it needs.
+
+    A worker of a server of several (``[[servers]] workers``) has an attach point of its own
+    (``DebugSettings.port_of``), said by ``worker`` (1 to N) and ``member`` (``server1.w2``)."""
+    point: dict[str, Any] = {
         "server": server.name,
         "process": "server",
         "host": debug.host,
         "port": debug.port_of(server),
         "remote_root": str(remote_root),
     }
+    if server.workers > 1:
+        point["worker"] = server.worker
+        point["member"] = server.member
+    return point
 
 
 def _check_free(host: str, port: int) -> None:

@@ -11,11 +11,17 @@ restart). For each server in turn:
    the debugger, pings 200, and HAProxy has it UP again; only then the next server.
 
 So the other servers answer meanwhile, and a client of the balancer sees no failed request.
+
+A server of several workers (``[[servers]] workers``) stays in the balancer: ``restart_workers`` turns debugging
+off in one worker at a time, at its private URL (from ``GET /splice/admin/cluster``), and waits until it serves
+again (registered anew at a new private URL, not restarting) before the next: its siblings serve the port
+meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -25,6 +31,7 @@ from typing import Any
 
 from ..client import AdminClient, ClientError, Unreachable, ping
 from ..config import ServerSettings, Settings
+from ..settings import split_member
 from . import _haproxy
 
 BALANCER_WAIT = 15.0
@@ -140,6 +147,55 @@ def restart_drained(
     )
 
 
+def workers_of(client: AdminClient, server: ServerSettings) -> list[dict[str, Any]]:
+    """The live members of ``server`` (its workers) as the cluster lists them (``name``, ``url``...), by worker."""
+    rows = client.call("GET", "/splice/admin/cluster").get("servers", [])
+    mine = [r for r in rows if r.get("live") and split_member(str(r["name"]))[0] == server.name]
+    return sorted(mine, key=lambda r: split_member(str(r["name"]))[1] or 0)
+
+
+def worker_label(member: str) -> str:
+    """``server1.w2`` -> ``server1 worker 2``."""
+    server, worker = split_member(member)
+    return server if worker is None else f"{server} worker {worker}"
+
+
+def restart_workers(client: AdminClient, server: ServerSettings, token: str, say: Callable[[str], None]) -> None:
+    """Stop debugging in every worker of ``server`` (``client``: its shared URL), one at a time: a worker that
+    listened with debugpy restarts, and the next one's turn comes once it serves again."""
+    for row in workers_of(client, server):
+        label = worker_label(str(row["name"]))
+        worker = AdminClient(str(row["url"]), token, timeout=client.timeout)
+        answer = worker.call("POST", "/splice/admin/debug", {"enabled": False})
+        if not answer.get("restarting"):
+            say(f"{label}: debugging off")
+            continue
+        say(f"{label}: debugging off; restarting without debugpy (the other workers serve meanwhile)")
+        started = time.monotonic()
+        try:
+            worker.call("POST", "/splice/admin/debug/restart")
+        except Unreachable:
+            pass  # it restarts on its own after its drain limit: maybe it is already doing so
+        except ClientError as exc:
+            if exc.status != 409:
+                raise
+        if not _until(functools.partial(_worker_back, client, server, row, token), BACK_WAIT):
+            raise ClientError(f"{label} did not serve again within {BACK_WAIT:g} s of its restart; see its log")
+        say(f"{label}: restarted without debugpy (serving again after {time.monotonic() - started:.1f} s)")
+
+
+def _worker_back(client: AdminClient, server: ServerSettings, before: dict[str, Any], token: str) -> bool:
+    """Whether the worker ``before`` was registered anew (a new private URL) and answers, not restarting."""
+    try:
+        now = next((r for r in workers_of(client, server) if r["name"] == before["name"]), None)
+        if now is None or (now["url"] == before["url"] and now.get("events_boot") == before.get("events_boot")):
+            return False
+        info = AdminClient(str(now["url"]), token, timeout=2.0).call("GET", "/splice/admin/debug")
+    except ClientError:
+        return False
+    return not info.get("restarting")
+
+
 def _back(client: AdminClient, server: ServerSettings) -> bool:
     """Whether the restarted process answers (no longer the old one waiting to restart) and pings 200."""
     try:
@@ -149,4 +205,4 @@ def _back(client: AdminClient, server: ServerSettings) -> bool:
     return not info.get("restarting") and ping(server.url, 1.0) is not None
 
 
-__all__ = ["Balancer", "balancer_of", "restart_drained"]
+__all__ = ["Balancer", "balancer_of", "restart_drained", "restart_workers", "worker_label", "workers_of"]

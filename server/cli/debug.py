@@ -2,7 +2,9 @@
 
 Each server is asked directly (not through the load balancer), so every one of them answers for itself.
 ``disable`` restarts the servers that listened one at a time, each drained from the balancer first
-(``_rolling.py``), so the others answer meanwhile.
+(``_rolling.py``), so the others answer meanwhile. A server of several workers answers for all of them (each
+worker has an attach point of its own: one line each); ``disable`` restarts its workers one at a time, each at
+its own URL, while the others serve its port.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from ..client import AdminClient, ClientError, Unreachable
 from ..config import load_settings
 from ._process import CliError
-from ._rolling import balancer_of, restart_drained
+from ._rolling import balancer_of, restart_drained, restart_workers, worker_label
 from .cluster import read_token
 
 DRAIN = 2.0
@@ -66,6 +68,9 @@ def run(args: argparse.Namespace) -> int | None:
     for server in settings.servers:
         client = AdminClient(server.url, token)
         try:
+            if args.action == "disable" and server.workers > 1:
+                restart_workers(client, server, token, lambda line: print(line, flush=True))
+                continue
             answers.append(client.call(*_request(args)))
             if args.action == "disable" and answers[-1].get("restarting"):
                 # One at a time, each serving again before the next drains: the others answer meanwhile.
@@ -109,9 +114,12 @@ def _line(action: str, answer: dict[str, Any]) -> str:
         return f"{server}: connected to PyCharm's debug server at {pycharm['host']}:{pycharm['port']}"
     points = answer.get("attach_points") or []
     if points:
-        point = points[0]
-        where = f"{point['host']}:{point['port']} (pid {point['pid']})"
-        return f"{server}: debugpy on {where}, remote root {point['remote_root']}"
+        lines = []
+        for point in points:
+            label = worker_label(point["member"]) if point.get("member") else server
+            where = f"{point['host']}:{point['port']} (pid {point['pid']})"
+            lines.append(f"{label}: debugpy on {where}, remote root {point['remote_root']}")
+        return "\n".join(lines)
     configured = answer.get("configured", {})
     return f"{server}: debugging off (would listen on {configured.get('host')}:{configured.get('port')})"
 

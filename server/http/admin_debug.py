@@ -1,7 +1,13 @@
 """Admin API for debugging a server: ``GET|POST /splice/admin/debug``, ``POST /splice/admin/debug/restart`` and
 ``POST /splice/admin/debug/pycharm``.
 
-Each call acts on the server that answers it; ``splice debug ...`` calls every server of the cluster.
+Each call acts on the server that answers it; ``splice debug ...`` calls every server of the cluster. A server of
+several workers (``[[servers]] workers``) answers through whichever worker takes the call: ``GET /debug``,
+``POST /debug`` ``{"enabled": true}`` and ``POST /debug/pycharm`` are passed on to the server's other workers (at
+their private URLs, from the ODB's ``servers`` rows, with the caller's ``Authorization``), and the answer lists
+the attach points of all of them (each with ``worker``, ``member`` and its private ``url``). ``{"enabled":
+false}`` acts on the worker that answers only: ``splice debug disable`` calls each worker at its own URL, one at
+a time, so the others keep serving the server's port (a worker of several does not drain: its ping stays 200).
 
 Turning debugpy off restarts the server (debugpy cannot stop listening). So that no request fails meanwhile, the
 server first drains: ``/splice/ping`` answers 503 and the balancer's health checks take it out of rotation while
@@ -16,9 +22,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import httpx
 from starlette.requests import Request
 
 from ..debug import DebugError
+from ..settings import split_member
 from .operations import Operation
 from .schemas.runtime import DebugAnswer, DebugBody, PycharmBody
 
@@ -33,20 +41,79 @@ DRAIN_LIMIT = 10.0
 for HAProxy's checks (every 500 ms, out after 2 failed) or a cloud balancer's to take it out of rotation."""
 
 
+FORWARDED = "x-splice-debug-forwarded"
+"""Marks a call one worker passed on to its siblings (who must not pass it on again)."""
+FORWARD_TIMEOUT = 30.0
+"""Seconds a worker waits for a sibling's answer (enabling debugpy imports it: well under a second)."""
+
+
 def _debugger(runtime: Runtime) -> Debugger:
     return runtime.debugger
 
 
+def _own(runtime: Runtime, answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` with this worker's private URL on its attach points (where ``splice debug`` reaches it alone)."""
+    if runtime.private_url is not None:
+        for point in (*answer.get("attach_points", []), answer.get("configured") or {}):
+            point["url"] = runtime.private_url
+    return answer
+
+
+async def _siblings(runtime: Runtime, request: Request, method: str, path: str, body: Any) -> list[dict[str, Any]]:
+    """The answers of this server's other workers to the same call (none for a server of one process, or a call a
+    sibling passed on); ``DebugError`` naming each worker that failed."""
+    server = runtime.server
+    if server.workers <= 1 or request.headers.get(FORWARDED):
+        return []
+    rows = [r for r in await runtime.cluster.live_peers() if split_member(str(r["name"]))[0] == server.name]
+    headers = {FORWARDED: "1"}
+    if "authorization" in request.headers:
+        headers["Authorization"] = request.headers["authorization"]
+    async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT) as client:
+        answers = await asyncio.gather(
+            *(client.request(method, f"{r['url']}/splice/admin{path}", json=body, headers=headers) for r in rows),
+            return_exceptions=True,
+        )
+    found: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for row, answer in zip(rows, answers, strict=True):
+        if isinstance(answer, BaseException):
+            failed.append(f"{row['name']} at {row['url']}: {type(answer).__name__}: {answer}")
+        elif answer.status_code != 200:
+            failed.append(f"{row['name']} at {row['url']}: {answer.status_code} {answer.text[:300]}")
+        else:
+            found.append(answer.json())
+    if failed:
+        raise DebugError("not every worker of this server did it: " + "; ".join(failed))
+    return found
+
+
+def _together(answer: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
+    """This worker's answer with the attach points of its siblings, by worker."""
+    points = [p for a in (answer, *others) for p in a.get("attach_points", [])]
+    answer["attach_points"] = sorted(points, key=lambda p: int(p.get("worker") or 0))
+    answer["enabled"] = bool(answer["enabled"] or any(a.get("enabled") for a in others))
+    return answer
+
+
 async def debug_info(runtime: Runtime, request: Request, body: None) -> Any:
-    return _debugger(runtime).info()
+    answer = _own(runtime, _debugger(runtime).info())
+    return _together(answer, await _siblings(runtime, request, "GET", "/debug", None))
 
 
 async def set_debug(runtime: Runtime, request: Request, body: DebugBody) -> Any:
     """``{"enabled": true[, "host": "127.0.0.1"]}`` listens with debugpy; ``{"enabled": false}`` stops debugging."""
     debugger = _debugger(runtime)
     if body.enabled:
-        return await anyio.to_thread.run_sync(debugger.enable, body.host)
-    answer = await anyio.to_thread.run_sync(debugger.disable)
+        answer = _own(runtime, await anyio.to_thread.run_sync(debugger.enable, body.host))
+        forwarded = body.model_dump(mode="json", exclude_none=True)
+        return _together(answer, await _siblings(runtime, request, "POST", "/debug", forwarded))
+    answer = _own(runtime, await anyio.to_thread.run_sync(debugger.disable))
+    if debugger.restart_requested and runtime.server.workers > 1:
+        # One worker of several: the others serve the port meanwhile, so no draining (its ping would take the
+        # whole server out of the balancer); it restarts when asked (/debug/restart) or after DRAIN_LIMIT.
+        asyncio.get_running_loop().call_later(DRAIN_LIMIT, runtime.shutdown.set)
+        return answer
     if debugger.restart_requested and not runtime.draining:
         runtime.draining = True  # the balancer's checks now see 503 and send new requests elsewhere
         asyncio.get_running_loop().call_later(DRAIN_LIMIT, runtime.shutdown.set)
@@ -66,9 +133,12 @@ async def set_pycharm(runtime: Runtime, request: Request, body: PycharmBody) -> 
     """``{"host": H, "port": P}`` connects to PyCharm's debug server; ``{"connect": false}`` disconnects."""
     debugger = _debugger(runtime)
     if not body.connect:
-        return await anyio.to_thread.run_sync(debugger.disable)
-    assert body.port is not None  # the model requires a port to connect
-    return await anyio.to_thread.run_sync(debugger.connect_pycharm, body.host, body.port)
+        answer = _own(runtime, await anyio.to_thread.run_sync(debugger.disable))
+    else:
+        assert body.port is not None  # the model requires a port to connect
+        answer = _own(runtime, await anyio.to_thread.run_sync(debugger.connect_pycharm, body.host, body.port))
+    forwarded = body.model_dump(mode="json", exclude_none=True)
+    return _together(answer, await _siblings(runtime, request, "POST", "/debug/pycharm", forwarded))
 
 
 _DEBUG_ERRORS = (409, 413)

@@ -1,0 +1,134 @@
+"""Debugging a server of two workers: each worker listens on its own attach point (``port``, ``port + 100``),
+``splice debug enable``/``info`` reach both through the shared port, a breakpoint hits whichever worker takes
+the request (a DAP client attached to each), and ``splice debug disable`` restarts one worker at a time while the
+other serves the port.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from splice.server.settings import WORKER_PORT_STEP
+from tests.conftest import Cluster, free_ports, running, splice
+from tests.dap import DapClient, DapError, attached
+from tests.e2e.test_debug import ONLY_ITS_THREAD, deploy, listening
+
+SOURCE = textwrap.dedent(
+    """
+    import os
+
+    from splice.server import Service
+
+
+    class Where(Service):
+        name = "dbg.where"
+
+        async def handle(self):
+            pid = os.getpid()
+            self.response.payload = {"pid": pid}
+    """
+)
+BREAK_LINE = 12
+
+
+def two_workers(tmp_path: Path) -> tuple[Cluster, int]:
+    directory = tmp_path / "cluster"
+    port = free_ports(2)
+    splice("quickstart", "create", str(directory), "--port", str(port), "--servers", "1", "--workers", "2",
+           "--no-load-balancer", "--no-dashboard")  # fmt: skip
+    debug_port = free_ports(1)
+    while any(listening(p) for p in (debug_port, debug_port + WORKER_PORT_STEP)):
+        debug_port = free_ports(1)
+    with (directory / "cluster.toml").open("a") as config:
+        config.write(f"\n[debug]\nport = {debug_port}\n")
+    token = (directory / "admin-token").read_text().strip()
+    url = f"http://127.0.0.1:{port + 1}"
+    return Cluster(directory, url, token, [url], None), debug_port
+
+
+def stopped_in_either(clients: list[DapClient], seconds: float = 30.0) -> tuple[int, dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for index, client in enumerate(clients):
+            try:
+                return index, client.event("stopped", timeout=0.1)
+            except DapError:
+                continue
+    raise AssertionError("no worker stopped at the breakpoint")
+
+
+def test_each_worker_has_an_attach_point_and_a_breakpoint_hits_whichever_takes_the_request(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    file = project / "dbg" / "where.py"
+    file.parent.mkdir(parents=True)
+    file.write_text(SOURCE)
+    assert file.read_text().splitlines()[BREAK_LINE - 1].strip().startswith("self.response.payload")
+    made, port = two_workers(tmp_path)
+    with running(made) as cluster:
+        deploy(cluster, project, file)
+        splice("channel", "create", "--cluster", str(cluster.directory), "--name", "where", "--path", "/where",
+               "--service", "dbg.where")  # fmt: skip
+        enabled = splice("debug", "enable", str(cluster.directory)).stdout
+        assert f"server1 worker 1: debugpy on 127.0.0.1:{port} " in enabled
+        assert f"server1 worker 2: debugpy on 127.0.0.1:{port + WORKER_PORT_STEP} " in enabled
+        info = json.loads(splice("debug", "info", str(cluster.directory), "--json").stdout)
+        points = info["attach_points"]
+        assert [(p["server"], p["worker"], p["member"], p["port"]) for p in points] == [
+            ("server1", 1, "server1.w1", port),
+            ("server1", 2, "server1.w2", port + WORKER_PORT_STEP),
+        ]
+        for point in points:
+            worker_dir = cluster.directory / "server1" / "workers" / str(point["worker"])
+            assert point["remote_root"] == str(worker_dir / "work" / "deployed")
+            assert point["pid"] == json.loads((worker_dir / "worker.json").read_text())["pid"]
+            assert listening(point["port"])
+
+        hit: dict[int, int] = {}
+        with (
+            attached(
+                "127.0.0.1",
+                points[0]["port"],
+                [{"localRoot": str(project), "remoteRoot": points[0]["remote_root"]}],
+                {str(file): [BREAK_LINE]},
+                ONLY_ITS_THREAD,
+            ) as (first, _),
+            attached(
+                "127.0.0.1",
+                points[1]["port"],
+                [{"localRoot": str(project), "remoteRoot": points[1]["remote_root"]}],
+                {str(file): [BREAK_LINE]},
+                ONLY_ITS_THREAD,
+            ) as (second, _),
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            for _ in range(40):  # new connections through the shared port until each worker took one
+                call = pool.submit(httpx.get, f"{cluster.url}/where", timeout=60)
+                index, stopped = stopped_in_either([first, second])
+                client = (first, second)[index]
+                frame = client.locals_of_top_frame(int(stopped["threadId"]))
+                assert frame["<source>"].endswith("where.py")
+                client.resume(int(stopped["threadId"]))
+                answer = call.result(timeout=30).json()
+                assert answer["pid"] == points[index]["pid"]  # the worker that stopped is the one that answered
+                hit[index] = hit.get(index, 0) + 1
+                if len(hit) == 2:
+                    break
+            assert sorted(hit) == [0, 1], hit
+
+        disabled = splice("debug", "disable", str(cluster.directory)).stdout
+        lines = disabled.splitlines()
+        first_back = lines.index(next(line for line in lines if line.startswith("server1 worker 1: restarted")))
+        assert any(line.startswith("server1 worker 2: debugging off") for line in lines[first_back:])  # in turn
+        assert "server1 worker 2: restarted without debugpy" in disabled
+        assert not listening(port)
+        assert not listening(port + WORKER_PORT_STEP)
+        assert httpx.get(f"{cluster.url}/where", timeout=10).status_code == 200
+        after = json.loads(splice("debug", "info", str(cluster.directory), "--json").stdout)
+        assert after["attach_points"] == []

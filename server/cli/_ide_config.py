@@ -4,13 +4,16 @@ Pure: the builders take the cluster's attach points (``attach_points(settings)``
 contents; the merges take the text of a file already there and return the new text. ``splice vscode launch``
 and ``splice pycharm setup`` (``cli/ide.py``) read and write the files.
 
-- VS Code, ``.vscode/launch.json``: a debugpy "attach" configuration per server (its attach point, and the
-  project root mapped onto that server's deployed directory) and a compound attaching to all of them.
-- PyCharm, ``.idea``: a "Python Debug Server" run configuration (each server's ``pydevd_pycharm`` connects
+- VS Code, ``.vscode/launch.json``: a debugpy "attach" configuration per server process (its attach point, and
+  the project root mapped onto that process's deployed directory) and a compound attaching to all of them. A
+  server of several workers (``[[servers]] workers``) has one per worker ("Splice: attach to server1 worker 2"):
+  a breakpoint hits whichever worker takes the request.
+- PyCharm, ``.idea``: a "Python Debug Server" run configuration (each process's ``pydevd_pycharm`` connects
   to it), a File Watchers task deploying every saved ``.py`` file, and an LSP4IJ template for ``splice lsp``.
 
-A server runs a deployed module from ``<server dir>/work/deployed/<path relative to the project root>``,
-so one mapping of the project root per server is all a debugger needs.
+A server runs a deployed module from ``<server dir>/work/deployed/<path relative to the project root>`` (its
+worker K from ``<server dir>/workers/<K>/work/deployed/...``), so one mapping of the project root per process is
+all a debugger needs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..config import LOOPBACK
@@ -64,11 +67,28 @@ class EditorFileError(SpliceError):
 
 
 def attach_points(settings: Settings) -> list[dict[str, Any]]:
-    """Every server's attach point as configured (see ``debug.attach_point``), in ``[[servers]]`` order."""
-    points = [attach_point(settings.debug, s, settings.deployed_dir(s.name)) for s in settings.servers]
-    for point, server in zip(points, settings.servers, strict=True):
-        point["server_host"] = server.host
+    """Every server process's attach point as configured (see ``debug.attach_point``): in ``[[servers]]`` order,
+    each server's workers in turn (``worker`` and ``member`` set when it has several)."""
+    points = []
+    for server in settings.servers:
+        for worker in range(1, server.workers + 1):
+            process = replace(server, worker=worker)
+            point = attach_point(settings.debug, process, settings.process_deployed_dir(process))
+            point["server_host"] = server.host
+            points.append(point)
     return points
+
+
+def ide_root(settings: Settings) -> str:
+    """The deployed directory PyCharm maps the project onto first: every server process translates it into its own
+    (``debug.Debugger.ide_root``, the first server's ``deployed_dir``)."""
+    return str(settings.deployed_dir(settings.servers[0].name))
+
+
+def point_label(point: Mapping[str, Any]) -> str:
+    """``server1``, or ``server1 worker 2`` for a worker of a server of several."""
+    worker = point.get("worker")
+    return f"{point['server']} worker {worker}" if worker else str(point["server"])
 
 
 def _connect_host(point: Mapping[str, Any]) -> str:
@@ -89,7 +109,7 @@ def _connect_host(point: Mapping[str, Any]) -> str:
 def launch_configuration(point: Mapping[str, Any], local_root: str = WORKSPACE_FOLDER) -> dict[str, Any]:
     """The launch.json configuration attaching VS Code's debugpy to one server's attach point."""
     return {
-        "name": f"{PREFIX}attach to {point['server']}",
+        "name": f"{PREFIX}attach to {point_label(point)}",
         "type": "debugpy",
         "request": "attach",
         "connect": {"host": _connect_host(point), "port": point["port"]},
@@ -163,9 +183,13 @@ def _ours(entry: object) -> bool:
 # PyCharm
 
 
-def debug_server_configuration(points: Sequence[Mapping[str, Any]], port: int, host: str = "localhost") -> str:
+def debug_server_configuration(
+    points: Sequence[Mapping[str, Any]], port: int, host: str = "localhost", first: str | None = None
+) -> str:
     """``.idea/runConfigurations/Splice_debug_server.xml``: a "Python Debug Server" run configuration listening
-    on ``host:port``, the project root (``$PROJECT_DIR$``) mapped onto every server's deployed directory."""
+    on ``host:port``, the project root (``$PROJECT_DIR$``) mapped onto every server process's deployed directory;
+    ``first`` (``ide_root``) first when no process deploys there (the first server runs several workers): PyCharm
+    sends breakpoints through the first mapping, and every process translates that one into its own."""
     component = ET.Element("component", name="ProjectRunConfigurationManager")
     configuration = ET.SubElement(
         component,
@@ -180,8 +204,11 @@ def debug_server_configuration(points: Sequence[Mapping[str, Any]], port: int, h
     _option(configuration, "PORT", str(port))
     _option(configuration, "HOST", host)
     mappings = ET.SubElement(_option(ET.SubElement(configuration, "PathMappingSettings"), "pathMappings"), "list")
-    for point in points:
-        ET.SubElement(mappings, "mapping", {"local-root": "$PROJECT_DIR$", "remote-root": point["remote_root"]})
+    roots = [str(point["remote_root"]) for point in points]
+    if first is not None and first not in roots:
+        roots.insert(0, first)
+    for root in roots:
+        ET.SubElement(mappings, "mapping", {"local-root": "$PROJECT_DIR$", "remote-root": root})
     # Only what PyCharm's dialog shows in its settrace() snippet: the servers connect with suspend=False
     # and keep their output in their own logs.
     _option(configuration, "REDIRECT_OUTPUT", "false")
@@ -314,11 +341,13 @@ __all__ = [
     "EditorFileError",
     "attach_points",
     "debug_server_configuration",
+    "ide_root",
     "launch",
     "launch_configuration",
     "loads_jsonc",
     "lsp4ij_template",
     "merge_launch",
+    "point_label",
     "strip_jsonc",
     "watcher_task",
     "watcher_tasks",

@@ -83,10 +83,11 @@ def _vscode_launch(args: argparse.Namespace) -> int:
     _write(path, text)
     kept = len(json.loads(text)["configurations"]) - len(points)
     others = f"; {kept} other configuration{'s' if kept != 1 else ''} kept" if kept else ""
-    print(f"wrote {path}: '{ide.PREFIX}attach to <server>' for {len(points)} servers and '{ide.COMPOUND}'{others}")
+    what = "servers" if len(points) == len(settings.servers) else "server processes (a configuration per worker)"
+    print(f"wrote {path}: '{ide.PREFIX}attach to <server>' for {len(points)} {what} and '{ide.COMPOUND}'{others}")
     for point in points:
         host = ide.launch_configuration(point)["connect"]["host"]
-        print(f"  {point['server']}: {host}:{point['port']}, {project} -> {point['remote_root']}")
+        print(f"  {ide.point_label(point)}: {host}:{point['port']}, {project} -> {point['remote_root']}")
     print(_listening(settings))
     return 0
 
@@ -103,7 +104,7 @@ def _pycharm_setup(args: argparse.Namespace) -> int:
     watchers = idea / "watcherTasks.xml"
     template = idea / ide.LSP4IJ_TEMPLATE_DIR
     texts = {
-        run_configuration: ide.debug_server_configuration(points, args.port),
+        run_configuration: ide.debug_server_configuration(points, args.port, first=ide.ide_root(settings)),
         watchers: ide.watcher_tasks(program, cluster, _read(watchers), str(watchers)),
     }
     texts.update({template / name: text for name, text in ide.lsp4ij_template(program, cluster).items()})
@@ -112,7 +113,7 @@ def _pycharm_setup(args: argparse.Namespace) -> int:
 
     print(f"wrote {run_configuration}: '{ide.DEBUG_SERVER}' (Python Debug Server on port {args.port}), {project} ->")
     for point in points:
-        print(f"  {point['server']}: {point['remote_root']}")
+        print(f"  {ide.point_label(point)}: {point['remote_root']}")
     print(f"wrote {watchers}: File Watcher '{ide.WATCHER}', on each saved .py file:")
     print(f"  {program} deploy $FilePath$ --cluster {cluster} --root $ProjectFileDir$")
     print(f"wrote {template}: LSP4IJ template for '{program} lsp' (Settings > Languages & Frameworks >")
@@ -135,11 +136,11 @@ def _port(text: str) -> int:
 
 
 def _check_port(settings: Settings, port: int) -> None:
-    for server in settings.servers:
-        if settings.debug.port_of(server) == port:
+    for point in ide.attach_points(settings):
+        if point["port"] == port:
             raise CliError(
-                f"--port {port} is {server.name}'s debugpy attach point ([debug] port = {settings.debug.port} "
-                f"in cluster.toml): give PyCharm's debug server another port"
+                f"--port {port} is {ide.point_label(point)}'s debugpy attach point ([debug] port = "
+                f"{settings.debug.port} in cluster.toml): give PyCharm's debug server another port"
             )
 
 

@@ -17,12 +17,16 @@ from splice.server.config import DebugSettings, ServerSettings, Settings
 CLUSTER = Path("/srv/cluster")
 
 
-def settings(servers: int, port: int = 5680, host: str = "127.0.0.1", server_host: str = "127.0.0.1") -> Settings:
+def settings(
+    servers: int, port: int = 5680, host: str = "127.0.0.1", server_host: str = "127.0.0.1", workers: int = 1
+) -> Settings:
     return Settings(
         directory=CLUSTER,
         cluster_name="c",
         odb_url="sqlite+aiosqlite:///odb.sqlite",
-        servers=tuple(ServerSettings(f"server{i + 1}", server_host, 17011 + i, i) for i in range(servers)),
+        servers=tuple(
+            ServerSettings(f"server{i + 1}", server_host, 17011 + i, i, workers=workers) for i in range(servers)
+        ),
         debug=DebugSettings(host=host, port=port, allow_remote=host not in ("127.0.0.1", "::1", "localhost")),
     )
 
@@ -60,6 +64,41 @@ def test_one_configuration_per_server_on_its_port_mapped_onto_its_deployed_direc
     assert compound["name"] == "Splice: attach to cluster"
     assert compound["configurations"] == [c["name"] for c in configurations]
     assert content["version"] == "0.2.0"
+
+
+def worker_deployed(name: str, worker: int) -> str:
+    return str(CLUSTER / name / "workers" / str(worker) / "work" / "deployed")
+
+
+def test_a_server_of_several_workers_has_a_configuration_per_worker_on_its_own_attach_point() -> None:
+    content = ide.launch(ide.attach_points(settings(2, 5680, workers=2)))
+    configurations = content["configurations"]
+    assert [(c["name"], c["connect"]["port"], c["pathMappings"][0]["remoteRoot"]) for c in configurations] == [
+        ("Splice: attach to server1 worker 1", 5680, worker_deployed("server1", 1)),
+        ("Splice: attach to server1 worker 2", 5780, worker_deployed("server1", 2)),
+        ("Splice: attach to server2 worker 1", 5681, worker_deployed("server2", 1)),
+        ("Splice: attach to server2 worker 2", 5781, worker_deployed("server2", 2)),
+    ]
+    (compound,) = content["compounds"]
+    assert compound["configurations"] == [c["name"] for c in content["configurations"]]
+    points = ide.attach_points(settings(1, workers=2))
+    assert [(p["worker"], p["member"]) for p in points] == [(1, "server1.w1"), (2, "server1.w2")]
+    assert all("worker" not in p for p in ide.attach_points(settings(2)))  # one process: as before
+
+
+def test_pycharm_maps_the_first_servers_directory_first_when_its_workers_deploy_elsewhere() -> None:
+    many = settings(1, workers=2)
+    root = ET.fromstring(ide.debug_server_configuration(ide.attach_points(many), 5690, first=ide.ide_root(many)))
+    mappings = root.findall("configuration/PathMappingSettings/option[@name='pathMappings']/list/mapping")
+    assert [m.get("remote-root") for m in mappings] == [
+        deployed("server1"),  # what every process translates into its own (Debugger.ide_root)
+        worker_deployed("server1", 1),
+        worker_deployed("server1", 2),
+    ]
+    one = settings(2)
+    root = ET.fromstring(ide.debug_server_configuration(ide.attach_points(one), 5690, first=ide.ide_root(one)))
+    mappings = root.findall("configuration/PathMappingSettings/option[@name='pathMappings']/list/mapping")
+    assert [m.get("remote-root") for m in mappings] == [deployed("server1"), deployed("server2")]
 
 
 @pytest.mark.parametrize(

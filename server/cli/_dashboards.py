@@ -20,16 +20,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import CONFIG_FILE, TOKEN_FILE, Settings
-from . import _config_edit as config_edit
 from ._process import CliError, pid_running, stop_one
 
 if TYPE_CHECKING:
     from splice.dashboard import DashboardSettings
 
+POLL = 0.01
+"""Seconds between two ``/healthz`` probes of a starting dashboard (a refused connection costs ~0.1 ms)."""
 DASHBOARD_FILE = "dashboard.toml"
 """``splice.dashboard.CONFIG_FILE``, spelled out here so that telling a dashboard directory needs no import."""
 NAME = "dashboard"
@@ -139,6 +141,8 @@ def create_in_cluster(
         raise CliError(f"--port {port} is taken by the cluster or out of range: pick another", 2)
     admin = [settings.load_balancer.url] if settings.load_balancer else [s.url for s in settings.servers]
     path = settings.directory / CONFIG_FILE
+    from . import _config_edit as config_edit  # tomlkit: only when a dashboard is added
+
     text = config_edit.set_table(path.read_text(encoding="utf-8"), "dashboard", {"dir": name})
     write_config(directory, settings.cluster_name, host, port, admin, f"../{TOKEN_FILE}")
     password_file = None
@@ -181,12 +185,22 @@ def _tail(dashboard: DashboardSettings, lines: int = 15) -> str:
     return text.rstrip() or "(no log output)"
 
 
-def start(directory: Path, timeout: float) -> dict[str, Any]:
-    """Start the dashboard of ``directory`` unless it runs; return once ``/healthz`` answers 200."""
+@dataclass(frozen=True)
+class Launched:
+    """A dashboard ``launch`` started (``process``), or found running (``process`` is ``None``)."""
+
+    dashboard: DashboardSettings
+    process: subprocess.Popen[bytes] | None
+    pid: int
+
+
+def launch(directory: Path) -> Launched:
+    """Launch the dashboard of ``directory`` unless it runs, without waiting for it (``wait`` does): ``splice start``
+    launches it beside the servers, since it needs none of them to start."""
     dashboard = load(directory)
     pid = running_pid(dashboard)
     if pid is not None:
-        return {"name": NAME, "url": dashboard.url, "pid": pid, "started": False}
+        return Launched(dashboard, None, pid)
     if healthy(dashboard, 0.3):
         raise CliError(f"{dashboard.url} is already answering, but not as the dashboard of {directory}: port taken?")
     logs = dashboard.directory / "logs"
@@ -201,8 +215,14 @@ def start(directory: Path, timeout: float) -> dict[str, Any]:
             start_new_session=True,
         )
     dashboard.pid_file.write_text(f"{process.pid}\n")
+    return Launched(dashboard, process, process.pid)
+
+
+def wait(launched: Launched, timeout: float) -> dict[str, Any]:
+    """Return once the dashboard ``launch`` started answers ``/healthz`` with 200 (at once if it was running)."""
+    dashboard, process = launched.dashboard, launched.process
     deadline = time.monotonic() + timeout
-    while not healthy(dashboard, 0.5):
+    while process is not None and not healthy(dashboard, 0.5):
         if process.poll() is not None:
             dashboard.pid_file.unlink(missing_ok=True)
             raise CliError(f"the dashboard exited with status {process.returncode}:\n{_tail(dashboard)}")
@@ -210,8 +230,13 @@ def start(directory: Path, timeout: float) -> dict[str, Any]:
             raise CliError(
                 f"the dashboard did not answer {dashboard.url}/healthz within {timeout:g} s:\n{_tail(dashboard)}"
             )
-        time.sleep(0.05)
-    return {"name": NAME, "url": dashboard.url, "pid": process.pid, "started": True}
+        time.sleep(POLL)
+    return {"name": NAME, "url": dashboard.url, "pid": launched.pid, "started": process is not None}
+
+
+def start(directory: Path, timeout: float) -> dict[str, Any]:
+    """Start the dashboard of ``directory`` unless it runs; return once ``/healthz`` answers 200."""
+    return wait(launch(directory), timeout)
 
 
 def stop(directory: Path, timeout: float) -> dict[str, Any]:
@@ -227,6 +252,10 @@ def status(directory: Path) -> dict[str, Any]:
 
 def start_if_configured(settings: Settings, timeout: float) -> dict[str, Any] | None:
     return None if settings.dashboard_dir is None else start(settings.dashboard_dir, timeout)
+
+
+def launch_if_configured(settings: Settings) -> Launched | None:
+    return None if settings.dashboard_dir is None else launch(settings.dashboard_dir)
 
 
 def stop_if_configured(settings: Settings, timeout: float) -> dict[str, Any] | None:

@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..jobs.manager import SCHEDULER_STATE_FILE as STATE_FILE
 from ._process import CliError, pid_running, stop_one, tail
+
+STATE_FILE = "scheduler.state"
+"""``splice.server.jobs.SCHEDULER_STATE_FILE``, spelled out so that ``splice start`` does not import the jobs
+package (pydantic job models, ~40 ms) to find a file name (a test checks that both agree)."""
+
+POLL = 0.005
+"""Seconds between two reads of a starting scheduler's state file (a read is a few microseconds)."""
 
 
 def _pid_file(settings: Settings, name: str) -> Path:
@@ -36,10 +42,10 @@ def running_pid(settings: Settings, name: str) -> int | None:
     return pid_running(_pid_file(settings, name), "splice.scheduler", name)
 
 
-def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
-    """Start every scheduler that is not running; return once each is up (active or standing by)."""
+def launch(settings: Settings) -> dict[str, subprocess.Popen[bytes]]:
+    """Launch every scheduler that is not running, without waiting for it (``wait`` does): ``splice start`` launches
+    them beside the servers, since a scheduler needs only the ODB to start."""
     launched: dict[str, subprocess.Popen[bytes]] = {}
-    results = []
     for name in settings.scheduler.names:
         if running_pid(settings, name) is not None:
             continue
@@ -56,6 +62,12 @@ def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
                 start_new_session=True,
             )
         _pid_file(settings, name).write_text(f"{launched[name].pid}\n")
+    return launched
+
+
+def wait(settings: Settings, launched: dict[str, subprocess.Popen[bytes]], timeout: float) -> list[dict[str, Any]]:
+    """Return once each scheduler ``launch`` started is up (active or standing by), one result per scheduler."""
+    results = []
     deadline = time.monotonic() + timeout
     for name in settings.scheduler.names:
         process = launched.get(name)
@@ -68,7 +80,7 @@ def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
                 raise CliError(f"{name} exited with status {process.returncode}:\n{tail(settings, name)}")
             if time.monotonic() > deadline:
                 raise CliError(f"{name} did not start within {timeout:g} s:\n{tail(settings, name)}")
-            time.sleep(0.02)
+            time.sleep(POLL)
         state = read_state(settings, name) or {}
         results.append(
             {
@@ -79,6 +91,11 @@ def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
             }
         )
     return results
+
+
+def start(settings: Settings, timeout: float) -> list[dict[str, Any]]:
+    """Start every scheduler that is not running; return once each is up (active or standing by)."""
+    return wait(settings, launch(settings), timeout)
 
 
 def stop(settings: Settings, timeout: float) -> list[dict[str, Any]]:
@@ -96,4 +113,4 @@ def status(settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["read_state", "running_pid", "start", "status", "stop"]
+__all__ = ["launch", "read_state", "running_pid", "start", "status", "stop", "wait"]

@@ -72,7 +72,7 @@ class PickupDirectory:
         self.runtime = runtime
         self.root = root
         self.lease = rules.tag(str(root))
-        self.holder = runtime.server.name
+        self.holder = runtime.server.member  # a worker of a server of several holds it as itself (server1.w1)
         self.ttl = ttl
         self.renew = renew
         self.leading = False

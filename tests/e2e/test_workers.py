@@ -256,3 +256,24 @@ def test_the_scheduler_sends_runs_to_every_worker(tmp_path: Path) -> None:
         assert {json.loads(line)["server"] for line in log.read_text().splitlines()} == {"server1"}
     finally:
         splice("stop", str(directory))
+
+
+def test_a_file_saved_in_the_pickup_directory_reaches_every_worker(tmp_path: Path) -> None:
+    directory = tmp_path / "cluster"
+    _, token = create(directory, servers=2, workers=2)
+    splice("start", str(directory))
+    try:
+        (directory / "pickup" / "demo.py").write_text(VERSIONED.format(version=7))
+        urls = [worker_info(directory, s, k)["url"] for s in ("server1", "server2") for k in (1, 2)]
+
+        def everywhere() -> bool:
+            return all(invoke(url, token)["version"] == 7 for url in urls)
+
+        eventually(everywhere, 30)
+        # One worker holds the directory's lease, under its own name; every worker says what its last batch did.
+        for url in urls:
+            (answer,) = httpx.get(f"{url}/splice/admin/pickup", headers=headers(token)).json()["dirs"]
+            assert answer["holder"] in ("server1.w1", "server2.w1"), answer
+            assert answer["last_batch"] is not None, answer
+    finally:
+        splice("stop", str(directory))

@@ -30,6 +30,30 @@ test("one configuration per listening server; a note for the others", () => {
   assert.equal(notes[1], "server3: GET u3: ECONNREFUSED");
 });
 
+test("a configuration per worker of a server of several, once each though every worker lists them all", () => {
+  const workers = [1, 2].map((worker) => ({
+    server: "server1",
+    worker,
+    member: `server1.w${worker}`,
+    host: "127.0.0.1",
+    port: 5580 + 100 * worker,
+    remote_root: `/c/server1/workers/${worker}/work/deployed`,
+  }));
+  const info = { server: "server1", enabled: true, attach_points: workers };
+  const { configurations, notes } = attachConfigurations([
+    { server: "server1.w1", url: "u1", info },
+    { server: "server1.w2", url: "u2", info },
+  ], "/w");
+  assert.deepEqual(
+    configurations.map((c) => [c.name, c.connect.port, c.pathMappings[0].remoteRoot]),
+    [
+      ["Splice: attach to server1 worker 1", 5680, "/c/server1/workers/1/work/deployed"],
+      ["Splice: attach to server1 worker 2", 5780, "/c/server1/workers/2/work/deployed"],
+    ],
+  );
+  assert.deepEqual(notes, []);
+});
+
 const target = (over = {}) => ({ url: "http://h:1", token: "t", tokenSource: "secret storage" as const, clusterDir: undefined, ...over });
 test("language server options: URL and token, else the cluster directory", () => {
   assert.deepEqual(initializationOptions({ clusterUrl: "http://h:1" }, target()), { splice: { clusterUrl: "http://h:1", token: "t" } });

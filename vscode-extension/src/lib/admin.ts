@@ -83,6 +83,12 @@ export interface AttachPoint {
   port: number;
   remote_root: string;
   process?: string;
+  /** Which worker process of a server of several (`[[servers]] workers`) this is: 1 to N; absent with one. */
+  worker?: number;
+  /** That worker's cluster name (`server1.w2`). */
+  member?: string;
+  /** That worker's private URL (a server's port is shared by its workers). */
+  url?: string;
 }
 
 export interface DebugInfo {

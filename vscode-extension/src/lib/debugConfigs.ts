@@ -1,6 +1,8 @@
 /**
- * Debug configurations from the cluster's attach points: one debugpy "attach" per server, its project root
- * mapped onto the directory the server runs deployed modules from (as `splice vscode launch` writes them).
+ * Debug configurations from the cluster's attach points: one debugpy "attach" per server process, its project
+ * root mapped onto the directory that process runs deployed modules from (as `splice vscode launch` writes them).
+ * A server of several workers lists an attach point per worker ("Splice: attach to server1 worker 2"): a
+ * breakpoint hits whichever worker takes the request, so the compound attaches to all of them.
  */
 import { AdminClient, AdminError, AttachPoint, DebugInfo } from "./admin";
 import { connectHost } from "./cluster";
@@ -20,7 +22,7 @@ export interface AttachConfiguration {
 
 export function attachConfiguration(point: AttachPoint, localRoot: string): AttachConfiguration {
   return {
-    name: `${PREFIX}attach to ${point.server}`,
+    name: `${PREFIX}attach to ${pointLabel(point)}`,
     type: "debugpy",
     request: "attach",
     connect: { host: connectHost(point.host), port: point.port },
@@ -29,6 +31,11 @@ export function attachConfiguration(point: AttachPoint, localRoot: string): Atta
     // A breakpoint stops its own thread only; debugpy's default stops every thread, the event loop included.
     stopAllThreadsOnSuspend: false,
   };
+}
+
+/** `server1`, or `server1 worker 2` for a worker of a server of several. */
+export function pointLabel(point: AttachPoint): string {
+  return point.worker ? `${point.server} worker ${point.worker}` : point.server;
 }
 
 export interface ServerDebugState {
@@ -71,18 +78,29 @@ function rewriteWildcard(url: string): string {
   }
 }
 
-/** The attach configurations of the servers that listen, and a note for each one that does not. */
+/**
+ * The attach configurations of the servers that listen, and a note for each one that does not. Each worker of a
+ * server of several answers with the attach points of all of them: each configuration is kept once, by name.
+ */
 export function attachConfigurations(
   states: readonly ServerDebugState[],
   localRoot: string,
 ): { configurations: AttachConfiguration[]; notes: string[] } {
   const configurations: AttachConfiguration[] = [];
   const notes: string[] = [];
+  const named = new Set<string>();
   for (const state of states) {
     if (state.error) notes.push(`${state.server}: ${state.error.message}`);
     else if (!state.info?.enabled || !state.info.attach_points.length) {
       notes.push(`${state.server}: debugging is off (run 'splice debug enable' or let the extension enable it)`);
-    } else configurations.push(...state.info.attach_points.map((p) => attachConfiguration(p, localRoot)));
+    } else {
+      for (const point of state.info.attach_points) {
+        const configuration = attachConfiguration(point, localRoot);
+        if (named.has(configuration.name)) continue;
+        named.add(configuration.name);
+        configurations.push(configuration);
+      }
+    }
   }
   return { configurations, notes };
 }

@@ -126,10 +126,10 @@ async function until(what, fn, { timeout = 30_000, interval = 200 } = {}) {
   }
 }
 
-async function admin(url, token, method, route, body) {
+async function admin(url, token, method, route, body, timeoutMs = 10_000) {
   const res = await fetch(`${url}/splice/admin/${route}`, {
     method,
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(timeoutMs),
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -298,6 +298,11 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     await page.goto(`http://127.0.0.1:${csPort}/?folder=${encodeURIComponent(ws)}`);
     await page.waitForSelector(".monaco-workbench .part.statusbar", { timeout: 60_000 });
     await until("the explorer to show the workspace", async () => (await page.locator(".explorer-folders-view").count()) > 0, { timeout: 60_000 });
+    // When Ctrl+S reaches the page (what a person's key press is): the test's own press first crosses the DevTools
+    // protocol, which is not part of the editor's time. Captured before the workbench's own handlers see it.
+    await page.evaluate(() => window.addEventListener("keydown", (e) => {
+      if (e.ctrlKey && e.key.toLowerCase() === "s") window.__spliceSaveKeyAt = Date.now();
+    }, true));
     phase("browser: workbench loaded");
 
     const editorText = async () =>
@@ -347,34 +352,43 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       let onDisk;
       const watcher = watch(file, () => (onDisk ??= Date.now()));
       try {
+        await page.evaluate(() => (window.__spliceSaveKeyAt = undefined));
         const pressed = Date.now();
         await page.keyboard.press("Control+S");
-        const keyDone = Date.now();
-        await until(`the new value ${v}`, () => served(v), { timeout: 10_000, interval: 0 });
-        return { pressed, keyDone, onDisk, seen: Date.now() };
+        const seen = await served(v);
+        const keyAt = (await page.evaluate(() => window.__spliceSaveKeyAt)) ?? pressed;
+        return { pressed, keyAt, onDisk, seen, ms: seen - keyAt };
       } finally {
         watcher.close();
       }
     };
+    /**
+     * The time `check()` first holds, polled every 2 ms (each request with a short timeout). Strictly back to back,
+     * the pollers of two servers took a core of this 2-core machine from the servers deploying.
+     */
+    const firstSeen = (what, check) => until(what, async () => (await check()) && Date.now(), { timeout: 10_000, interval: 2 });
     const splice = [];
     const baseline = [];
-    const servedBySplice = async (v) => (await invokeAll()).every((p) => p?.v === v);
+    // Each server polled on its own, back to back: every server answers when the last of them first did.
+    const servedBySplice = async (v) => Math.max(...(await Promise.all(servers.map((s) => firstSeen(`${s} to answer ${v}`,
+      async () => (await admin(s, token, "POST", "invoke", { service: "demo.hello", payload: {} }, 2000)).payload?.v === v)))));
     // uvicorn's reloader keeps the listening socket while its worker restarts: a connection may wait, so time out.
-    const servedByUvicorn = async (v) => (await (await fetch(uvicornUrl, { signal: AbortSignal.timeout(2000) })).json()).v === v;
+    const servedByUvicorn = (v) => firstSeen(`uvicorn to answer ${v}`,
+      async () => (await (await fetch(uvicornUrl, { signal: AbortSignal.timeout(2000) })).json()).v === v);
     for (let round = 0; round < SAVES; round++) {
       const v = round + 2;
       const steps = [async () => {
         await openFile("hello.py", `{"v": ${v - 1}}`);
         const r = await saveAndPoll(path.join(ws, "shop/hello.py"), lineNo, col, "}", v, servedBySplice);
         splice.push(r);
-        t.diagnostic(`save -> every server answers: ${r.seen - r.pressed} ms`);
+        t.diagnostic(`save -> every server answers: ${r.ms} ms`);
       }];
       if (uvicorn) {
         steps.push(async () => {
           await openFile("app.py", `{"v": ${v - 1}}`);
           const r = await saveAndPoll(path.join(ws, "uvicorn_app/app.py"), appLine, appCol, "})", v, servedByUvicorn);
           baseline.push(r);
-          t.diagnostic(`uvicorn --reload: save -> new code answers: ${r.seen - r.pressed} ms`);
+          t.diagnostic(`uvicorn --reload: save -> new code answers: ${r.ms} ms`);
         });
       }
       if (round % 2) steps.reverse(); // alternate which goes first
@@ -398,7 +412,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       return [];
     });
     for (const [i, r] of splice.entries()) {
-      const parts = [`key press -> file on disk ${r.onDisk !== undefined ? r.onDisk - r.pressed : "?"} ms`];
+      const parts = [`Ctrl+S in the page -> file on disk ${r.onDisk !== undefined ? r.onDisk - r.keyAt : "?"} ms`];
       const m = deploys[i] && /^\s*saved at ([\d:.]+), answered (\d+) ms later: waited (\d+) ms .*?, (\d+) ms to find the cluster, (\d+) ms for every server to deploy(?: \(the server's own (\d+) ms\))?/.exec(deploys[i].text);
       if (m) {
         // The log line's own timestamp is when the log took it, later than the answer: use the clock time it carries.
@@ -414,12 +428,12 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
           `-> the test saw every server answer ${r.seen - answered} ms`,
         );
       }
-      t.diagnostic(`  save ${i + 1} (${r.seen - r.pressed} ms): ${parts.join(", ")}; the key press itself took ${r.keyDone - r.pressed} ms`);
+      t.diagnostic(`  save ${i + 1} (${r.ms} ms): ${parts.join(", ")}; the test's key press reached the page ${r.keyAt - r.pressed} ms after it was sent`);
     }
-    const p50 = median(splice.map((r) => r.seen - r.pressed));
+    const p50 = median(splice.map((r) => r.ms));
     t.diagnostic(`save -> every server answers, p50 of ${splice.length}: ${p50} ms`);
     if (baseline.length) {
-      const b50 = median(baseline.map((r) => r.seen - r.pressed));
+      const b50 = median(baseline.map((r) => r.ms));
       t.diagnostic(`uvicorn --reload: save -> new code answers, p50 of ${baseline.length}: ${b50} ms`);
       t.diagnostic(`ratio uvicorn --reload / Splice (p50): ${(b50 / p50).toFixed(1)}x`);
     }

@@ -107,6 +107,8 @@ class Splice {
         provideDebugConfigurations: (folder) => this.debugConfigurations(folder),
       }, vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     );
+    // The first save should not wait for the secret storage and the cluster directory either.
+    if (this.deployOnSave()) void this.deployClient(false).catch(() => undefined);
     void this.startLanguageServer();
   }
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .logs import configure_server_logging, to_stdout
+
 if TYPE_CHECKING:
     from .settings import ServerSettings, Settings
 
@@ -107,11 +109,14 @@ class Supervisor:
         process_dir = self._process_dir(worker)
         (process_dir / "logs").mkdir(parents=True, exist_ok=True)
         (process_dir / WORKER_FILE).unlink(missing_ok=True)  # written again once this process takes requests
-        with open(process_dir / "logs" / "console.log", "ab") as console:
+        console = process_dir / "logs" / "console.log"
+        with contextlib.ExitStack() as stack:
+            # Logs to standard output (a container's log: $SPLICE_LOG_STDOUT): the workers write there too.
+            output = None if to_stdout(console) else stack.enter_context(open(console, "ab"))
             worker.process = subprocess.Popen(
                 self.command(worker.number),
                 stdin=subprocess.DEVNULL,
-                stdout=console,
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 cwd=process_dir,
                 preexec_fn=_end_with_parent,
@@ -227,7 +232,6 @@ def supervise(settings: Settings, server: ServerSettings, grace: float, hard_sto
 def run_supervisor(settings: Settings, server: ServerSettings) -> int:
     """``splice server run`` of a server of several workers: log to the server's ``logs/server.log``, then
     ``supervise`` until stopped; the exit status."""
-    from .logs import configure_server_logging
 
     log_file = settings.server_dir(server.name) / "logs" / "server.log"
     configure_server_logging(log_file, settings.log_level, settings.logs)

@@ -199,7 +199,13 @@ def build_parser(extensions: Sequence[str] = EXTENSIONS) -> argparse.ArgumentPar
     server = sub.add_parser("server", help="run one server in the foreground").add_subparsers(
         dest="action", required=True
     )
-    run = server.add_parser("run", help="one server of the cluster (what 'splice start' launches)")
+    run = server.add_parser(
+        "run",
+        help="one server of the cluster (what 'splice start' launches)",
+        description="Run one server in the foreground. A server of several worker processes ([[servers]] workers = N "
+        "in cluster.toml, or $SPLICE_WORKERS) runs as their supervisor: it starts them on the server's port, "
+        "starts again one that dies, and stops them all on SIGTERM or Ctrl+C.",
+    )
     _cluster_arg(run, positional=True)
     run.add_argument(
         "--server",

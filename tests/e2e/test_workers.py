@@ -277,3 +277,30 @@ def test_a_file_saved_in_the_pickup_directory_reaches_every_worker(tmp_path: Pat
             assert answer["last_batch"] is not None, answer
     finally:
         splice("stop", str(directory))
+
+
+def test_in_the_foreground_workers_log_to_standard_output_and_stop_on_sigterm(tmp_path: Path) -> None:
+    directory = tmp_path / "cluster"
+    create(directory, servers=1, workers=2)
+    out = tmp_path / "stdout.log"
+    with open(out, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "splice.server.cli", "server", "run", str(directory), "--server", "server1"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SPLICE_LOG_STDOUT": "1"},
+        )
+    try:
+        eventually(lambda: all(f"server1.w{k} listening on" in out.read_text() for k in (1, 2)), 60)
+        eventually(lambda: all((directory / "server1" / "workers" / str(k) / "worker.json").exists() for k in (1, 2)))
+        workers = [worker_info(directory, "server1", k)["pid"] for k in (1, 2)]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not any(alive(pid) for pid in workers)
+    text = out.read_text()
+    assert "server server1: worker 2 ended (exit status 0)" in text
+    assert "server server1 stopped" in text
+    assert not (directory / "server1" / "workers" / "1" / "logs" / "console.log").exists()

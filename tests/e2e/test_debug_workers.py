@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import textwrap
 import time
 from pathlib import Path
@@ -132,3 +133,34 @@ def test_each_worker_has_an_attach_point_and_a_breakpoint_hits_whichever_takes_t
         assert httpx.get(f"{cluster.url}/where", timeout=10).status_code == 200
         after = json.loads(splice("debug", "info", str(cluster.directory), "--json").stdout)
         assert after["attach_points"] == []
+
+
+def test_every_worker_connects_to_pycharms_debug_server(tmp_path: Path) -> None:
+    """A listener stands in for PyCharm's "Python Debug Server" (as in ``test_debug.py``): both workers connect."""
+    made, _ = two_workers(tmp_path)
+    with socket.socket() as ide, running(made) as cluster:
+        ide.bind(("127.0.0.1", 0))
+        ide.listen(2)
+        ide.settimeout(30)
+        port = ide.getsockname()[1]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            command = pool.submit(splice, "debug", "pycharm", str(cluster.directory), "--port", str(port), check=False)
+            connections = []
+            for _ in range(2):  # the worker that took the call, then its sibling
+                connection, _ = ide.accept()
+                connections.append(connection)
+                connection.settimeout(10)
+                connection.sendall(b"501\t1\t1.1\tUNIX\tID\n")
+                answer = b""
+                while b"\n" not in answer:
+                    answer += connection.recv(4096)
+                assert answer.startswith(b"501\t1\t")
+                connection.sendall(b"101\t3\t\n")
+            connected = command.result(timeout=60)
+            assert connected.returncode == 0, connected.stderr
+            assert f"connected to PyCharm's debug server at 127.0.0.1:{port}" in connected.stdout
+            off = splice("debug", "pycharm", str(cluster.directory), "--disconnect").stdout
+            assert "server1: debugging off" in off
+            for connection in connections:
+                connection.close()
+        assert httpx.get(f"{cluster.url}/splice/ping", timeout=5).status_code == 200

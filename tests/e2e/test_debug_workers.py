@@ -164,3 +164,17 @@ def test_every_worker_connects_to_pycharms_debug_server(tmp_path: Path) -> None:
             for connection in connections:
                 connection.close()
         assert httpx.get(f"{cluster.url}/splice/ping", timeout=5).status_code == 200
+
+
+def test_debugging_enabled_in_the_configuration_listens_in_every_worker_from_the_start(tmp_path: Path) -> None:
+    made, port = two_workers(tmp_path)
+    with (made.directory / "cluster.toml").open("a") as config:
+        config.write("enabled = true\n")  # appended to the [debug] table
+    with running(made) as cluster:
+        points = json.loads(splice("debug", "info", str(cluster.directory), "--json").stdout)["attach_points"]
+        assert [(p["worker"], p["port"]) for p in points] == [(1, port), (2, port + WORKER_PORT_STEP)]
+        assert all(listening(p["port"]) for p in points)
+        kept = splice("debug", "disable", str(cluster.directory), check=False)
+        assert kept.returncode == 1
+        assert "cluster.toml says [debug] enabled = true" in kept.stderr
+        assert all(listening(p["port"]) for p in points)

@@ -5,7 +5,7 @@ outgoing connections, caches, pub/sub, jobs) still works from there; timeouts st
 The first test is what a user sees: a real server with debugpy, a DAP client pausing an async service that
 awaits a nested call and an outgoing REST call, while the ping and another async service answer. The second runs
 a real server in-process with ``own_loop`` on, as debugging turns it on, and goes through each part a service
-awaits.
+awaits; the third sends on the call's WebSocket and broadcasts from the service's own loop.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ from tests.conftest import Cluster, InProcess, running, splice
 from tests.dap import attached
 from tests.e2e.test_debug import ONLY_ITS_THREAD, debug_cluster, deploy
 from tests.e2e.upstream import upstream
+from tests.server.http.test_websocket import (
+    Live,
+    ask,
+    live,  # noqa: F401 (the fixture)
+)
+from tests.server.http.test_websocket import client as ws_client
 
 PAUSED = textwrap.dedent(
     """
@@ -211,3 +217,38 @@ async def test_on_its_own_loop_an_async_service_reaches_everything_of_the_server
         assert timed_out.status_code == 504, timed_out.text
         assert await soon(lambda: caches["default"].get("slow") == "cancelled")
         up.release()
+
+
+WS_SERVICE = textwrap.dedent(
+    """
+    import threading
+
+    from splice.server import Service
+
+
+    class Talk(Service):
+        name = "own.talk"
+
+        async def handle(self):
+            await self.websocket.asend({"early": threading.current_thread().name})
+            reached = await self.websockets.abroadcast("ownws", {"shout": self.websocket.id})
+            self.response.payload = {"reached": reached, "channel": self.websocket.channel}
+    """
+)
+
+
+async def test_on_its_own_loop_an_async_service_sends_on_its_websocket_and_broadcasts(
+    own_loop: None,
+    live: Live,  # noqa: F811 (the fixture imported above)
+) -> None:
+    module = {"path": "talk.py", "source": WS_SERVICE}
+    deployed = await live.admin.post("/splice/admin/deploy", json={"modules": [module]})
+    assert deployed.status_code == 200, deployed.text
+    await live.channel("ownws", "/ownws", "own.talk")
+    async with ws_client(live, "/ownws") as ws:
+        early = await ask(ws, {"hi": 1})
+        assert early["early"] != threading.main_thread().name  # sent from the service's own loop, in a worker thread
+        shout = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert set(shout) == {"shout"}
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert answer == {"reached": 1, "channel": "ownws"}

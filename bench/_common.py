@@ -330,3 +330,44 @@ def ratio(a: float, b: float) -> float:
 
 def machine() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M')}"
+
+
+SUMMARY_PREFIX = "SUMMARY "
+"""How ``bench/run`` finds each script's figures in its output: the lines that start with it."""
+
+
+def _figure(value: float) -> str:
+    if value != value:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def summary(
+    name: str,
+    value: float,
+    unit: str,
+    baseline: tuple[str, float] | None = None,
+    target: str | None = None,
+) -> str:
+    """Print (and return) one figure for ``bench/run``'s closing table, as the last lines of a script::
+
+        SUMMARY start, server run to ping: 0.61 s (baseline bare Starlette: 0.22 s, ratio 2.77); target <= 0.5 s
+
+    ``name`` says what was measured and on what (no ``": "`` in it); ``unit`` is ``s``, ``ms``, ``req/s``, ``MiB``...;
+    ``baseline`` is ``(what, value)`` measured in the same run, in the same unit (the ratio is value / baseline);
+    ``target`` the issue's goal, as text (``<= 15 ms``). Without a baseline the parenthesis says ``no baseline``.
+    """
+    if ": " in name:
+        raise ValueError(f"summary name {name!r}: no ': ' in a name (bench/run splits the line there)")
+    line = f"{SUMMARY_PREFIX}{name}: {_figure(value)} {unit}"
+    if baseline is None:
+        line += " (no baseline)"
+    else:
+        what, base = baseline
+        line += f" (baseline {what}: {_figure(base)} {unit}, ratio {ratio(value, base):.2f})"
+    if target:
+        line += f"; target {target}"
+    print(line, flush=True)
+    return line

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine, median, percentile, ratio, run, table, workdir
+from _common import machine, median, percentile, ratio, run, summary, table, workdir
 
 COMPLETION_TARGET_MS = 20.0
 DIAGNOSTICS_TARGET_MS = 100.0
@@ -165,6 +165,18 @@ def main() -> int:
     ]
     print()
     print(table(["measurement", "ms", "ratio to bare parse", "note"], rows))
+    print()
+    base = ("bare ast.parse of the workspace", bare_ms)
+    p95 = percentile(completion, 95)
+    summary(f"lsp, completion p95 ({args.modules} modules)", p95, "ms", base, f"<= {COMPLETION_TARGET_MS:g} ms")
+    p95 = percentile(changes, 95)
+    summary(
+        f"lsp, didChange to diagnostics p95 ({args.modules} modules)",
+        p95,
+        "ms",
+        base,
+        f"<= {DIAGNOSTICS_TARGET_MS:g} ms",
+    )
     return 0
 
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import secrets
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
+import sqlalchemy
 
 from splice.server.core.invoker import Invoker
 from tests.conftest import Cluster, InProcess, running, splice
@@ -252,3 +255,47 @@ async def test_on_its_own_loop_an_async_service_sends_on_its_websocket_and_broad
         assert set(shout) == {"shout"}
         answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert answer == {"reached": 1, "channel": "ownws"}
+
+
+OUTGOING = (Path(__file__).parent / "outgoing_services.py").read_text()
+
+
+async def test_on_its_own_loop_an_async_service_uses_sql_redis_and_amqp_connections(
+    own_loop: None, sqlite_server: InProcess
+) -> None:
+    """The async clients of ``self.out`` were made on the server's loop: each call of theirs runs there."""
+    made = sqlite_server
+    deployed = await made.admin.post("/splice/admin/deploy", json={"modules": [{"path": "out.py", "source": OUTGOING}]})
+    assert deployed.status_code == 200, deployed.text
+    definitions = [
+        {"name": "crm", "kind": "sql", "address": "postgresql+asyncpg://postgres@127.0.0.1:5432/test"},
+        {"name": "kv", "kind": "redis", "address": "redis://127.0.0.1:6379/0"},
+        {"name": "mq", "kind": "amqp", "address": "amqp://guest@127.0.0.1:5672/", "password": "guest"},
+    ]
+    for body in definitions:
+        answer = await made.admin.post("/splice/admin/outgoing", json=body)
+        assert answer.status_code == 201, answer.text
+    table = f"splice_own_{secrets.token_hex(4)}"
+    key = f"splice:own:{secrets.token_hex(6)}"
+    rabbit = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    queue = await (await rabbit.channel()).declare_queue(f"splice-own-{secrets.token_hex(4)}", auto_delete=True)
+    calls = [
+        ("out.asql", {"connection": "crm", "table": table, "label": "on its own loop"}, ["on its own loop"]),
+        ("out.acache", {"connection": "kv", "key": key, "value": "kept"}, "kept"),
+        ("out.apublish", {"connection": "mq", "queue": queue.name, "body": {"n": 1}}, "published"),
+    ]
+    try:
+        for service, payload, expected in calls:
+            answer = await made.admin.post("/splice/admin/invoke", json={"service": service, "payload": payload})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["payload"] == expected
+        message = await queue.get(no_ack=True, fail=False)
+        assert message is not None
+        assert json.loads(message.body) == {"n": 1}
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+        await rabbit.close()
+        engine = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {table}"))
+        engine.dispose()

@@ -99,11 +99,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def time_process(
-    procs: Processes, args: list[str], url: str, check: Cluster | None = None
+    procs: Processes, args: list[str], url: str, check: Cluster | None, env: dict[str, str]
 ) -> tuple[float, float, dict[str, Any]]:
     """Seconds from launch until ``url`` answered, CPU seconds the process had used then, the server's info."""
     began = time.perf_counter()
-    proc = procs.start(args)
+    proc = procs.start(args, env=env)
     try:
         answered = wait_for(url, proc=proc, step=0.001)
         cpu = cpu_seconds(proc.pid)
@@ -113,10 +113,10 @@ def time_process(
     return answered - began, cpu, info
 
 
-def time_splice_start(procs: Processes, cluster: Cluster) -> tuple[float, float]:
+def time_splice_start(procs: Processes, cluster: Cluster, env: dict[str, str]) -> tuple[float, float]:
     args = [sys.executable, "-m", "splice.server.cli", "start", str(cluster.directory)]
     began = time.perf_counter()
-    proc = procs.start(args, stderr=subprocess.PIPE)
+    proc = procs.start(args, stderr=subprocess.PIPE, env=env)
     try:
         answered = wait_for(cluster.url + "/splice/ping", proc=None, step=0.001)
         proc.wait(60)
@@ -172,11 +172,13 @@ def _up(where: str | Path) -> bool:
     return answers(where)
 
 
-def time_quickstart_start(procs: Processes, directory: Path, parts: dict[str, Any]) -> dict[str, float]:
+def time_quickstart_start(
+    procs: Processes, directory: Path, parts: dict[str, Any], env: dict[str, str]
+) -> dict[str, float]:
     """Run ``splice start`` on the stopped quickstart cluster; seconds until it returned and until each part was up."""
     args = [sys.executable, "-m", "splice.server.cli", "start", str(directory)]
     began = time.perf_counter()
-    proc = procs.start(args, stderr=subprocess.PIPE)
+    proc = procs.start(args, stderr=subprocess.PIPE, env=env)
     seen: dict[str, float] = {}
     try:
         while "returned" not in seen or len(seen) <= len(parts):
@@ -262,6 +264,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="starts per case; the median counts (default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--imports-only", action="store_true", help="measure only what imports cost")
+    parser.add_argument(
+        "--bytecode",
+        choices=("cached", "none"),
+        default="cached",
+        help="cached (default): every process reads bytecode from a cache of this run, as an installed Splice or "
+        "an editable one without PYTHONDONTWRITEBYTECODE does; none: PYTHONDONTWRITEBYTECODE=1, so every process "
+        "compiles Splice's modules again (an editable install in a shell that sets it, as these machines' shells do)",
+    )
     args = parser.parse_args()
     if args.imports_only:
         with workdir(args.keep, "splice-bench-start-") as work:
@@ -296,18 +306,23 @@ def main() -> int:
         imports: dict[str, list[float]] = {name: [] for name in IMPORTS}
         env = import_env(work / "pycache")
         measure_imports(1, env)
+        uncached = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"} | {"PYTHONDONTWRITEBYTECODE": "1"}
+        run_env = env if args.bytecode == "cached" else uncached
+        for command, url, check in cases.values():  # not counted: fills the bytecode cache of this run
+            time_process(procs, command, url, check, run_env)
+        time_quickstart_start(procs, quick, parts, run_env)
         start_ping: list[float] = []
         start_return: list[float] = []
         infos: dict[str, dict[str, Any]] = {}
-        print(f"start: {args.repeat} starts per case, {args.modules} modules; {machine()}")
+        print(f"start: {args.repeat} starts per case, {args.modules} modules, bytecode {args.bytecode}; {machine()}")
         for index in range(args.repeat):
             for name, (command, url, check) in cases.items():
-                seconds, used, info = time_process(procs, command, url, check)
+                seconds, used, info = time_process(procs, command, url, check, run_env)
                 times[name].append(seconds)
                 cpu[name].append(used)
                 infos[name] = info
-            answered, returned = time_splice_start(procs, full)
-            for name, seconds in time_quickstart_start(procs, quick, parts).items():
+            answered, returned = time_splice_start(procs, full, run_env)
+            for name, seconds in time_quickstart_start(procs, quick, parts, run_env).items():
                 quick_times[name].append(seconds)
             for name, values in measure_imports(3, env).items():
                 imports[name] += values

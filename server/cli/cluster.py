@@ -176,6 +176,9 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
             )
         _pid_file(settings, server.name).write_text(f"{process.pid}\n")
         launched[server.name] = process
+    # The schedulers and the dashboard need only the ODB to start: they start beside the servers, not after them.
+    scheduling = schedulers.launch(settings)
+    dashboard_launched = dashboards.launch_if_configured(settings)
     results = []
     for server in settings.servers:
         waiting = launched.get(server.name)
@@ -202,10 +205,11 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
             }
         )
     balancer = lb.start_if_configured(settings, max(timeout - (time.monotonic() - began), 5.0))
-    results += schedulers.start(settings, max(timeout - (time.monotonic() - began), 5.0))
+    results += schedulers.wait(settings, scheduling, max(timeout - (time.monotonic() - began), 5.0))
     results += [] if balancer is None else [balancer]
-    dashboard = dashboards.start_if_configured(settings, max(timeout - (time.monotonic() - began), 10.0))
-    return results if dashboard is None else [*results, dashboard]
+    if dashboard_launched is None:
+        return results
+    return [*results, dashboards.wait(dashboard_launched, max(timeout - (time.monotonic() - began), 10.0))]
 
 
 def _wait_for_workers(

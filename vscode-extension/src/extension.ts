@@ -108,7 +108,7 @@ class Splice {
       }, vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     );
     // The first save should not wait for the secret storage and the cluster directory either.
-    if (this.deployOnSave()) void this.deployClient(false).catch(() => undefined);
+    if (this.deployOnSave()) void this.deployer.warm();
     void this.startLanguageServer();
   }
 

@@ -105,6 +105,15 @@ describe("against a real Splice cluster", { timeout: 120_000 }, () => {
     deployer.dispose();
   });
 
+  test("warming up asks for the client once and never throws, reachable or not", async () => {
+    const asked: boolean[] = [];
+    await new Deployer(async (fresh) => (asked.push(fresh), client), new RecordingUi()).warm();
+    assert.deepEqual(asked, [false]);
+    const gone = new AdminClient(`http://127.0.0.1:${await freePort()}`, "t");
+    await new Deployer(async () => gone, new RecordingUi()).warm();
+    await new Deployer(async () => { throw new Error("no cluster configured"); }, new RecordingUi()).warm();
+  });
+
   test("a kept client refused with 401 is replaced by a fresh one, once, and the save deploys", async () => {
     const ui = new RecordingUi();
     const asked: boolean[] = [];

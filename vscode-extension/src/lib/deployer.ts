@@ -58,6 +58,21 @@ export class Deployer {
     this.coalescer.push(module.file, { module, savedAt });
   }
 
+  /**
+   * Resolve the client and make one request to the cluster (`GET /splice/ping`), so the first save does not pay
+   * for it: the first `fetch` of a process sets up its HTTP stack (in VS Code's extension host also its proxy
+   * handling) and a connection. Never throws: a cluster not reachable yet is the save's to report.
+   */
+  async warm(): Promise<void> {
+    try {
+      const client = await this.client(false);
+      const answer = await fetch(`${client.baseUrl}/splice/ping`, { signal: AbortSignal.timeout(5_000) });
+      await answer.arrayBuffer();
+    } catch {
+      // reported by the first deploy that needs it
+    }
+  }
+
   /** Resolves once every coalesced save was deployed. */
   idle(): Promise<void> {
     return this.coalescer.idle();

@@ -1,9 +1,10 @@
 """The baseline server of the benchmarks: a bare Starlette app on Hypercorn.
 
-Started the way a Splice server starts (``splice.server.bootstrap.serve``): ``hypercorn.asyncio.serve``
-inside ``asyncio.run``, one worker, the asyncio loop, access log off, the same bind and graceful timeout,
-stopped by SIGTERM. Routes: ``/ping``, ``/hello-async`` (``async def``) and ``/hello-sync`` (plain
-``def``, which Starlette runs in its thread pool, as Splice runs a plain ``def handle``).
+Started the way a Splice server starts (``splice.server.bootstrap.serve``): ``hypercorn.asyncio.serve``, one
+worker, access log off, the same bind and graceful timeout, stopped by SIGTERM; on the asyncio loop (issue 18's
+baseline), or with ``--loop uvloop`` on uvloop, as Hypercorn's ``worker_class = "uvloop"`` and a Splice server
+run. Routes: ``/ping``, ``/hello-async`` (``async def``) and ``/hello-sync`` (plain ``def``, which Starlette runs
+in its thread pool, as Splice runs a plain ``def handle``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     config = Config()
     config.bind = [f"{args.host}:{args.port}"]
@@ -54,7 +56,13 @@ def main() -> None:
             loop.add_signal_handler(sig, shutdown.set)
         await serve(app, config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
 
-    asyncio.run(run())
+    if args.loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run())
+    else:
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

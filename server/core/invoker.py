@@ -440,13 +440,18 @@ class _OnLoop:
         object.__setattr__(self, "_home", home)
 
     def __getattr__(self, name: str) -> Any:
+        if name in _OnLoop.__slots__:  # not set yet (a copy being made): no recursion through self._target
+            raise AttributeError(name)
         value = getattr(self._target, name)
         if callable(value) and not isinstance(value, type):
             return functools.wraps(value)(functools.partial(_call, self._home, value))
         return _wrap(value, self._home)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._target, name, value)
+        if name in _OnLoop.__slots__:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._target, name, value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return _call(self._home, self._target, *args, **kwargs)

@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, watch } from "node:fs";
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync, readdirSync } from "node:fs";
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
@@ -349,18 +349,14 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       await page.keyboard.press("Shift+End");
       await page.keyboard.type(`${v}${rest}`);
       await until("the edit", async () => (await editorText()).includes(`{"v": ${v}}`), { timeout: 5_000, interval: 20 });
-      let onDisk;
-      const watcher = watch(file, () => (onDisk ??= Date.now()));
-      try {
-        await page.evaluate(() => (window.__spliceSaveKeyAt = undefined));
-        const pressed = Date.now();
-        await page.keyboard.press("Control+S");
-        const seen = await served(v);
-        const keyAt = (await page.evaluate(() => window.__spliceSaveKeyAt)) ?? pressed;
-        return { pressed, keyAt, onDisk, seen, ms: seen - keyAt };
-      } finally {
-        watcher.close();
-      }
+      await page.evaluate(() => (window.__spliceSaveKeyAt = undefined));
+      const pressed = Date.now();
+      await page.keyboard.press("Control+S");
+      const seen = await served(v);
+      const keyAt = (await page.evaluate(() => window.__spliceSaveKeyAt)) ?? pressed;
+      // The kernel's time of the write (a watcher in this busy process saw it up to ~200 ms late under load).
+      const onDisk = Math.round((await stat(file)).mtimeMs);
+      return { pressed, keyAt, onDisk, seen, ms: seen - keyAt };
     };
     /**
      * The time `check()` first holds, polled every 2 ms (each request with a short timeout). Strictly back to back,
@@ -412,7 +408,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       return [];
     });
     for (const [i, r] of splice.entries()) {
-      const parts = [`Ctrl+S in the page -> file on disk ${r.onDisk !== undefined ? r.onDisk - r.keyAt : "?"} ms`];
+      const parts = [`Ctrl+S in the page -> file on disk ${r.onDisk - r.keyAt} ms`];
       const m = deploys[i] && /^\s*saved at ([\d:.]+), answered (\d+) ms later: waited (\d+) ms .*?, (\d+) ms to find the cluster, (\d+) ms for every server to deploy(?: \(the server's own (\d+) ms\))?/.exec(deploys[i].text);
       if (m) {
         // The log line's own timestamp is when the log took it, later than the answer: use the clock time it carries.
@@ -421,7 +417,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
         const savedAt = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Number(hh), Number(mm), Math.floor(Number(ss)), Math.round((Number(ss) % 1) * 1000)).getTime();
         const answered = savedAt + Number(m[2]);
         parts.push(
-          `-> the extension's save handler ${r.onDisk !== undefined ? savedAt - r.onDisk : "?"} ms`,
+          `-> the extension's save handler ${savedAt - r.onDisk} ms`,
           `waited ${m[3]} ms`,
           `found the cluster ${m[4]} ms`,
           `deploy request until every server deployed ${m[5]} ms${m[6] ? ` (the server's own ${m[6]} ms)` : ""}`,

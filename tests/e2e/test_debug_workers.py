@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import socket
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,36 @@ def test_debugging_enabled_in_the_configuration_listens_in_every_worker_from_the
         assert kept.returncode == 1
         assert "cluster.toml says [debug] enabled = true" in kept.stderr
         assert all(listening(p["port"]) for p in points)
+
+
+def test_debug_disable_restarts_one_worker_at_a_time_and_no_request_to_the_server_fails(tmp_path: Path) -> None:
+    made, port = two_workers(tmp_path)
+    with running(made) as cluster:
+        splice("debug", "enable", str(cluster.directory))
+        assert listening(port)
+        assert listening(port + WORKER_PORT_STEP)
+        answered: list[int] = []
+        failures: list[str] = []
+        done = threading.Event()
+
+        def load() -> None:
+            while not done.is_set() and len(failures) < 20:
+                try:  # a new connection each time, as a balancer's checks and many clients make them
+                    answered.append(httpx.get(f"{cluster.url}/splice/ping", timeout=10).status_code)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            disabled = splice("debug", "disable", str(cluster.directory)).stdout
+        finally:
+            done.set()
+            loader.join(30)
+        assert "server1 worker 1: restarted without debugpy" in disabled
+        assert "server1 worker 2: restarted without debugpy" in disabled
+        assert not failures, f"{len(failures)} of {len(answered) + len(failures)} requests failed: {failures[:3]}"
+        assert set(answered) == {200}
+        assert len(answered) >= 20
+        assert not listening(port)
+        assert not listening(port + WORKER_PORT_STEP)

@@ -33,7 +33,7 @@ from schemathesis.core.parameters import ParameterLocation
 from splice.server.http.admin import OPERATIONS
 from splice.server.http.openapi import document
 from tests._hypothesis import SEARCH
-from tests.conftest import Cluster, make_cluster, running
+from tests.conftest import Cluster, free_ports, make_cluster, running
 from tests.server.http.test_admin_contract import JOB_RULES, SEMANTIC_422
 
 EXAMPLES_PER_OPERATION = 20
@@ -50,7 +50,12 @@ CASES: list[str] = []
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     directory: Path = tmp_path_factory.mktemp("fuzz") / "cluster"
-    with running(make_cluster(directory, servers=2)) as made:
+    made = make_cluster(directory, servers=2)
+    with (directory / "cluster.toml").open("a") as config:
+        # POST /debug {"enabled": true} is fuzzed: debugpy listens for as long as the cluster runs, so not on the
+        # default port, which every other cluster of the machine would then find taken
+        config.write(f"\n[debug]\nport = {free_ports(2)}\n")
+    with running(made):
         started = time.monotonic()
         yield made
         print(f"\nschemathesis: {len(CASES)} cases against a two-server cluster in {time.monotonic() - started:.0f} s")

@@ -299,7 +299,7 @@ def _wait_healthy(balancer: LoadBalancerSettings, timeout: float) -> None:
     while not healthy(balancer, 0.5):
         if time.monotonic() > deadline:
             raise LoadBalancerError(f"HAProxy did not answer {monitor_url(balancer)} within {timeout:g} s")
-        time.sleep(0.02)
+        time.sleep(0.005)  # a refused probe costs ~0.1 ms: asking often makes 'splice start' return sooner
 
 
 def start(settings: Settings, timeout: float = 10.0) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .bus import Ack, Bus
@@ -169,6 +170,7 @@ class ClusterMember:
             "removed": result.removed,
             "error": result.error,
             "sync_ms": round((time.perf_counter() - started) * 1000, 3),
+            **result.timings,  # read_ms (the ODB) and load_ms (the import) inside sync_ms
         }
 
     async def on_notice(self, sequence: int, origin: str) -> Ack:
@@ -299,6 +301,16 @@ class ClusterMember:
     async def live_peers(self) -> list[dict[str, Any]]:
         """The other servers seen alive lately."""
         return [s for s in await self.repository.live_servers(self.liveness) if s["name"] != self.server.member]
+
+    def live_among(self, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The other members among ``servers`` (rows of the ODB's ``servers()``) seen alive lately: what
+        ``live_peers()`` answers, from rows already read (a deployment reads them once for both uses)."""
+        since = datetime.now(UTC) - timedelta(seconds=self.liveness)
+        return [
+            s
+            for s in servers
+            if s["name"] != self.server.member and s.get("last_seen") is not None and s["last_seen"] >= since
+        ]
 
     async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Tell every other live server about ``sequence``; each one's outcome, this server first.

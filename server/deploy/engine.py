@@ -125,21 +125,21 @@ class DeploymentEngine:
             return await self._sync_locked()
 
     async def _sync_locked(self, force: bool = False) -> SyncResult:
-        sequence, heads, config = await self.repository.heads(-1 if force else self.applied)
+        started = time.perf_counter()
+        mine = {p: (r.version, r.sha256) for p, r in self.records.items()}
+        sequence, heads, config, stale = await self.repository.changes(-1 if force else self.applied, mine)
         if sequence <= self.applied and not force:
-            return SyncResult(self.applied, {}, [], None)
-        stale = [
-            p
-            for p, head in heads.items()
-            if (mine := self.records.get(p)) is None or (mine.version, mine.sha256) != head
-        ]
-        changed = {r.path: r for r in await self.repository.modules(stale)}
+            return SyncResult(self.applied, {}, [], None, timings={"read_ms": _ms(started, time.perf_counter())})
+        changed = {r.path: r for r in stale}
         removed = set(self.records) - set(heads)
+        read = time.perf_counter()
         error = None
         if changed or removed:
             error = await self._apply_state(changed, removed)
         self.applied = max(self.applied, sequence)
-        return SyncResult(sequence, {p: r.version for p, r in changed.items()}, sorted(removed), error, config)
+        timings = {"read_ms": _ms(started, read), "load_ms": _ms(read, time.perf_counter())}
+        loaded = {p: r.version for p, r in changed.items()}
+        return SyncResult(sequence, loaded, sorted(removed), error, config, timings)
 
     async def _apply_state(self, changed: dict[str, ModuleRecord], removed: set[str]) -> str | None:
         removed_names = {self.records[p].module for p in removed}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ RETIRED_AFTER = 3600.0
 class Cluster(Protocol):
     """What the path needs of this server's cluster membership (``splice.server.cluster.ClusterMember``)."""
 
-    async def live_peers(self) -> list[dict[str, Any]]: ...
+    def live_among(self, servers: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
     async def catch_up(self) -> dict[str, Any]: ...
 
@@ -80,22 +81,33 @@ class DeploymentPath:
         ``sequence_of`` reads that sequence from the change's result; ``None`` means nothing was recorded
         and no server needs telling.
         """
-        peers = asyncio.ensure_future(self.cluster.live_peers())
+        began = time.perf_counter()
+        # Every server of the cluster, read once beside the local work: the live ones are told, the others listed.
+        roster = asyncio.ensure_future(self.versions.servers())
         try:
             result = await change(self.engine)
         except BaseException:
-            peers.cancel()
+            roster.cancel()
             raise
         sequence = sequence_of(result)
         if sequence is None:
-            peers.cancel()
+            roster.cancel()
             return Rollout(result, [])
+        changed = time.perf_counter()
         if self.engine.applied < sequence:
             # A change recorded elsewhere came in between (its notice not here yet): this server has not applied
             # everything up to its own change until it catches up, and its line must not say less than that.
             await self.cluster.catch_up()
-        outcomes = await self.cluster.propagate(sequence, await peers)
-        return Rollout(result, await self._every_server(sequence, outcomes))
+        servers = await roster
+        outcomes = await self.cluster.propagate(sequence, self.cluster.live_among(servers))
+        told = time.perf_counter()
+        rollout = Rollout(result, self._every_server(sequence, outcomes, servers))
+        timings = getattr(result, "timings", None)
+        if isinstance(timings, dict):
+            # The cluster's part: from this server's change done until every peer's ack came (their own parts are
+            # in each server's line: sync_ms = read_ms + load_ms, and ms, the round trip), and the whole path.
+            timings.update(cluster_ms=_ms(changed, told), path_ms=_ms(began, time.perf_counter()))
+        return rollout
 
     async def deploy(self, sources: Sequence[ModuleSource], by: str) -> Rollout[DeployResult]:
         """Deploy ``sources`` together on every server; raises ``DeployError`` (nothing changed anywhere)."""
@@ -111,14 +123,18 @@ class DeploymentPath:
 
     async def tell(self, sequence: int) -> list[ServerOutcome]:
         """Every server's outcome of ``sequence``, recorded by someone else (a configuration change)."""
-        return await self._every_server(sequence, await self.cluster.propagate(sequence))
+        servers = await self.versions.servers()
+        outcomes = await self.cluster.propagate(sequence, self.cluster.live_among(servers))
+        return self._every_server(sequence, outcomes, servers)
 
-    async def _every_server(self, sequence: int, outcomes: list[ServerOutcome]) -> list[ServerOutcome]:
-        """``outcomes`` said plainly, and a line for each server of the cluster that was not asked (down)."""
+    def _every_server(
+        self, sequence: int, outcomes: list[ServerOutcome], servers: list[dict[str, Any]]
+    ) -> list[ServerOutcome]:
+        """``outcomes`` said plainly, and a line for each server of the cluster (``servers``) not asked (down)."""
         said = [outcome_of(sequence, outcome) for outcome in outcomes]
         asked = {outcome["server"] for outcome in said}
         now = datetime.now(UTC)
-        for server in await self.versions.servers():
+        for server in servers:
             if server["name"] in asked:
                 continue
             away = None if server.get("last_seen") is None else (now - server["last_seen"]).total_seconds()
@@ -134,6 +150,10 @@ class DeploymentPath:
                 }
             )
         return said
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 3)
 
 
 def _sequence(result: DeployResult | UndeployResult) -> int:

@@ -7,7 +7,7 @@ edges all speak these, so none of them needs to import another to know a module'
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,9 +54,11 @@ class DeploymentRepository(Protocol):
 
     async def state(self) -> tuple[int, list[ModuleRecord]]: ...
 
-    async def heads(self, since: int) -> tuple[int, dict[str, tuple[int, str]], bool]: ...
-
-    async def modules(self, paths: Sequence[str]) -> list[ModuleRecord]: ...
+    async def changes(
+        self, since: int, mine: Mapping[str, tuple[int, str]]
+    ) -> tuple[int, dict[str, tuple[int, str]], bool, list[ModuleRecord]]:
+        """The newest sequence, each deployed module's (version, sha256), whether channels or security changed after
+        ``since``, and the records of the modules whose head differs from ``mine``: one read of the ODB."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class SyncResult:
     removed: list[str]
     error: str | None
     config_changed: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    """``read_ms`` (the ODB reads) and ``load_ms`` (files written, modules imported, store swapped)."""
 
 
 @dataclass

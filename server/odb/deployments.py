@@ -7,10 +7,10 @@ through the protocols of ``splice.server.deploy.engine``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, case, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -178,6 +178,37 @@ class OdbDeployments(ClusterScope):
             )
             config = (await conn.execute(actions.limit(1))).first() is not None
         return int(sequence), heads, config
+
+    async def changes(
+        self, since: int, mine: Mapping[str, tuple[int, str]]
+    ) -> tuple[int, dict[str, tuple[int, str]], bool, list[ModuleRecord]]:
+        """What a server that applied ``since`` and holds ``mine`` (path -> (version, sha256)) needs to catch up, in
+        one transaction of (usually) two queries: the newest sequence and whether channels or security changed after
+        ``since``; each deployed module's head (version, sha256), with the source of those changed after ``since``;
+        and the records of the modules whose head differs from ``mine`` (a server out of step with the ODB for
+        another reason, a forced sync with ``since`` -1, gets those it lacks in a third query)."""
+        cluster = Deployment.cluster_id == self.cluster_id
+        newest = select(func.max(Deployment.id)).where(cluster).scalar_subquery()
+        configured = exists().where(cluster, Deployment.id > since, Deployment.action.not_in(("deploy", "undeploy")))
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(select(newest, configured))).one()
+            sequence = int(found[0] or 0)
+            if sequence <= since:
+                return sequence, {}, False, []
+            source = case((ModuleVersion.deployment_id > since, ModuleVersion.source), else_=None).label("source")
+            query = (
+                select(*(c for c in ModuleVersion.__table__.c if c.name != "source"), source)
+                .join(DeployedModule, DeployedModule.version_id == ModuleVersion.id)
+                .where(DeployedModule.cluster_id == self.cluster_id)
+            )
+            rows = (await conn.execute(query)).all()
+            stale = [r for r in rows if mine.get(r.path) != (r.version, r.sha256)]
+            records = [_record(r) for r in stale if r.source is not None]
+            missing = [r.path for r in stale if r.source is None]
+            if missing:
+                rest = self._current_query().where(ModuleVersion.path.in_(missing))
+                records += [_record(r) for r in (await conn.execute(rest)).all()]
+        return sequence, {r.path: (r.version, r.sha256) for r in rows}, bool(found[1]), records
 
     async def modules(self, paths: Sequence[str]) -> list[ModuleRecord]:
         """The deployed versions of ``paths`` (those still deployed), sources included."""

@@ -146,6 +146,7 @@ def make_cluster(
     redis: str | None = None,
     load_balancer: bool = False,
     dashboard: bool = False,
+    workers: int = 1,
 ) -> Cluster:
     """``splice quickstart create`` on free ports; ``url`` is server1's, ``urls`` every server's. No dashboard
     unless asked for: starting one with every cluster would slow every test down."""
@@ -157,6 +158,8 @@ def make_cluster(
         args += ["--odb", odb]
     if redis:
         args += ["--redis", redis]
+    if workers != 1:
+        args += ["--workers", str(workers)]
     splice(*args)
     token = (directory / "admin-token").read_text().strip()
     urls = [f"http://127.0.0.1:{port + i}" for i in range(1, servers + 1)]

@@ -50,6 +50,11 @@ class _Server(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def member(self) -> str:
+        """The process's name in the cluster: its work area is named after it (a worker's own, ``server1.w2``)."""
+        ...
+
 
 class _Live(Protocol):
     @property
@@ -89,7 +94,7 @@ class FileWatcher:
         self.spec = spec
         self.name = spec.name
         root = drop.resolve(spec.directory, host.settings.directory)
-        self.folders = drop.Folders(root, host.server.name, spec.pattern)
+        self.folders = drop.Folders(root, host.server.member, spec.pattern)
         self.busy = busy_by_root.setdefault(root, set())
         """Names in this server's work area: being handled, or stuck there (so never replaced by a rename)."""
         self.tasks: set[asyncio.Task[None]] = set()

@@ -186,9 +186,12 @@ def add_array_entry(text: str, table: str, values: dict[str, _Value], what: str)
     return _checked(document, expected, what)
 
 
-def add_server(text: str, name: str, host: str, port: int) -> str:
-    """Add a ``[[servers]]`` entry after the last one (at the end if there is none)."""
-    return add_array_entry(text, "servers", {"name": name, "host": host, "port": port}, "add a server")
+def add_server(text: str, name: str, host: str, port: int, workers: int | str = 1) -> str:
+    """Add a ``[[servers]]`` entry after the last one (at the end if there is none); ``workers`` only when not 1."""
+    entry: dict[str, Any] = {"name": name, "host": host, "port": port}
+    if workers != 1:
+        entry["workers"] = workers
+    return add_array_entry(text, "servers", entry, "add a server")
 
 
 def _remove_entry(document: TOMLDocument, entries: AoT, position: int) -> TOMLDocument:

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import CONFIG_FILE, LoadBalancerSettings, ServerSettings, Settings, load_settings
+from ..config import CONFIG_FILE, LoadBalancerSettings, ServerSettings, Settings, load_settings, workers_of
 from . import _config_edit as config_edit
 from . import _haproxy as lb
-from .cluster import CliError, _pid_file, running_pid
+from .cluster import CliError, _pid_file, running_pid, workers_arg
 
 _GROUPS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 """The command groups made so far, per parent subparsers object (weakly: parsers come and go)."""
@@ -73,6 +73,13 @@ def register(sub: Any, cluster_arg: Callable[..., None]) -> None:
     server.add_argument("--odb", help="a new server directory: the cluster's ODB URL")
     server.add_argument("--cluster", dest="cluster_name", metavar="NAME", help="a new server directory: the cluster")
     server.add_argument("--redis", help="a new server directory: the Redis URL of the cluster bus")
+    server.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=1,
+        metavar="N",
+        help="worker processes sharing its port (a number, or auto: one per CPU; default 1)",
+    )
     remove = remove_subparsers(sub).add_parser("server", help="remove a server (stopping it if it runs)")
     cluster_arg(remove, positional=True)
     remove.add_argument("--name", required=True)
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int | None:
             return _create_server_directory(args)
         if args.odb or args.cluster_name or args.redis:
             raise CliError(f"{args.directory} is a cluster directory: its {CONFIG_FILE} names the ODB and cluster", 2)
-        return _create_server(args.directory, args.name, args.host, args.port)
+        return _create_server(args.directory, args.name, args.host, args.port, args.workers)
     if what == ("remove", "server"):
         return _remove_server(args.directory, args.name, args.timeout)
     return None
@@ -163,7 +170,7 @@ def _free_now(host: str, port: int) -> bool:
     return True
 
 
-def _create_server(directory: Path, name: str | None, host: str, port: int | None) -> int:
+def _create_server(directory: Path, name: str | None, host: str, port: int | None, workers: int | str = 1) -> int:
     settings = load_settings(directory, os.environ)
     name = name or _next_name(settings)
     if any(s.name == name for s in settings.servers):
@@ -179,8 +186,9 @@ def _create_server(directory: Path, name: str | None, host: str, port: int | Non
         while not _free_now(host, port) and port < max(used) + 100:
             port += 1
     _check_port(port, used)
-    text = config_edit.add_server((settings.directory / CONFIG_FILE).read_text(encoding="utf-8"), name, host, port)
-    added = ServerSettings(name, host, port, len(settings.servers))
+    config_text = (settings.directory / CONFIG_FILE).read_text(encoding="utf-8")
+    text = config_edit.add_server(config_text, name, host, port, workers)
+    added = ServerSettings(name, host, port, len(settings.servers), workers=workers_of(workers, CONFIG_FILE, name))
     new = dataclasses.replace(settings, servers=(*settings.servers, added))
     new.deployed_dir(name).mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
@@ -207,6 +215,7 @@ def _create_server_directory(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         redis=args.redis,
+        workers=args.workers,
     )
     print(f"created server {created['server']} of cluster '{created['cluster']}' in {created['directory']}")
     print(f"start it with: splice start {args.directory}")

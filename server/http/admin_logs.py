@@ -152,8 +152,8 @@ def read_log(path: Path, after: str, limit: int, wanted: Filter) -> tuple[str, l
 
 
 def log_file(runtime: Runtime) -> Path:
-    """Where ``run_server`` writes this server's log."""
-    return runtime.settings.server_dir(runtime.server.name) / "logs" / "server.log"
+    """Where ``run_server`` writes this process's log (a worker's own, under ``<server dir>/workers/<K>``)."""
+    return runtime.settings.process_dir(runtime.server) / "logs" / "server.log"
 
 
 async def get_logs(runtime: Runtime, request: Request, body: None) -> LogsAnswer:

@@ -29,12 +29,15 @@ _UNAUTHORIZED = "/splice/metrics needs 'Authorization: Bearer <token>' (the admi
 async def get_metrics(runtime: Runtime, request: Request, body: None) -> MetricsAnswer:
     query = MetricsQuery.model_validate(dict(request.query_params))  # checked by the operation already
     figures = runtime.metrics.snapshot(query.service or None)
-    return MetricsAnswer(server=runtime.server.name, **figures)
+    worker = runtime.server.worker if runtime.server.workers > 1 else None
+    return MetricsAnswer(server=runtime.server.name, worker=worker, **figures)
 
 
-def prometheus_text(metrics: Metrics, server: str) -> str:
-    """The metrics in the Prometheus text exposition format 0.0.4."""
-    host = _label(server)
+def prometheus_text(metrics: Metrics, server: str, worker: int | None = None) -> str:
+    """The metrics in the Prometheus text exposition format 0.0.4; a worker of a server of several adds its
+    ``worker`` label (each process counts its own calls: a scrape through the server's port reaches one worker,
+    so scrape each worker's own URL, listed by ``splice status``)."""
+    host = _label(server) + ("" if worker is None else f'",worker="{worker}')
     calls = [
         "# HELP splice_service_calls_total Calls of each service since the server started.",
         "# TYPE splice_service_calls_total counter",
@@ -73,7 +76,8 @@ def public_routes(runtime: Runtime) -> list[BaseRoute]:
             body = error_body(401, "unauthorized", _UNAUTHORIZED, cid)
             headers = {"www-authenticate": "Bearer", CID_HEADER: cid}
             return Response(body, 401, media_type="application/json", headers=headers)
-        text = prometheus_text(runtime.metrics, runtime.server.name)
+        worker = runtime.server.worker if runtime.server.workers > 1 else None
+        text = prometheus_text(runtime.metrics, runtime.server.name, worker)
         return Response(text, headers={"content-type": PROMETHEUS_TYPE, CID_HEADER: cid})
 
     return [Route("/splice/metrics", scrape, methods=["GET"])]

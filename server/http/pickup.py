@@ -50,7 +50,7 @@ async def pickup_status(runtime: Runtime, request: Request, body: None) -> Any:
 
 async def _ask_holders(runtime: Runtime, dirs: list[dict[str, Any]]) -> None:
     """Fill in the last batch of directories another server acts on, as that server reports it."""
-    others = {d["holder"] for d in dirs if d["holder"] not in (None, runtime.server.name)}
+    others = {d["holder"] for d in dirs if d["holder"] not in (None, runtime.server.member)}
     if not others:
         return
     import httpx  # here, not at the top: it costs start-up time and only this rare path needs it

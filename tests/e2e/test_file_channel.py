@@ -36,7 +36,7 @@ SERVICE = textwrap.dedent(
 )
 
 
-def set_up(cluster: Cluster, log: Path, pause: float) -> Path:
+def set_up(cluster: Cluster, log: Path, pause: float, areas: tuple[str, ...] = ("server1", "server2")) -> Path:
     """Deploy the service and a file channel on ``inbox/`` of the cluster directory; answers that directory."""
     with cluster.admin() as admin:
         source = SERVICE.format(log=str(log), pause=pause)
@@ -46,7 +46,7 @@ def set_up(cluster: Cluster, log: Path, pause: float) -> Path:
         answer = admin.post("/splice/admin/channels", json=body)
         assert answer.status_code == 201, answer.text
     inbox = cluster.directory / "inbox"
-    for server in ("server1", "server2"):  # both watch it: each made its work area
+    for server in areas:  # each watches it: each made its work area
         eventually(lambda server=server: (inbox / ".splice" / server).is_dir(), WAIT)
     return inbox
 
@@ -110,3 +110,17 @@ def test_files_a_killed_server_was_handling_end_in_done_all_the_same(tmp_path: P
         assert not files(inbox / ".splice" / "server2")
         assert files(inbox / "failed") == set()
         print(f"server2 held {len(left)} files when killed; handled twice: {twice}; in done/ twice: {sorted(extra)}")
+
+
+def test_every_worker_of_two_servers_watches_and_each_file_is_handled_once(tmp_path: Path) -> None:
+    """Servers of two workers: each worker is a watcher of its own (its work area named after its member)."""
+    log = tmp_path / "calls.log"
+    with running(make_cluster(tmp_path / "cluster", servers=2, workers=2)) as cluster:
+        areas = ("server1.w1", "server1.w2", "server2.w1", "server2.w2")
+        inbox = set_up(cluster, log, pause=0.01, areas=areas)
+        names = drop(inbox)
+
+        eventually(lambda: files(inbox / "done") == names, WAIT)
+        made = calls(log)
+        assert Counter(name for name, _ in made) == Counter(names)  # each file once, across 4 processes
+        assert {server for _, server in made} == {"server1", "server2"}  # services see their server's name

@@ -102,3 +102,27 @@ def test_a_workers_private_address(host: str, advertise: str | None, shown: str)
         port = sock.getsockname()[1]
         assert port != 0
         assert url == f"http://{shown}:{port}"
+
+
+def test_create_server_with_workers_adds_them_to_an_existing_cluster(tmp_path: Path) -> None:
+    from tests.conftest import splice
+
+    directory = tmp_path / "cluster"
+    splice("quickstart", "create", str(directory), "--servers", "1", "--no-load-balancer", "--no-dashboard")
+    splice("create", "server", str(directory), "--workers", "3")
+    splice("create", "server", str(directory), "--name", "one")
+    servers = load_settings(directory, {}).servers
+    assert [(s.name, s.workers) for s in servers] == [("server1", 1), ("server2", 3), ("one", 1)]
+    assert "workers" not in (directory / "cluster.toml").read_text().split('name = "one"')[1]
+
+
+def test_each_worker_labels_its_own_metrics() -> None:
+    from splice.server.core.metrics import Metrics
+    from splice.server.http.admin_metrics import prometheus_text
+
+    metrics = Metrics()
+    metrics.record("orders.get", 0.002, at=1796240000.0, cid="c1", ok=True, channel=None)
+    assert 'splice_service_calls_total{server="server1",worker="2",service="orders.get"} 1' in prometheus_text(
+        metrics, "server1", 2
+    )
+    assert 'splice_service_calls_total{server="server1",service="orders.get"} 1' in prometheus_text(metrics, "server1")

@@ -213,6 +213,9 @@ class MetricsAnswer(BaseModel):
     )
 
     server: str
+    worker: int | None = Field(
+        None, description="which worker process of a server of several these are from (each counts its own calls)"
+    )
     started_at: float
     now: float
     total: TotalFigures

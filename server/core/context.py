@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import random
 from contextvars import ContextVar
 
 current_cid: ContextVar[str] = ContextVar("splice_cid", default="-")
@@ -22,8 +22,15 @@ def actor_from_header(value: str) -> str | None:
 
 
 def new_cid() -> str:
-    """A fresh correlation id: 24 hex digits."""
-    return os.urandom(12).hex()
+    """A fresh correlation id: 24 hex digits.
+
+    From ``random`` (a Mersenne Twister seeded from the system, and seeded again in a forked child), not
+    ``os.urandom``: a cid names a call in logs and answers, it guards nothing, and its system call per request was
+    the largest self time of Splice's own code in the REST channel's profile (2.8% of the loop)."""
+    return _randbytes(12).hex()
+
+
+_randbytes = random.randbytes
 
 
 class CidFilter(logging.Filter):

@@ -27,6 +27,7 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_DRAIN = 256 * 1024 * 1024
 """The most bytes of a refused body read (and dropped) so that the 413 reaches the client: see ``_drain``."""
 _JSON = b"application/json"
+_CID = CID_HEADER.encode()
 
 
 class ChannelApp:
@@ -141,7 +142,7 @@ async def _send(
     head: bool = False,
 ) -> None:
     """Answer; for HEAD, the headers (content-length included) are those of GET, without the body."""
-    headers = [(b"content-length", str(len(body)).encode()), (CID_HEADER.encode(), cid.encode())]
+    headers = [(b"content-length", b"%d" % len(body)), (_CID, cid.encode())]
     if content_type:
         headers.append((b"content-type", content_type))
     if extra:

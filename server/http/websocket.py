@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class Connection:
     """One accepted WebSocket connection (``core.websockets.Socket``): sends are serialised by a lock."""
 
     def __init__(self, send: Send, channel: str, remote: str) -> None:
-        self.id = new_cid()
+        self.id = os.urandom(12).hex()  # services address connections by id: unguessable, unlike a cid
         self.channel = channel
         self.since = time.time()
         self.remote = remote

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import re
 import shutil
 import subprocess
@@ -92,9 +93,38 @@ class Case:
     name: str
     url: str
     runs: list[Run] = field(default_factory=list)
+    pid: int | None = None
+    """The server's process: its CPU time and its children's (a server's workers) per request is measured too."""
+    cpu_us: list[float] = field(default_factory=list)
 
     def rps(self) -> float:
         return median([r.rps for r in self.runs])
+
+    def cpu(self) -> float:
+        """Median CPU microseconds the server's processes spent per request: what a loaded machine moves least."""
+        return median(self.cpu_us) if self.cpu_us else float("nan")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every process under it."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += ticks.get(current, 0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # -- wrk ---------------------------------------------------------------------------------------------------
@@ -254,13 +284,18 @@ def measure(title: str, cases: list[Case], loadgen: tuple[str, Load], args: argp
         for case in cases if index % 2 == 0 else cases[::-1]:
             if args.warmup > 0:
                 load(case.url, args.threads, args.connections, args.warmup)
+            before = tree_cpu(case.pid) if case.pid else 0.0
             result = load(case.url, args.threads, args.connections, args.duration)
             case.runs.append(result)
-            print(f"  round {index + 1}  {case.name:13} {result.rps:9,.0f} req/s", flush=True)
+            if case.pid and result.rps:
+                spent = tree_cpu(case.pid) - before
+                case.cpu_us.append(spent * 1e6 / (result.rps * max(1, round(args.duration))))
+            print(f"  round {index + 1}  {case.name:17} {result.rps:9,.0f} req/s", flush=True)
 
 
 def case_table(cases: list[Case]) -> str:
-    """One row per case: median, min and max req/s, median p50 and p99, errors over all rounds."""
+    """One row per case: median, min and max req/s, median p50 and p99, errors over all rounds, and the server's CPU
+    per request when measured."""
     rows = [
         [
             case.name,
@@ -270,18 +305,19 @@ def case_table(cases: list[Case]) -> str:
             median([r.p50_ms for r in case.runs]),
             median([r.p99_ms for r in case.runs]),
             sum(r.errors for r in case.runs),
+            case.cpu(),
         ]
         for case in cases
     ]
-    return table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors"], rows)
+    return table(["case", "req/s (median)", "min", "max", "p50 ms", "p99 ms", "errors", "server CPU us/req"], rows)
 
 
-def start_splice(work: Path, procs: Processes, workers: int = 1, name: str = "cluster") -> str:
+def start_splice(work: Path, procs: Processes, workers: int = 1, name: str = "cluster") -> Cluster:
     extra = ("--workers", str(workers)) if workers != 1 else ()
     cluster = create_cluster(work, name, procs, 1, *extra)
     splice("start", str(cluster.directory))
     deploy_behind_channels(cluster, work / name, "bench_rest", SERVICES, "hello")
-    return cluster.url
+    return cluster
 
 
 def fastapi_args(port: int) -> list[str]:
@@ -301,6 +337,7 @@ def main() -> int:
 
     with workdir(args.keep, "splice-bench-rest-") as work, Processes() as procs:
         urls: dict[str, str] = {}
+        pids: dict[str, int] = {}
         for name, command in (
             ("bare", bare_app_args),
             ("uvloop", lambda port: [*bare_app_args(port), "--loop", "uvloop"]),
@@ -308,32 +345,35 @@ def main() -> int:
         ):
             port = free_port()
             proc = procs.start(command(port))
-            urls[name] = f"http://127.0.0.1:{port}"
+            urls[name], pids[name] = f"http://127.0.0.1:{port}", proc.pid
             wait_for(urls[name] + "/ping", proc=proc)
-        urls["splice"] = start_splice(work, procs)
-        urls["workers"] = start_splice(work, procs, args.workers, "cluster-workers")
+        for name, workers in (("splice", 1), ("workers", args.workers)):
+            cluster = start_splice(work, procs, workers, "cluster" if workers == 1 else "cluster-workers")
+            urls[name], pids[name] = cluster.url, cluster.server_pid()
         many = f"splice async x{args.workers}"
         cases = [
-            Case("bare async", urls["bare"] + "/hello-async"),
-            Case("splice async", urls["splice"] + "/hello-async"),
-            Case(many, urls["workers"] + "/hello-async"),
-            Case("bare async uvloop", urls["uvloop"] + "/hello-async"),
-            Case("fastapi uvicorn", urls["fastapi"] + "/hello-async"),
+            Case("bare async", urls["bare"] + "/hello-async", pid=pids["bare"]),
+            Case("splice async", urls["splice"] + "/hello-async", pid=pids["splice"]),
+            Case(many, urls["workers"] + "/hello-async", pid=pids["workers"]),
+            Case("bare async uvloop", urls["uvloop"] + "/hello-async", pid=pids["uvloop"]),
+            Case("fastapi uvicorn", urls["fastapi"] + "/hello-async", pid=pids["fastapi"]),
         ]
         if not args.no_sync:
-            cases.append(Case("bare sync", urls["bare"] + "/hello-sync"))
-            cases.append(Case("splice sync", urls["splice"] + "/hello-sync"))
+            cases.append(Case("bare sync", urls["bare"] + "/hello-sync", pid=pids["bare"]))
+            cases.append(Case("splice sync", urls["splice"] + "/hello-sync", pid=pids["splice"]))
         measure("REST", cases, loadgen, args)
 
     print()
     print(case_table(cases))
     by = {c.name: c.rps() for c in cases}
+    cpu = {c.name: c.cpu() for c in cases}
     print()
     ratios = [
         ["splice async / bare async (Hypercorn, asyncio)", ratio(by["splice async"], by["bare async"])],
         [f"{many} / splice async", ratio(by[many], by["splice async"])],
         ["splice async / fastapi uvicorn", ratio(by["splice async"], by["fastapi uvicorn"])],
         ["splice async / bare async uvloop", ratio(by["splice async"], by["bare async uvloop"])],
+        ["server CPU per request: bare async / splice async", ratio(cpu["bare async"], cpu["splice async"])],
     ]
     if not args.no_sync:
         ratios.append(["splice sync / bare sync", ratio(by["splice sync"], by["bare sync"])])

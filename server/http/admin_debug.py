@@ -23,7 +23,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpx
 from starlette.requests import Request
 
 from ..debug import DebugError
@@ -74,6 +73,8 @@ async def _siblings(
     headers = {FORWARDED: "1"}
     if "authorization" in request.headers:
         headers["Authorization"] = request.headers["authorization"]
+    import httpx  # here: only a server of several workers passes calls on (~6 MiB of every server otherwise)
+
     async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT) as client:
         answers = await asyncio.gather(
             *(client.request(method, f"{r['url']}/splice/admin{path}", json=body, headers=headers) for r in rows),

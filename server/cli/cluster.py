@@ -195,7 +195,7 @@ def start(directory: Path, timeout: float) -> list[dict[str, Any]]:
             if time.monotonic() - began > timeout:
                 late = f"{server.name} did not answer {server.url}/splice/ping within {timeout:g} s"
                 raise CliError(f"{late}:\n{tail(settings, server.name)}")
-            time.sleep(0.02)
+            time.sleep(0.005)
         results.append(
             {
                 "name": server.name,
@@ -228,7 +228,7 @@ def _wait_for_workers(
             late = ", ".join(f"worker {w['worker']}" for w in workers if not w["healthy"])
             where = settings.server_dir(server.name) / "workers"
             raise CliError(f"{server.name}: {late} did not answer within {timeout:g} s (logs in {where}/<K>/logs)")
-        time.sleep(0.02)
+        time.sleep(0.005)
     pid = running_pid(settings, server.name)
     return {"name": server.name, "url": server.url, "pid": pid, "started": waiting is not None, "workers": workers}
 

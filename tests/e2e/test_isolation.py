@@ -92,8 +92,18 @@ def children(pid: int) -> set[int]:
 
 
 def importing(server: int) -> set[int]:
-    """Processes importing a module for a deploy: children of the server's isolation worker."""
-    return {grandchild for child in children(server) for grandchild in children(child)}
+    """Processes importing a module for a deploy: children of the server's isolation worker that use a CPU (it
+    keeps an idle child forked ahead for the next job, which this must not take for the import under way)."""
+    return {grandchild for child in children(server) for grandchild in children(child) if _busy(grandchild)}
+
+
+def _busy(pid: int) -> bool:
+    """Whether ``pid`` has used more than 5 clock ticks of CPU in user mode (``utime`` in ``/proc/PID/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[11]) > 5  # field 14 of the whole line: the 12th after the command's closing parenthesis
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

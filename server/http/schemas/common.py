@@ -31,13 +31,18 @@ class ServerOutcome(TypedDict, total=False):
     """One server's outcome of a change (deployed, failed, timed_out, unreachable), as the cluster bus carries it."""
 
     server: Required[str]
+    """The member that answered: the server's name, or ``<server>.w<K>`` for worker K of a server of several."""
     status: Required[str]
     sequence: int | None
     loaded: dict[str, int]
     removed: list[str]
     error: str | None
     sync_ms: float
+    """Its own catch-up: ``read_ms`` from the ODB plus ``load_ms``."""
+    read_ms: float
+    load_ms: float
     ms: float
+    """The round trip as the server that took the change saw it."""
     via: str
 
 

@@ -24,7 +24,15 @@ SOURCE = (
     'from splice.server import Service\n\n\nclass Ping(Service):\n    name = "shop.ping"\n\n'
     '    def handle(self):\n        self.response.payload = "pong"\n'
 )
-TIMINGS = {"validate_ms": 1.2, "isolate_ms": 30.5, "persist_ms": 3.1, "load_ms": 2.0, "total_ms": 36.8}
+TIMINGS = {
+    "validate_ms": 1.2,
+    "isolate_ms": 9.5,
+    "persist_ms": 3.1,
+    "load_ms": 2.0,
+    "total_ms": 14.8,
+    "cluster_ms": 12.0,
+    "path_ms": 28.0,
+}
 
 
 class ModuleIn(BaseModel):

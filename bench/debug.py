@@ -23,7 +23,20 @@ import time
 from typing import Any
 
 import httpx
-from _common import REPO, Processes, create_cluster, free_port, machine, median, percentile, run, splice, table, workdir
+from _common import (
+    REPO,
+    Processes,
+    create_cluster,
+    free_port,
+    machine,
+    median,
+    percentile,
+    run,
+    splice,
+    summary,
+    table,
+    workdir,
+)
 
 sys.path.insert(0, str(REPO))
 from tests.dap import DapClient, attached
@@ -142,6 +155,7 @@ def main() -> int:
     print(table(["", "calls", "answered", "p50 ms", "p99 ms"], rows))
     answered = sum(1 for value in pings if value != float("inf"))
     print(f"\npings answered while an async def handle was paused: {answered} of {len(pings)} (0 of 5 before)")
+    summary(f"debug, pings answered (of {len(pings)}) while an async def handle is paused", answered, "pings")
     return 0
 
 

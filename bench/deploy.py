@@ -33,6 +33,7 @@ from _common import (
     run,
     splice,
     spread,
+    summary,
     table,
     wait_for,
     workdir,
@@ -245,6 +246,8 @@ def main() -> int:
         print(f"ratio splice/uvicorn p50: {p50:.3f}  (uvicorn --reload takes {1 / p50:.0f}x as long)")
         print(f"ratio splice/uvicorn p99: {ratio(percentile(visible, 99), percentile(reloads, 99)):.3f}")
     print(f"target: Splice p50 under {TARGET_P50_MS:g} ms (here {median(visible):.1f} ms)")
+    reload = ("uvicorn --reload", median(reloads)) if reloads else None
+    summary("deploy, one server, new value served, p50", median(visible), "ms", reload)
     return 0
 
 

@@ -49,6 +49,7 @@ from _common import (
     ratio,
     run,
     splice,
+    summary,
     table,
     wait_for,
     workdir,
@@ -380,6 +381,27 @@ def main() -> int:
     print(table(["ratio (req/s)", "value"], [[name, f"{value:.2f}"] for name, value in ratios]))
     print(f"\ntargets: Splice async at least {TARGET:.2f} of bare async; {args.workers} workers at least")
     print(f"{TARGET_WORKERS:.2f} of one (issue 18, 2 workers on 2 cores); load average {_loadavg()}")
+    one = ("bare Starlette on Hypercorn", by["bare async"])
+    summary("rest, async REST channel, 1 worker", by["splice async"], "req/s", one, f">= {TARGET:g}x")
+    summary(
+        f"rest, async REST channel, {many}",
+        by[many],
+        "req/s",
+        ("Splice 1 worker", by["splice async"]),
+        f">= {TARGET_WORKERS:g}x",
+    )
+    summary(
+        "rest, async REST channel vs FastAPI",
+        by["splice async"],
+        "req/s",
+        ("FastAPI on uvicorn", by["fastapi uvicorn"]),
+    )
+    summary(
+        "rest, async REST channel vs Hypercorn on uvloop",
+        by["splice async"],
+        "req/s",
+        ("bare Starlette on Hypercorn with uvloop", by["bare async uvloop"]),
+    )
     return 0
 
 

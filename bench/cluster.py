@@ -41,8 +41,8 @@ from _common import (
 )
 from deploy import SERVICE, uvicorn_reloads
 
-TARGET_P50_MS = 30.0
-TARGET_P99_MS = 100.0
+TARGET_P50_MS = 15.0
+TARGET_P99_MS = 40.0
 MODULE_PATH = "bench_cluster/changing.py"
 
 

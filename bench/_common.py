@@ -64,9 +64,9 @@ def run(main: Callable[[], int]) -> NoReturn:
     sys.exit(code)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs. Zombies do not count: orphans (a server's helper
-    after the server ended) are reaped by PID 1, which on some machines takes a second or two."""
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process now: its pid and the fields of ``/proc/PID/stat`` after the command (state, ppid, pgrp, ...:
+    ``fields[0]`` is field 3 of proc(5))."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -74,10 +74,13 @@ def _group_alive(pgid: int) -> bool:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        yield int(entry), stat[stat.rindex(")") + 2 :].split()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: orphans (a server's helper
+    after the server ended) are reaped by PID 1, which on some machines takes a second or two."""
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _, fields in proc_stats())
 
 
 def _kill_group(pgid: int, timeout: float = 5.0) -> None:

@@ -46,6 +46,7 @@ from _common import (
     machine,
     median,
     percentile,
+    proc_stats,
     ratio,
     run,
     splice,
@@ -110,16 +111,9 @@ def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and every process under it."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    for pid_, fields in proc_stats():
+        parents[pid_] = int(fields[1])
+        ticks[pid_] = int(fields[11]) + int(fields[12])
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()

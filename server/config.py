@@ -26,7 +26,6 @@ environment alone when ``SPLICE_ODB`` is set: see ``splice.server.environment`` 
 from __future__ import annotations
 
 import difflib
-import os
 import secrets
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,6 +49,7 @@ from .settings import (
     member_name,
     resolve_odb_url,
     split_member,
+    workers_of,
 )
 
 KNOWN_KEYS: Mapping[str, frozenset[str]] = {
@@ -127,16 +127,6 @@ def _servers(data: Mapping[str, Any], file: str) -> tuple[ServerSettings, ...]:
     if not servers:
         raise ConfigError(file, "a cluster needs at least one [[servers]] entry", "servers")
     return tuple(servers)
-
-
-def workers_of(value: object, file: str, where: str) -> int:
-    """``workers``: a whole number from 1 to ``MAX_WORKERS``, or ``"auto"`` (the CPUs this process may use)."""
-    if value == "auto":
-        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
-        why = f'must be a whole number from 1 to {MAX_WORKERS} or "auto", got {value!r}'
-        raise ConfigError(file, why, f"{where}.workers")
-    return value
 
 
 def _schedulers(data: Mapping[str, Any], file: str) -> SchedulerSettings:

@@ -41,6 +41,7 @@ from .settings import (
     Settings,
     resolve_odb_url,
     split_member,
+    workers_of,
 )
 
 DEFAULT_PORT = 17010
@@ -82,8 +83,6 @@ def _server(env: Mapping[str, str]) -> tuple[ServerSettings, ...]:
             f"e.g. http://$(POD_IP):{port}",
             "SPLICE_ADVERTISE",
         )
-    from .config import workers_of  # config imports this module when it is called
-
     raw = env.get("SPLICE_WORKERS", "").strip() or "1"
     try:
         workers = workers_of(raw if raw == "auto" else int(raw), WHERE, "SPLICE_WORKERS")

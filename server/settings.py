@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,16 @@ MAX_WORKERS = 64
 WORKER_PORT_STEP = 100
 """Attach points of a server's worker K are ``WORKER_PORT_STEP * (K - 1)`` above its first one."""
 _WORKER_SUFFIX = re.compile(r"\.w([0-9]+)$")
+
+
+def workers_of(value: object, file: str, where: str) -> int:
+    """``workers``: a whole number from 1 to ``MAX_WORKERS``, or ``"auto"`` (the CPUs this process may use)."""
+    if value == "auto":
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+        why = f'must be a whole number from 1 to {MAX_WORKERS} or "auto", got {value!r}'
+        raise ConfigError(file, why, f"{where}.workers")
+    return value
 
 
 def member_name(server: str, worker: int, workers: int) -> str:

@@ -190,3 +190,15 @@ def attached(
         yield client, client.attach(path_mappings, breakpoints, options=options)
     finally:
         client.disconnect()
+
+
+def greet_as_pycharm(connection: socket.socket) -> None:
+    """Play PyCharm's debug server to a process that connected to it (``pydevd_pycharm.settrace``): answer its
+    version request, then send CMD_RUN, what the IDE sends once its breakpoints are set."""
+    connection.settimeout(10)
+    connection.sendall(b"501\t1\t1.1\tUNIX\tID\n")
+    answer = b""
+    while b"\n" not in answer:
+        answer += connection.recv(4096)
+    assert answer.startswith(b"501\t1\t")
+    connection.sendall(b"101\t3\t\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Cluster, eventually, free_ports, make_cluster, running, splice
-from tests.dap import DapClient, attached
+from tests.dap import DapClient, attached, greet_as_pycharm
 
 SOURCE = textwrap.dedent(
     """
@@ -182,13 +182,7 @@ def test_each_server_connects_to_pycharms_debug_server_and_answers_its_handshake
             )
             connection, _ = ide.accept()
             with connection:
-                connection.settimeout(10)
-                connection.sendall(b"501\t1\t1.1\tUNIX\tID\n")
-                answer = b""
-                while b"\n" not in answer:
-                    answer += connection.recv(4096)
-                assert answer.startswith(b"501\t1\t")
-                connection.sendall(b"101\t3\t\n")  # CMD_RUN: what the IDE sends once its breakpoints are set
+                greet_as_pycharm(connection)
                 connected = command.result(timeout=30)
                 assert connected.returncode == 0, connected.stderr
                 assert f"server1: connected to PyCharm's debug server at 127.0.0.1:{ide.getsockname()[1]}" in (

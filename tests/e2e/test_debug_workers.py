@@ -19,7 +19,7 @@ import httpx
 
 from splice.server.settings import WORKER_PORT_STEP
 from tests.conftest import Cluster, free_ports, running, splice
-from tests.dap import DapClient, DapError, attached
+from tests.dap import DapClient, DapError, attached, greet_as_pycharm
 from tests.e2e.test_debug import ONLY_ITS_THREAD, deploy, listening
 
 SOURCE = textwrap.dedent(
@@ -150,13 +150,7 @@ def test_every_worker_connects_to_pycharms_debug_server(tmp_path: Path) -> None:
             for _ in range(2):  # the worker that took the call, then its sibling
                 connection, _ = ide.accept()
                 connections.append(connection)
-                connection.settimeout(10)
-                connection.sendall(b"501\t1\t1.1\tUNIX\tID\n")
-                answer = b""
-                while b"\n" not in answer:
-                    answer += connection.recv(4096)
-                assert answer.startswith(b"501\t1\t")
-                connection.sendall(b"101\t3\t\n")
+                greet_as_pycharm(connection)
             connected = command.result(timeout=60)
             assert connected.returncode == 0, connected.stderr
             assert f"connected to PyCharm's debug server at 127.0.0.1:{port}" in connected.stdout

@@ -152,7 +152,9 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event, private: socket.socke
     config.graceful_timeout = GRACE
     config.websocket_max_message_size = MAX_WS_MESSAGE  # each channel's own max_message is checked per message
     config.websocket_ping_interval = ping_interval(runtime.live.of("websocket"))
-    warm = asyncio.gather(runtime.engine.isolation.start(), HttpBus.warm())
+    # Started beside serving, so the first ping does not wait for them; ended (and their errors read) below.
+    isolation = asyncio.ensure_future(runtime.engine.isolation.start())
+    warm = asyncio.ensure_future(HttpBus.warm())
     if server.worker == 1:  # a server's workers share its pickup lease (held by its name): one watcher is enough
         runtime.pickup.start()  # here, not in build_runtime: an in-process server (tests, tools) watches nothing
     for part in runtime.background:
@@ -169,6 +171,10 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event, private: socket.socke
         await hypercorn_serve(build_app(runtime), config, shutdown_trigger=trigger)  # type: ignore[arg-type]
     finally:
         warm.cancel()
+        await asyncio.wait([isolation, warm])  # the isolation worker is started whole, to be closed whole below
+        for part in (isolation, warm):
+            if not part.cancelled() and part.exception() is not None:
+                logger.warning("starting in the background failed: %r", part.exception())
         left = GRACE - (time.monotonic() - stopping[0]) if stopping else GRACE
         await runtime.close(grace=max(left, 0.5))
 

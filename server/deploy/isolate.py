@@ -29,6 +29,7 @@ class Isolation:
 
     async def _ensure(self) -> asyncio.subprocess.Process:
         if self._proc is None or self._proc.returncode is not None:
+            self._release()
             self._proc = await asyncio.create_subprocess_exec(
                 self._python,
                 "-m",
@@ -65,14 +66,22 @@ class Isolation:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
             await self._proc.wait()
-        self._proc = None
+        self._release()
+
+    def _release(self) -> None:
+        """Close our end of a worker's pipes (its process has ended or is told to end): a pipe left open until the
+        event loop closes is a resource warning, and a file descriptor held meanwhile."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
 
     async def close(self) -> None:
         async with self._lock:
-            if self._proc is not None and self._proc.stdin is not None:
-                self._proc.stdin.close()
+            proc = self._proc
+            self._release()  # the worker ends when its stdin does
+            if proc is not None and proc.returncode is None:
                 try:
-                    await asyncio.wait_for(self._proc.wait(), 2)
+                    await asyncio.wait_for(proc.wait(), 2)
                 except TimeoutError:
-                    await self._kill()
-            self._proc = None
+                    proc.kill()
+                    await proc.wait()

@@ -172,9 +172,9 @@ async def serve(runtime: Runtime, shutdown: asyncio.Event, private: socket.socke
     finally:
         warm.cancel()
         await asyncio.wait([isolation, warm])  # the isolation worker is started whole, to be closed whole below
-        for part in (isolation, warm):
-            if not part.cancelled() and part.exception() is not None:
-                logger.warning("starting in the background failed: %r", part.exception())
+        for started in (isolation, warm):
+            if not started.cancelled() and started.exception() is not None:
+                logger.warning("starting in the background failed: %r", started.exception())
         left = GRACE - (time.monotonic() - stopping[0]) if stopping else GRACE
         await runtime.close(grace=max(left, 0.5))
 

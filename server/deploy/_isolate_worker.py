@@ -89,10 +89,15 @@ def _child(job: dict[str, Any], write_fd: int) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(write_fd, view) :]
+    # The end of the result for the worker now, not when this process is torn down (~10 ms of a process with
+    # Splice imported, more under load): the worker answers at once and reaps this child afterwards.
+    os.close(write_fd)
     os._exit(0)
 
 
 def _collect(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
+    """The child's result; a child that gave one whole is left to ``_reap`` (after the answer), any other is
+    reaped here (its exit status is the answer)."""
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     while True:
@@ -110,13 +115,20 @@ def _collect(pid: int, read_fd: int, timeout: float) -> dict[str, Any]:
         chunks.append(chunk)
         if sum(map(len, chunks)) > _RESULT_LIMIT:
             os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
             break
-    _, status = os.waitpid(pid, 0)
     if not chunks:
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         return {"ok": False, "exited": code, "modules": {}, "problems": []}
     result: dict[str, Any] = json.loads(b"".join(chunks))
     return result
+
+
+def _reap(pid: int) -> None:
+    """Wait for a child that gave its result to end: it only has to exit, after the answer went out."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 class _Spare:
@@ -184,6 +196,7 @@ def serve() -> None:
             os.close(spare.result_fd)
         stdout.write(json.dumps(result).encode() + b"\n")
         stdout.flush()
+        _reap(spare.pid)
         spare = _Spare()  # after the answer, ready for the next job
     spare.discard()
 

@@ -30,7 +30,11 @@ DELAYS = (0.5, 2.0, 10.0, 60.0, 300.0)
 """Seconds before each collection after a deployment: the first gathers a burst of deployments into one (and keeps
 the collection, a pause of tens of milliseconds, out of deployments that follow each other closely: at 50 ms it
 landed inside the next one, bench/cluster.py all-3-answer p50 56.6 -> 41.1 ms HTTP bus, 42.1 -> 30.7 ms Redis at
-0.5 s); the later ones wait for calls still running on an old version."""
+0.5 s); the later ones wait for calls still running on an old version. Each wait starts again at the first delay
+when another deployment comes during it (up to ``MAX_WAIT``)."""
+MAX_WAIT = 5.0
+"""Seconds, at most, that deployments following each other closely put a collection off: a steady stream of them
+still gives old versions back every few seconds."""
 
 
 MARKER = "__splice_retired__"
@@ -59,11 +63,14 @@ class Collection:
 class Reclaimer:
     """Collects old module versions once nothing holds them any more; one per engine."""
 
-    def __init__(self, delays: Sequence[float] = DELAYS) -> None:
+    def __init__(self, delays: Sequence[float] = DELAYS, max_wait: float = MAX_WAIT) -> None:
         self.delays = tuple(delays)
+        self.max_wait = max_wait
         self._retired: list[tuple[str, weakref.ref[_Marker]]] = []
         self._task: asyncio.Task[None] | None = None
         self._fresh = False
+        self._since: float | None = None
+        """When the first deployment not collected after yet retired its modules (``max_wait`` counts from it)."""
         self.last: Collection | None = None
         """The newest collection's outcome (for tests and the log)."""
 
@@ -85,6 +92,8 @@ class Reclaimer:
         if not self._retired:
             return
         self._fresh = True
+        if self._since is None:
+            self._since = time.monotonic()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="splice-reclaim")
 
@@ -104,12 +113,15 @@ class Reclaimer:
                 )
                 return
             await asyncio.sleep(self.delays[attempt])
+            if self._fresh and self._since is not None and time.monotonic() - self._since < self.max_wait:
+                continue  # another deployment came meanwhile: a collection now would land among the next ones
             attempt += 1
             self.collect()
 
     def collect(self) -> Collection:
         """One full collection now; returns what it did (``pending`` says what is left)."""
         started = time.perf_counter()
+        self._since = None
         clear_platform_caches()
         freed = gc.collect()
         thawed = False

@@ -5,7 +5,11 @@ themselves (what they are, their records, the scheduling maths) belong to the se
 ``splice.server.jobs``, stored through ``splice.server.odb``.
 """
 
-from .policy import Decision, decide, retry_delay
-from .runner import Scheduler
+from splice.server.loop import defer_httpx_cli
+
+defer_httpx_cli()  # before the runner imports httpx: a scheduler never runs httpx's command line
+
+from .policy import Decision, decide, retry_delay  # noqa: E402
+from .runner import Scheduler  # noqa: E402
 
 __all__ = ["Decision", "Scheduler", "decide", "retry_delay"]

@@ -226,6 +226,7 @@ def run_server(directory: Path, server_name: str, worker: int | None = None) -> 
     A server of several workers (``[[servers]] workers``) runs as a supervisor of its worker processes
     (``splice.server.supervisor``) unless ``worker`` says which of them this process is."""
     started = time.perf_counter()
+    event_loop.defer_httpx_cli()  # before anything imports httpx (the cluster bus, outgoing REST connections)
     drop_working_directory_from_path()
     settings = load_settings(directory, os.environ)
     server = settings.server(server_name)

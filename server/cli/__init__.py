@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol, cast
 import shtab
 
 from ..core.errors import SpliceError
+from ..loop import defer_httpx_cli
 from ._process import CliError
 
 EXTENSIONS: tuple[str, ...] = (
@@ -429,6 +430,7 @@ def _security(args: argparse.Namespace, directory: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # what splice and the processes it starts make (cluster directory, ODB, logs) is owner-only
+    defer_httpx_cli()  # 'splice start' imports the dashboard's settings, whose package imports httpx
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(needed_extensions(words)).parse_args(words)
     try:

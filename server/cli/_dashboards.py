@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import CONFIG_FILE, TOKEN_FILE, Settings
-from ._process import CliError, pid_running, stop_one
+from ._process import CliError, listening, pid_running, stop_one
 
 if TYPE_CHECKING:
     from splice.dashboard import DashboardSettings
@@ -170,6 +170,8 @@ def healthy(dashboard: DashboardSettings, timeout: float = 1.0) -> bool:
     url = dashboard.url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
     # Unverified: a dashboard may serve a self-signed certificate; this sends nothing and asks only whether it answers.
     context = ssl._create_unverified_context() if url.startswith("https:") else None
+    if not listening(url, timeout):
+        return False
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=timeout, context=context) as response:
             return bool(response.status == 200)

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
-OnNotice = Callable[[int, str], Awaitable[Ack]]
-"""Called with (sequence, origin server) on a peer; returns its acknowledgement."""
+OnNotice = Callable[[int, str, "dict[str, Any] | None"], Awaitable[Ack]]
+"""Called with (sequence, origin server, the change if the notice carried it) on a peer; returns its
+acknowledgement."""
 OnEvents = Callable[[list[dict[str, Any]]], Awaitable[object]]
 """Called with events another server sent, in its order."""
 
@@ -57,8 +58,11 @@ class Bus(Protocol):
         self, on_notice: OnNotice, on_reconnect: Callable[[], Awaitable[object]], on_events: OnEvents
     ) -> None: ...
 
-    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
-        """Tell ``peers`` about ``sequence``; their acknowledgements by server name (missing ones: timed out)."""
+    async def notify(
+        self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float, change: dict[str, Any] | None = None
+    ) -> dict[str, Ack]:
+        """Tell ``peers`` about ``sequence`` (with ``change``, the deployment itself, where the bus carries it); their
+        acknowledgements by server name (missing ones: timed out)."""
 
     def send_event(self, event: bytes, peers: Sequence[dict[str, Any]]) -> None:
         """Send one event (its JSON) to every other server without waiting; on the event loop."""
@@ -225,7 +229,10 @@ class HttpBus:
         ack.update(ms=round((time.perf_counter() - started) * 1000, 3), via="http")
         return ack
 
-    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
+    async def notify(
+        self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float, change: dict[str, Any] | None = None
+    ) -> dict[str, Ack]:
+        # Not the change: POST /cluster/sync takes only the sequence and the origin (peers read the ODB).
         acks = await asyncio.gather(*(self._one(sequence, peer, timeout) for peer in peers))
         return {peer["name"]: ack for peer, ack in zip(peers, acks, strict=True)}
 
@@ -312,7 +319,8 @@ class RedisBus:
             if message.get("origin") != self.me and self._on_events is not None:
                 await self._on_events(message["events"])
         elif message.get("kind") == "notice" and message.get("origin") != self.me:
-            task = asyncio.create_task(self._answer(int(message["sequence"]), str(message["origin"]), on_notice))
+            sequence, origin = int(message["sequence"]), str(message["origin"])
+            task = asyncio.create_task(self._answer(sequence, origin, message.get("change"), on_notice))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
         elif message.get("kind") == "ack" and message.get("to") == self.me:
@@ -324,8 +332,8 @@ class RedisBus:
                 if names <= set(acks):
                     done.set()
 
-    async def _answer(self, sequence: int, origin: str, on_notice: OnNotice) -> None:
-        ack = await on_notice(sequence, origin)
+    async def _answer(self, sequence: int, origin: str, change: dict[str, Any] | None, on_notice: OnNotice) -> None:
+        ack = await on_notice(sequence, origin, change if isinstance(change, dict) else None)
         await self._publish({"kind": "ack", "sequence": sequence, "to": origin, "server": self.me, "ack": ack})
 
     async def _publish(self, message: dict[str, Any]) -> None:
@@ -375,7 +383,9 @@ class RedisBus:
             await asyncio.wait([self._sending], timeout=timeout)
         await self.fallback.flush(timeout)
 
-    async def notify(self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float) -> dict[str, Ack]:
+    async def notify(
+        self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float, change: dict[str, Any] | None = None
+    ) -> dict[str, Ack]:
         from redis.exceptions import RedisError
 
         if not peers:
@@ -387,11 +397,14 @@ class RedisBus:
         try:
             if not self.connected:
                 raise ConnectionError("not subscribed")
-            await self._publish({"kind": "notice", "sequence": sequence, "origin": self.me})
+            notice: dict[str, Any] = {"kind": "notice", "sequence": sequence, "origin": self.me}
+            if change is not None:
+                notice["change"] = change
+            await self._publish(notice)
         except (RedisError, OSError) as exc:
             logger.warning("cluster bus: cannot publish on Redis (%s); telling the servers over HTTP", exc)
             self._waiters.pop(sequence, None)
-            return await self.fallback.notify(sequence, peers, timeout)
+            return await self.fallback.notify(sequence, peers, timeout, change)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout)

@@ -151,15 +151,18 @@ class ClusterMember:
             except Exception:
                 logger.exception("heartbeat or catch-up failed; trying again in %s s", self.settings.sync_interval)
 
-    async def catch_up(self) -> Ack:
-        """Sync with the ODB; reload channels and security if anything changed.
+    async def catch_up(self, change: dict[str, Any] | None = None) -> Ack:
+        """Sync with the ODB; reload channels and security if anything changed. With a notice's ``change`` (the
+        deployment after the one this server applied), take it as it came instead of reading the ODB, if it applies.
 
         One at a time: a configuration change is reported to the sync that saw it, so a catch-up running beside
         another (a notice and a pickup batch) must not answer before the other's reload is done.
         """
         started = time.perf_counter()
         async with self._catching_up:
-            result = await self.engine.sync()
+            result = await self.engine.take_change(change) if change is not None else None
+            if result is None:
+                result = await self.engine.sync()
             if result.config_changed:
                 await self.reload_config()
         return {
@@ -173,8 +176,8 @@ class ClusterMember:
             **result.timings,  # read_ms (the ODB) and load_ms (the import) inside sync_ms
         }
 
-    async def on_notice(self, sequence: int, origin: str) -> Ack:
-        ack = await self.catch_up()
+    async def on_notice(self, sequence: int, origin: str, change: dict[str, Any] | None = None) -> Ack:
+        ack = await self.catch_up(change)
         if ack["status"] == "deployed" and self.engine.applied < sequence:
             ack.update(status="failed", error=f"the ODB does not show sequence {sequence} yet")
         return ack
@@ -312,12 +315,15 @@ class ClusterMember:
             if s["name"] != self.server.member and s.get("last_seen") is not None and s["last_seen"] >= since
         ]
 
-    async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    async def propagate(
+        self, sequence: int, peers: list[dict[str, Any]] | None = None, change: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Tell every other live server about ``sequence``; each one's outcome, this server first.
 
-        ``peers`` may come from ``live_peers()`` started beside the deployment, to save its round trip."""
+        ``peers`` may come from ``live_peers()`` started beside the deployment, to save its round trip; ``change``
+        (``DeployResult.change``) goes with the notice where the bus carries it, so that peers need not read the ODB."""
         me = {"server": self.server.member, "status": "deployed", "sequence": self.engine.applied}
         if peers is None:
             peers = await self.live_peers()
-        acks = await self.bus.notify(sequence, peers, self.settings.cluster_timeout)
+        acks = await self.bus.notify(sequence, peers, self.settings.cluster_timeout, change)
         return [me, *(acks[peer["name"]] for peer in peers)]

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 _ATTEMPTS = 3
 _LOCK_BUDGET = 0.25
 """Seconds a deployment's open transaction may wait for its throw-away import."""
+CHANGE_LIMIT = 256 * 1024
+"""Bytes of source, at most, that a deployment's notice carries to the other servers (larger: they read the ODB)."""
 
 
 class _SlowIsolation(Exception):
@@ -92,6 +94,9 @@ class DeploymentEngine:
         self.load_failures: list[SourceProblem] = []
         self.applied = 0
         """The newest deployment sequence this server has applied; everything up to it is loaded."""
+        self.in_step = True
+        """Whether this server holds what the ODB held at ``applied`` (not after a sync that failed to load): only
+        then may a notice's change (``take_change``) stand in for reading the ODB."""
         self.reclaimer = Reclaimer()
         """Collects the module versions a deployment replaced or removed, once nothing runs on them."""
         self._lock = asyncio.Lock()
@@ -137,6 +142,7 @@ class DeploymentEngine:
         if changed or removed:
             error = await self._apply_state(changed, removed)
         self.applied = max(self.applied, sequence)
+        self.in_step = error is None
         timings = {"read_ms": _ms(started, read), "load_ms": _ms(read, time.perf_counter())}
         loaded = {p: r.version for p, r in changed.items()}
         return SyncResult(sequence, loaded, sorted(removed), error, config, timings)
@@ -157,6 +163,38 @@ class DeploymentEngine:
             self.load_failures.append(SourceProblem(next(iter(changed), ""), str(exc), kind="sync"))
             return str(exc)
         return None
+
+    async def take_change(self, change: dict[str, Any]) -> SyncResult | None:
+        """Apply a deployment as its notice carried it (``DeployResult.change``), without reading the ODB; ``None``
+        when it does not apply here as it is (this server is not exactly one step behind it, or out of step with
+        the ODB, or the change is malformed): the caller syncs with the ODB instead.
+
+        The origin sends it only once the deployment is committed, so the ODB holds the same."""
+        started = time.perf_counter()
+        async with self._lock:
+            records = _change_records(change)
+            if records is None or change.get("after") != self.applied or not self.in_step:
+                return None
+            sequence = self.applied + 1
+            if any(r.sequence != sequence for r in records.values()):
+                return None
+            error = await self._apply_state(records, set())
+            self.applied = sequence
+            self.in_step = error is None
+        timings = {"read_ms": 0.0, "load_ms": _ms(started, time.perf_counter())}
+        return SyncResult(sequence, {p: r.version for p, r in records.items()}, [], error, timings=timings)
+
+    def _change(self, sequence: int, records: dict[str, ModuleRecord]) -> dict[str, Any] | None:
+        """What a notice carries of deployment ``sequence`` (``take_change``), if it is the next after ``applied``
+        (nothing from elsewhere came in between) and small enough."""
+        if self.applied != sequence - 1 or sum(len(r.source) for r in records.values()) > CHANGE_LIMIT:
+            return None
+        keys = ("path", "module", "version", "source", "sha256", "deployed_by", "origin")
+        return {
+            "after": sequence - 1,
+            "sequence": sequence,
+            "modules": [{k: getattr(r, k) for k in keys} for r in records.values()],
+        }
 
     def _advance(self, sequence: int) -> None:
         """After a deployment made here: move ``applied`` on only if nothing from elsewhere came in between."""
@@ -256,6 +294,7 @@ class DeploymentEngine:
                     await asyncio.wait([isolation])
                 if not isolation.cancelled():
                     isolation.exception()  # retrieved: a failure that lost to another error is not "never retrieved"
+            change = self._change(sequence, new_records) if self.in_step else None
             self._advance(sequence)
             done = time.perf_counter()
         timings = {
@@ -278,7 +317,7 @@ class DeploymentEngine:
         logger.info(
             "deployed %s as sequence %s in %.1f ms", ", ".join(s.path for s in sources), sequence, timings["total_ms"]
         )
-        return DeployResult(sequence, modules, timings, reloaded=sorted(reload))
+        return DeployResult(sequence, modules, timings, reloaded=sorted(reload), change=change)
 
     def _check_sources(self, sources: Sequence[ModuleSource]) -> tuple[dict[str, str], dict[str, ast.Module]]:
         problems: list[SourceProblem] = []
@@ -503,6 +542,34 @@ class DeploymentEngine:
             self._advance(sequence)
         logger.info("undeployed %s as sequence %s", ", ".join(paths), sequence)
         return UndeployResult(sequence, list(paths), services, _ms(started, time.perf_counter()))
+
+
+def _change_records(change: dict[str, Any]) -> dict[str, ModuleRecord] | None:
+    """The modules of a notice's change, each checked against its path and digest; ``None`` if any is not right."""
+    try:
+        sequence = int(change["sequence"])
+        records = {
+            m["path"]: ModuleRecord(
+                m["path"],
+                m["module"],
+                int(m["version"]),
+                m["source"],
+                m["sha256"],
+                sequence,
+                m.get("deployed_by") or "",
+                "",
+                m.get("origin"),
+            )
+            for m in change["modules"]
+        }
+    except (KeyError, TypeError, ValueError):
+        return None
+    for record in records.values():
+        if not isinstance(record.source, str) or record.module != module_name(record.path):
+            return None
+        if sha256(record.source) != record.sha256:
+            return None
+    return records or None
 
 
 def _packages(files: dict[str, str]) -> frozenset[str]:

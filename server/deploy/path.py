@@ -43,7 +43,9 @@ class Cluster(Protocol):
 
     async def catch_up(self) -> dict[str, Any]: ...
 
-    async def propagate(self, sequence: int, peers: list[dict[str, Any]] | None = None) -> list[ServerOutcome]: ...
+    async def propagate(
+        self, sequence: int, peers: list[dict[str, Any]] | None = None, change: dict[str, Any] | None = None
+    ) -> list[ServerOutcome]: ...
 
 
 class Roster(VersionStore, Protocol):
@@ -99,7 +101,8 @@ class DeploymentPath:
             # everything up to its own change until it catches up, and its line must not say less than that.
             await self.cluster.catch_up()
         servers = await roster
-        outcomes = await self.cluster.propagate(sequence, self.cluster.live_among(servers))
+        carried = getattr(result, "change", None)  # a deployment as the peers can take it without the ODB
+        outcomes = await self.cluster.propagate(sequence, self.cluster.live_among(servers), carried)
         told = time.perf_counter()
         rollout = Rollout(result, self._every_server(sequence, outcomes, servers))
         timings = getattr(result, "timings", None)

@@ -80,6 +80,9 @@ class DeployResult:
     modules: list[dict[str, Any]]
     timings: dict[str, float]
     reloaded: list[str] = field(default_factory=list)
+    change: dict[str, Any] | None = None
+    """What takes a server that applied ``sequence - 1`` to ``sequence`` (``DeploymentEngine.take_change``), for the
+    notice to the other servers; ``None`` when a deployment from elsewhere came in between, or it is too large."""
 
     def as_dict(self) -> dict[str, object]:
         return {"sequence": self.sequence, "modules": self.modules, "reloaded": self.reloaded, "timings": self.timings}

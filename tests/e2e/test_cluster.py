@@ -131,6 +131,8 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
     with running(made):
         answer = deploy(made.urls[0], made.token, 1)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
+        # The notice carried the deployment itself: the peers took it without reading the ODB.
+        assert [s.get("read_ms") for s in answer["servers"][1:]] == [0.0, 0.0], answer["servers"]
         assert versions(made) == [1, 1, 1]
 
         redis_server(False)
@@ -147,6 +149,7 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
             )
         answer = deploy(made.urls[2], made.token, 3)
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
+        assert [s.get("read_ms") for s in answer["servers"][1:]] == [0.0, 0.0], answer["servers"]
         assert versions(made) == [3, 3, 3]
 
 

@@ -3,8 +3,11 @@ the configuration changed, and the sources of the modules this server lacks, als
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from typing import Any
 
+from splice.server.deploy import ModuleSource
 from tests.conftest import InProcess
 
 SOURCE = (
@@ -50,3 +53,43 @@ async def test_one_read_gives_a_server_one_behind_the_changed_module_with_its_so
     assert sorted(r.path for r in records) == ["a.py", "b.py"]
     _, _, configured, _ = await repository.changes(changed - 1, mine)
     assert configured is True
+
+
+async def test_a_notice_s_change_is_taken_only_by_a_server_one_step_behind_it(sqlite_server: InProcess) -> None:
+    """A deployment's notice carries the change (``DeployResult.change``): a server that applied the sequence
+    before it takes it without reading the ODB; any other (or a change that does not check out) is refused, and
+    the server syncs with the ODB instead."""
+    engine: Any = sqlite_server.runtime.engine  # type: ignore[attr-defined]
+    await _deploy(sqlite_server, "c.py", 1)
+    before = engine.applied
+    # What another server's deployment of c.py, version 2, as the next sequence, would carry.
+    source = SOURCE.format(v=2, n="c")
+    module = {"path": "c.py", "module": "c", "version": 2, "source": source, "deployed_by": "", "origin": None}
+    module["sha256"] = hashlib.sha256(source.encode()).hexdigest()
+    change = {"after": before, "sequence": before + 1, "modules": [module]}
+
+    assert await engine.take_change({**change, "after": before - 1}) is None  # not one step behind it
+    assert await engine.take_change({**change, "modules": [{**module, "sha256": "0" * 64}]}) is None
+    assert await engine.take_change({**change, "modules": [{**module, "module": "d"}]}) is None
+    assert await engine.take_change({"after": before}) is None
+    assert engine.applied == before
+
+    result = await engine.take_change(change)
+    assert result is not None
+    assert result.error is None
+    assert (result.sequence, result.loaded, result.timings["read_ms"]) == (before + 1, {"c.py": 2}, 0.0)
+    assert engine.applied == before + 1
+    assert engine.records["c.py"].version == 2
+    assert sys.modules["c"].V == 2
+
+
+async def test_a_deployment_made_here_carries_its_change_for_the_notice(sqlite_server: InProcess) -> None:
+    engine: Any = sqlite_server.runtime.engine  # type: ignore[attr-defined]
+    await _deploy(sqlite_server, "e.py", 1)
+    sources = [ModuleSource("e.py", SOURCE.format(v=2, n="e"))]
+    result = await engine.deploy(sources)
+    assert result.change is not None
+    assert result.change["after"] == result.sequence - 1
+    assert [(m["path"], m["version"], m["source"]) for m in result.change["modules"]] == [
+        ("e.py", 2, sources[0].source)
+    ]

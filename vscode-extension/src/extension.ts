@@ -14,7 +14,7 @@ import { Deployer, ModuleFile } from "./lib/deployer";
 import { chooseInterpreter, initializationOptions } from "./lib/lsp";
 import { errorSummary, problemDiagnostic, StatusSummary, undeploySummary } from "./lib/outcome";
 import { deployable, isExcluded, modulePath, findProjectRoot } from "./lib/paths";
-import { projectRoots, RawSettings, resolvePath, resolveTarget, Target } from "./lib/settings";
+import { projectRoots, RawSettings, resolvePath, resolveTarget, savingMayEdit, Target } from "./lib/settings";
 
 const TOKEN_KEY = "splice.adminToken";
 const DEPLOY_ON_SAVE_KEY = "splice.deployOnSave";
@@ -92,6 +92,7 @@ class Splice {
     command("splice.restartLanguageServer", () => this.restartLanguageServer());
     command("splice.openDashboard", () => this.openDashboard());
     c.subscriptions.push(
+      vscode.workspace.onWillSaveTextDocument((e) => this.onWillSave(e.document)),
       vscode.workspace.onDidSaveTextDocument((doc) => this.onSave(doc)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration("splice")) {
@@ -221,12 +222,29 @@ class Splice {
 
   // deploy
 
+  /**
+   * A save begins: its text is deployed now, while the editor writes the file, unless a formatter or code
+   * actions on save are configured for it (they would edit the text first: the saved event deploys that).
+   */
+  private onWillSave(doc: vscode.TextDocument): void {
+    const at = Date.now();
+    if (!this.deploysOnSave(doc)) return;
+    const editor = vscode.workspace.getConfiguration("editor", doc);
+    if (savingMayEdit(editor.get<boolean>("formatOnSave", false), editor.get<unknown>("codeActionsOnSave", {}))) return;
+    const module = this.moduleOf(doc);
+    if (module) this.deployer.saving(module, at);
+  }
+
+  /** A save ended: deployed, unless the same text was deployed as it began. */
   private onSave(doc: vscode.TextDocument): void {
     const savedAt = Date.now();
-    if (doc.languageId !== "python" && !doc.fileName.endsWith(".py")) return;
-    if (!this.deployOnSave()) return;
+    if (!this.deploysOnSave(doc)) return;
     const module = this.moduleOf(doc);
     if (module) this.deployer.saved(module, savedAt);
+  }
+
+  private deploysOnSave(doc: vscode.TextDocument): boolean {
+    return (doc.languageId === "python" || doc.fileName.endsWith(".py")) && this.deployOnSave();
   }
 
   private async toggleDeployOnSave(): Promise<void> {

@@ -79,6 +79,27 @@ describe("the extension in a stand-in VS Code, against a real cluster", { timeou
     await until("the diagnostic to clear", () => !vscode.diagnostics.has(file));
   });
 
+  test("a save deploys as it begins, once; with format on save, once it is written", async () => {
+    const file = path.join(ws, "shop", "begin.py");
+    const timingLines = () => vscode.output.filter((l) => /^  (save began|saved) at /.test(l));
+    const before = timingLines().length;
+    vscode.save(document(file, SERVICE("shop.begin", "one")));
+    await until("the deploy", () => timingLines().length > before || undefined);
+    await sleep(300);
+    assert.deepEqual(timingLines().slice(before).map((l) => l.split(" at ")[0]), ["  save began"]);
+
+    vscode.sections.editor = { formatOnSave: true };
+    try {
+      vscode.save(document(file, SERVICE("shop.begin", "two")), document(file, SERVICE("shop.begin", "two, formatted")));
+      await until("the deploy", () => timingLines().length > before + 1 || undefined);
+      await sleep(300);
+      assert.deepEqual(timingLines().slice(before).map((l) => l.split(" at ")[0]), ["  save began", "  saved"]);
+    } finally {
+      delete vscode.sections.editor;
+    }
+    assert.ok(vscode.output.some((l) => l.includes("shop/begin.py v2: shop.begin")), vscode.output.join("\n"));
+  });
+
   test("files outside the project or excluded are not deployed; toggling turns deploy on save off", async () => {
     const before = vscode.output.length;
     vscode.save(document("/elsewhere/x.py", "x = 1\n"));

@@ -35,8 +35,10 @@ test("a deploy's timing line says where the time between the save and the answer
   assert.equal(
     s.lines.at(-1),
     "  saved at 09:05:01.007, answered 30 ms later: waited 0 ms for a deploy of the file under way, 3 ms to find the cluster, " +
-      "27 ms for every server to deploy (the server's own 24 ms)",
+      "27 ms for every server to deploy (the server's own 24 ms, server2 4 ms)",
   );
+  const early = deploySummary("orders.py", deployed, { savedAt, started: savedAt, sent: savedAt + 3, answered: savedAt + 30, early: true });
+  assert.match(early.lines.at(-1)!, /^  save began at 09:05:01\.007, answered 30 ms later: /);
 });
 
 test("a partial deploy names the server that did not confirm", () => {

@@ -105,6 +105,31 @@ describe("against a real Splice cluster", { timeout: 120_000 }, () => {
     deployer.dispose();
   });
 
+  test("a save deploys as it begins; its saved event deploys again only a text edited while saving", async () => {
+    const ui = new RecordingUi();
+    const deployer = new Deployer(async () => client, ui);
+    const file = path.join(project, "shop", "early.py");
+    const module = (greeting: string): ModuleFile => ({ file, root: project, path: "shop/early.py", source: SERVICE("shop.early", greeting) });
+    deployer.saving(module("one"));
+    assert.deepEqual(ui.busyLabels, ["early.py"], "the deploy started as the save began");
+    deployer.saved(module("one"));
+    await deployer.idle();
+    assert.equal(ui.statuses.length, 1, "the text written was the text sent: one deploy");
+    assert.match(ui.statuses[0].lines.at(-1)!, /^  save began at \d\d:\d\d:\d\d\.\d{3}, answered \d+ ms later: /);
+
+    deployer.saving(module("two"));
+    deployer.saved(module("two, formatted"));
+    await deployer.idle();
+    assert.equal(ui.statuses.length, 3, "the text sent, then the text written");
+    assert.match(ui.statuses[2].lines.at(-1)!, /^  saved at /);
+    assert.deepEqual((await client.invoke("shop.early", {})).payload, { greeting: "two, formatted", input: {} });
+
+    deployer.saved(module("two, formatted"));
+    await deployer.idle();
+    assert.equal(ui.statuses.length, 4, "a saved event without a will-save event deploys");
+    deployer.dispose();
+  });
+
   test("warming up asks for the client once and never throws, reachable or not", async () => {
     const asked: boolean[] = [];
     await new Deployer(async (fresh) => (asked.push(fresh), client), new RecordingUi()).warm();

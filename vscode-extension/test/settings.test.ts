@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { NotConfigured, projectRoots, resolvePath, resolveTarget } from "../src/lib/settings";
+import { NotConfigured, projectRoots, resolvePath, resolveTarget, savingMayEdit } from "../src/lib/settings";
 
 test("paths: ~, relative to the workspace, absolute", () => {
   assert.equal(resolvePath("~/c", "/w"), path.join(homedir(), "c"));
@@ -35,4 +35,21 @@ test("resolving the target", async (t) => {
   assert.deepEqual(await resolveTarget({ clusterUrl: "http://lb:17010", clusterDir: "" }, ws, undefined), {
     url: "http://lb:17010", token: undefined, tokenSource: "none", clusterDir: undefined,
   });
+});
+
+test("saving may edit the text: format on save, or code actions on save that run", () => {
+  const cases: Array<[boolean, unknown, boolean]> = [
+    [false, {}, false],
+    [false, undefined, false],
+    [true, {}, true],
+    [false, { "source.organizeImports": "explicit" }, true],
+    [false, { "source.fixAll": "always" }, true],
+    [false, { "source.fixAll": true }, true],
+    [false, { "source.fixAll": "never", "source.organizeImports": false }, false],
+    [false, ["source.organizeImports"], true],
+    [false, [], false],
+  ];
+  for (const [formatOnSave, codeActions, expected] of cases) {
+    assert.equal(savingMayEdit(formatOnSave, codeActions), expected, JSON.stringify([formatOnSave, codeActions]));
+  }
 });

@@ -40,6 +40,8 @@ export interface DeployTiming {
   started: number;
   sent: number;
   answered: number;
+  /** `savedAt` is when the save began (before the file was written), not when it ended. */
+  early?: boolean;
 }
 
 /** Local time of day with milliseconds, `12:34:56.789`. */
@@ -49,10 +51,15 @@ export function clock(epochMs: number): string {
   return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
-/** Where the time of a deploy went, for the output channel (the save's time of day lets a reader line it up with others). */
-export function timingLine(t: DeployTiming, serverMs?: number): string {
-  const server = typeof serverMs === "number" ? ` (the server's own ${Math.round(serverMs)} ms)` : "";
-  return `  saved at ${clock(t.savedAt)}, answered ${t.answered - t.savedAt} ms later: waited ${t.started - t.savedAt} ms for a deploy of the file under way, ` +
+/**
+ * Where the time of a deploy went, for the output channel (the save's time of day lets a reader line it up with
+ * others): `serverMs` is the deploy's own time in the server asked, `servers` the others' times (each from that
+ * server's notice to its confirmation).
+ */
+export function timingLine(t: DeployTiming, serverMs?: number, servers: readonly ServerOutcome[] = []): string {
+  const others = servers.filter((s) => typeof s.ms === "number").map((s) => `, ${s.server} ${Math.round(s.ms as number)} ms`).join("");
+  const server = typeof serverMs === "number" ? ` (the server's own ${Math.round(serverMs)} ms${others})` : "";
+  return `  ${t.early ? "save began" : "saved"} at ${clock(t.savedAt)}, answered ${t.answered - t.savedAt} ms later: waited ${t.started - t.savedAt} ms for a deploy of the file under way, ` +
     `${t.sent - t.started} ms to find the cluster, ${t.answered - t.sent} ms for every server to deploy${server}`;
 }
 
@@ -71,7 +78,7 @@ export function deploySummary(label: string, answer: DeployAnswer, timing?: Depl
     lines.push(`  ${m.path}${version}${unchanged}: ${(m.services ?? []).join(", ") || "no services"}`);
   }
   lines.push(...servers.map(serverLine));
-  if (timing) lines.push(timingLine(timing, total));
+  if (timing) lines.push(timingLine(timing, total, servers));
   const tooltip = [
     `Splice: ${label} ${ok ? "deployed" : "deployed partially"}${ms(total)}`,
     ...servers.map((s) => serverLine(s).trim()),

@@ -66,3 +66,16 @@ export async function resolveTarget(
   if (dirInfo?.token) return { url, token: dirInfo.token, tokenSource: "admin-token file", clusterDir };
   return { url, token: undefined, tokenSource: "none", clusterDir };
 }
+
+/**
+ * Whether VS Code may edit a document while saving it, before writing it (`editor.formatOnSave`, or any
+ * `editor.codeActionsOnSave` entry that runs: `true`, `"explicit"`, `"always"`; a list names kinds to run).
+ */
+export function savingMayEdit(formatOnSave: boolean, codeActionsOnSave: unknown): boolean {
+  if (formatOnSave) return true;
+  if (Array.isArray(codeActionsOnSave)) return codeActionsOnSave.length > 0;
+  if (codeActionsOnSave && typeof codeActionsOnSave === "object") {
+    return Object.values(codeActionsOnSave).some((v) => v === true || v === "explicit" || v === "always");
+  }
+  return false;
+}

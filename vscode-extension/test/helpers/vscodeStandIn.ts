@@ -72,9 +72,12 @@ export class StandIn {
   readonly secrets = new Map<string, string>();
   readonly workspaceState = new Map<string, unknown>();
   readonly textDocuments: FakeDocument[] = [];
+  /** Settings of sections other than `splice` (`editor`: `formatOnSave`...), by section. */
+  readonly sections: Record<string, Record<string, unknown>> = {};
   /** Answers for showQuickPick / showInputBox / showWarningMessage, in order. */
   readonly answers: unknown[] = [];
   private readonly saveListeners: Listener<FakeDocument>[] = [];
+  private readonly willSaveListeners: Listener<{ document: FakeDocument }>[] = [];
 
   /** `settings` are the `splice.*` values the user set (without the prefix); the rest are package.json's defaults. */
   constructor(readonly workspaceFolder: string, readonly settings: Record<string, unknown>) {
@@ -85,8 +88,13 @@ export class StandIn {
     }
   }
 
-  save(doc: FakeDocument): void {
-    for (const listener of this.saveListeners) listener(doc);
+  /**
+   * A save as VS Code makes it: the will-save event with the editor's text, then the saved event with `written`
+   * (by default the same document; another one when a formatter edited the text while saving).
+   */
+  save(doc: FakeDocument, written: FakeDocument = doc): void {
+    for (const listener of this.willSaveListeners) listener({ document: doc });
+    for (const listener of this.saveListeners) listener(written);
   }
 
   context() {
@@ -147,8 +155,12 @@ export class StandIn {
         get textDocuments() {
           return self.textDocuments;
         },
-        getConfiguration: () => ({ get: <T>(key: string, d: T) => (key in self.settings ? (self.settings[key] as T) : d) }),
+        getConfiguration: (section = "splice") => {
+          const values = section === "splice" ? self.settings : (self.sections[section] ??= {});
+          return { get: <T>(key: string, d: T) => (key in values ? (values[key] as T) : d) };
+        },
         onDidSaveTextDocument: (l: Listener<FakeDocument>) => (self.saveListeners.push(l), disposable),
+        onWillSaveTextDocument: (l: Listener<{ document: FakeDocument }>) => (self.willSaveListeners.push(l), disposable),
         onDidChangeConfiguration: () => disposable,
         openTextDocument: async (arg: { language?: string; content?: string }) => (self.opened.push(arg), arg),
         findFiles: async () => [],

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -103,6 +105,14 @@ def _is_http_error(exc: BaseException) -> bool:
     return isinstance(exc, httpx.HTTPError)
 
 
+def seal(token: str, sequence: int, origin: str, change: dict[str, Any]) -> str:
+    """The MAC (HMAC-SHA256 keyed by the cluster's internal token) of a notice's change: Redis carries only doorbells
+    otherwise, so whoever can publish on it must not be able to hand the servers code; a change without the right
+    MAC is ignored (the peer reads the ODB)."""
+    body = json.dumps([sequence, origin, change], sort_keys=True, separators=(",", ":"))
+    return hmac.new(token.encode(), b"splice notice change v1\0" + body.encode(), hashlib.sha256).hexdigest()
+
+
 def timed_out(name: str, timeout: float) -> Ack:
     return {"server": name, "status": "timed_out", "error": f"no answer within {timeout:g} s"}
 
@@ -112,6 +122,7 @@ class HttpBus:
 
     def __init__(self, me: str, token: str) -> None:
         self.me = me
+        self.token = token
         self._headers = {"Authorization": f"Bearer {token}"}
         self._http: httpx.AsyncClient | None = None
         self._lanes: dict[str, _Lane] = {}
@@ -320,7 +331,12 @@ class RedisBus:
                 await self._on_events(message["events"])
         elif message.get("kind") == "notice" and message.get("origin") != self.me:
             sequence, origin = int(message["sequence"]), str(message["origin"])
-            task = asyncio.create_task(self._answer(sequence, origin, message.get("change"), on_notice))
+            change = message.get("change")
+            if not (isinstance(change, dict) and self.fallback.token) or not hmac.compare_digest(
+                str(message.get("mac", "")), seal(self.fallback.token, sequence, origin, change)
+            ):
+                change = None
+            task = asyncio.create_task(self._answer(sequence, origin, change, on_notice))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
         elif message.get("kind") == "ack" and message.get("to") == self.me:
@@ -333,7 +349,7 @@ class RedisBus:
                     done.set()
 
     async def _answer(self, sequence: int, origin: str, change: dict[str, Any] | None, on_notice: OnNotice) -> None:
-        ack = await on_notice(sequence, origin, change if isinstance(change, dict) else None)
+        ack = await on_notice(sequence, origin, change)
         await self._publish({"kind": "ack", "sequence": sequence, "to": origin, "server": self.me, "ack": ack})
 
     async def _publish(self, message: dict[str, Any]) -> None:
@@ -398,8 +414,8 @@ class RedisBus:
             if not self.connected:
                 raise ConnectionError("not subscribed")
             notice: dict[str, Any] = {"kind": "notice", "sequence": sequence, "origin": self.me}
-            if change is not None:
-                notice["change"] = change
+            if change is not None and self.fallback.token:
+                notice.update(change=change, mac=seal(self.fallback.token, sequence, self.me, change))
             await self._publish(notice)
         except (RedisError, OSError) as exc:
             logger.warning("cluster bus: cannot publish on Redis (%s); telling the servers over HTTP", exc)

@@ -10,6 +10,7 @@ import concurrent.futures
 import os
 import signal
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,6 +135,11 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         # The notice carried the deployment itself: the peers took it without reading the ODB.
         assert [s.get("read_ms") for s in answer["servers"][1:]] == [0.0, 0.0], answer["servers"]
         assert versions(made) == [1, 1, 1]
+        acks = _forge_a_change(redis_server.url, answer["sequence"])  # type: ignore[attr-defined]
+        # A notice without the cluster's MAC brings no code: each server read the ODB, which has no such sequence.
+        assert sorted(a["server"] for a in acks) == ["server1", "server2", "server3"], acks
+        assert all(a["ack"]["status"] == "failed" for a in acks), acks
+        assert versions(made) == [1, 1, 1]
 
         redis_server(False)
         answer = deploy(made.urls[1], made.token, 2)
@@ -151,6 +157,38 @@ def test_the_redis_bus_carries_deploys_and_catch_up_covers_it_being_down(
         assert {s.get("via") for s in answer["servers"][1:]} == {"redis"}
         assert [s.get("read_ms") for s in answer["servers"][1:]] == [0.0, 0.0], answer["servers"]
         assert versions(made) == [3, 3, 3]
+
+
+def _forge_a_change(url: str, sequence: int) -> list[dict]:
+    """Publish, as anyone who can reach Redis could, a notice whose change would deploy version 666 (without the
+    MAC only the cluster's key gives); the servers' acknowledgements of it."""
+    import hashlib
+    import json
+
+    import redis
+
+    source = VERSIONED.format(version=666)
+    module = {"path": "demo.py", "module": "demo", "version": 99, "source": source, "deployed_by": "", "origin": None}
+    module["sha256"] = hashlib.sha256(source.encode()).hexdigest()
+    change = {"after": sequence, "sequence": sequence + 1, "modules": [module]}
+    notice = {"kind": "notice", "sequence": sequence + 1, "origin": "intruder", "change": change, "mac": "0" * 64}
+    client = redis.Redis.from_url(url)
+    acks: list[dict] = []
+    try:
+        channel = client.pubsub_channels()[0]
+        with client.pubsub() as listener:
+            listener.subscribe(channel)
+            client.publish(channel, json.dumps(notice))
+            deadline = time.monotonic() + 20
+            while len(acks) < 3 and time.monotonic() < deadline:
+                message = listener.get_message(timeout=1.0)
+                if message and message["type"] == "message":
+                    data = json.loads(message["data"])
+                    if data.get("kind") == "ack" and data.get("to") == "intruder":
+                        acks.append(data)
+    finally:
+        client.close()
+    return acks
 
 
 def test_a_service_knows_which_server_runs_it(three: Cluster) -> None:

@@ -33,6 +33,11 @@ const VSCE = path.join(EXT, "node_modules/.bin/vsce");
 const UVICORN = path.join(path.dirname(PYTHON), "uvicorn");
 // Saves measured (each: Splice's deploy on save, then the same change under `uvicorn --reload`); bench/editor.py sets more.
 const SAVES = Math.max(1, Number(process.env.SPLICE_E2E_SAVES ?? 5));
+// How a Splice save is seen done: "status" (the default) waits, without a request to the servers, until the status
+// bar shows every server deployed, then asks each server once (polling every 2 ms only if one still answers the
+// old code); "poll" polls every server every 2 ms from Ctrl+S on (an invoke in flight during a deploy slowed the
+// deploy ~2x: that is the test's load, not the editor's time); "both" alternates them, one per round.
+const MEASURE = process.env.SPLICE_E2E_MEASURE ?? "status";
 const VSIX =
   process.env.SPLICE_E2E_VSIX ??
   path.join(EXT, readdirSync(EXT).filter((f) => /^splice-vscode-.*\.vsix$/.test(f)).sort().pop() ?? "splice-vscode.vsix");
@@ -303,6 +308,18 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     await page.evaluate(() => window.addEventListener("keydown", (e) => {
       if (e.ctrlKey && e.key.toLowerCase() === "s") window.__spliceSaveKeyAt = Date.now();
     }, true));
+    // When the status bar first shows every server deployed after a save: the Splice item is busy
+    // ("Splice hello.py") and then done ("Splice hello.py: server1 ✓ server2 ✓", the same text as the save before).
+    await page.evaluate(() => {
+      const bar = document.querySelector(".part.statusbar");
+      window.__spliceStatus = { busy: false, doneAt: undefined };
+      new MutationObserver(() => {
+        const s = window.__spliceStatus;
+        const text = bar.textContent ?? "";
+        if (/Splice hello\.py(?!:)/.test(text)) s.busy = true;
+        else if (s.busy && s.doneAt === undefined && /Splice hello\.py: server1 ✓ server2 ✓/.test(text)) s.doneAt = Date.now();
+      }).observe(bar, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     phase("browser: workbench loaded");
 
     const editorText = async () =>
@@ -349,7 +366,10 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
       await page.keyboard.press("Shift+End");
       await page.keyboard.type(`${v}${rest}`);
       await until("the edit", async () => (await editorText()).includes(`{"v": ${v}}`), { timeout: 5_000, interval: 20 });
-      await page.evaluate(() => (window.__spliceSaveKeyAt = undefined));
+      await page.evaluate(() => {
+        window.__spliceSaveKeyAt = undefined;
+        window.__spliceStatus = { busy: false, doneAt: undefined };
+      });
       const pressed = Date.now();
       await page.keyboard.press("Control+S");
       const seen = await served(v);
@@ -370,16 +390,26 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
     // Each server polled on its own, back to back: every server answers when the last of them first did.
     const servedBySplice = async (v) => Math.max(...(await Promise.all(servers.map((s) => firstSeen(`${s} to answer ${v}`,
       async () => (await admin(s, token, "POST", "invoke", { service: "demo.hello", payload: {} }, 2000)).payload?.v === v)))));
+    // The status bar first, then each server once: no request reaches a server while it deploys.
+    const servedAfterStatus = async (v) => {
+      await page.waitForFunction(() => window.__spliceStatus.doneAt, undefined, { polling: 2, timeout: 10_000 });
+      return servedBySplice(v);
+    };
     // uvicorn's reloader keeps the listening socket while its worker restarts: a connection may wait, so time out.
     const servedByUvicorn = (v) => firstSeen(`uvicorn to answer ${v}`,
       async () => (await (await fetch(uvicornUrl, { signal: AbortSignal.timeout(2000) })).json()).v === v);
+    const polled = [];
     for (let round = 0; round < SAVES; round++) {
       const v = round + 2;
+      const poll = MEASURE === "poll" || (MEASURE === "both" && round % 2 === 1);
       const steps = [async () => {
         await openFile("hello.py", `{"v": ${v - 1}}`);
-        const r = await saveAndPoll(path.join(ws, "shop/hello.py"), lineNo, col, "}", v, servedBySplice);
+        const r = await saveAndPoll(path.join(ws, "shop/hello.py"), lineNo, col, "}", v, poll ? servedBySplice : servedAfterStatus);
+        r.statusAt = await page.evaluate(() => window.__spliceStatus.doneAt);
+        r.polled = poll;
         splice.push(r);
-        t.diagnostic(`save -> every server answers: ${r.ms} ms`);
+        if (poll && MEASURE === "both") polled.push(r);
+        t.diagnostic(`save -> every server answers${poll && MEASURE === "both" ? " (polled from Ctrl+S on)" : ""}: ${r.ms} ms`);
       }];
       if (uvicorn) {
         steps.push(async () => {
@@ -389,7 +419,7 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
           t.diagnostic(`uvicorn --reload: save -> new code answers: ${r.ms} ms`);
         });
       }
-      if (round % 2) steps.reverse(); // alternate which goes first
+      if ((MEASURE === "both" ? Math.floor(round / 2) : round) % 2) steps.reverse(); // alternate which goes first
       for (const step of steps) await step();
     }
     const finalV = SAVES + 1;
@@ -438,11 +468,14 @@ test("the packaged extension in code-server against a real cluster", { timeout: 
         }
       }
       if (!onDiskShown) parts.push(disk());
-      parts.push(`the test saw every server answer +${r.ms}`);
+      if (r.statusAt) parts.push(`the status bar showed every server ✓ +${r.statusAt - r.keyAt}`);
+      parts.push(`the test saw every server answer +${r.ms}${r.polled ? " (polled every 2 ms from Ctrl+S on)" : ""}`);
       t.diagnostic(`  save ${i + 1} (${r.ms} ms): ${parts.join(", ")}; the test's key press reached the page ${r.keyAt - r.pressed} ms after it was sent`);
     }
-    const p50 = median(splice.map((r) => r.ms));
-    t.diagnostic(`save -> every server answers, p50 of ${splice.length}: ${p50} ms`);
+    const main = MEASURE === "both" ? splice.filter((r) => !r.polled) : splice;
+    const p50 = median(main.map((r) => r.ms));
+    t.diagnostic(`save -> every server answers${MEASURE === "poll" ? " (polled from Ctrl+S on)" : ""}, p50 of ${main.length}: ${p50} ms`);
+    if (polled.length) t.diagnostic(`save -> every server answers (polled from Ctrl+S on), p50 of ${polled.length}: ${median(polled.map((r) => r.ms))} ms`);
     if (baseline.length) {
       const b50 = median(baseline.map((r) => r.ms));
       t.diagnostic(`uvicorn --reload: save -> new code answers, p50 of ${baseline.length}: ${b50} ms`);

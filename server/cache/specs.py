@@ -18,7 +18,7 @@ MiB = 1024 * 1024
 class CacheFields(BaseModel):
     """A cache's fields, each checked on its own (``CacheSpec`` adds the rule across them)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
     name: Name
     backend: Literal["memory", "redis"] = "memory"

@@ -123,7 +123,7 @@ HeaderName = Annotated[
     AfterValidator(_header),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": HEADER_PATTERN}),
 ]
-_SPEC = ConfigDict(extra="forbid", strict=True, frozen=True)
+_SPEC = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 MAX_WS_MESSAGE = 16 * 1024 * 1024
 """The largest WebSocket message any channel may allow (the server's own limit)."""
 _QUEUE_PATTERN = r"^[A-Za-z0-9_.:/-]{1,255}$"

@@ -64,7 +64,9 @@ def address_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
 class OutgoingSpec(BaseModel):
     """What every outgoing connection has: a name, a kind, an address (URL or DSN, never with a password)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=address_schema)
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", strict=True, frozen=True, json_schema_extra=address_schema
+    )
 
     SCHEMES: ClassVar[tuple[str, ...]] = ()
     """The URL schemes (regular expressions) ``address`` may start with: the kind's validator says so in words,

@@ -26,7 +26,7 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class AuditQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     limit: int = Field(50, ge=1, le=audit.MAX_LIMIT, description="how many, newest first")
     since: datetime | None = Field(

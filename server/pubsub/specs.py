@@ -18,7 +18,7 @@ from .names import MAX_TOPIC, PATTERN_PATTERN, TOPIC_PATTERN, check_pattern, che
 MiB = 1024 * 1024
 MAX_PAYLOAD = 16 * MiB
 """The largest message any topic may allow."""
-_SPEC = ConfigDict(extra="forbid", strict=True, frozen=True)
+_SPEC = ConfigDict(defer_build=True, extra="forbid", strict=True, frozen=True)
 
 
 def _topic(value: str) -> str:

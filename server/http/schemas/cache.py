@@ -28,7 +28,9 @@ FULL_SPEC: dict[str, Any] = {
 class CacheBody(CacheFields):
     """A cache's definition; ``connection`` (a redis outgoing connection) only with ``backend`` ``redis`` (else 422)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [SPEC_EXAMPLE]})
+    model_config = ConfigDict(
+        defer_build=True, extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [SPEC_EXAMPLE]}
+    )
 
 
 class CacheInfo(BaseModel):

@@ -15,16 +15,18 @@ BY_MAX = 200
 
 def body_config(example: dict[str, Any]) -> ConfigDict:
     """A request body: strict types (``false`` is not a number), no unknown fields, one example."""
-    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [example]})
+    return ConfigDict(defer_build=True, extra="forbid", strict=True, json_schema_extra={"examples": [example]})
 
 
 def answer_config(example: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [example]})
+    return ConfigDict(defer_build=True, json_schema_extra={"examples": [example]})
 
 
 @with_config(
     ConfigDict(
-        extra="allow", json_schema_extra={"examples": [{"server": "server1", "status": "deployed", "sequence": 7}]}
+        defer_build=True,
+        extra="allow",
+        json_schema_extra={"examples": [{"server": "server1", "status": "deployed", "sequence": 7}]},
     )
 )
 class ServerOutcome(TypedDict, total=False):
@@ -56,7 +58,7 @@ class Deleted(BaseModel):
     servers: list[ServerOutcome]
 
 
-@with_config(ConfigDict(extra="allow"))
+@with_config(ConfigDict(defer_build=True, extra="allow"))
 class ErrorDetail(TypedDict):
     code: str
     message: str

@@ -37,7 +37,9 @@ class ChannelBody(ChannelSpec):
 
 def _example(spec: Any, example: dict[str, Any]) -> ConfigDict:
     """A channel spec's configuration (strict, no unknown fields, frozen) with one example."""
-    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]})
+    return ConfigDict(
+        defer_build=True, extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]}
+    )
 
 
 class WebSocketChannelBody(WebSocketChannel):
@@ -79,7 +81,7 @@ AnyChannelBody = Annotated[
 class ChannelAnswer(BaseModel):
     """The channel created (its kind's fields too); ``warning`` says when no service of that name is deployed yet."""
 
-    model_config = ConfigDict(extra="allow") | answer_config(
+    model_config = ConfigDict(defer_build=True, extra="allow") | answer_config(
         {
             "name": "get-order",
             "path": "/orders/{id}",

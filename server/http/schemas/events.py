@@ -12,7 +12,7 @@ from .common import Whole, answer_config, body_config
 class ClusterEvent(BaseModel):
     """One event a server sent (``ClusterMember.send_event``)."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(defer_build=True, strict=True)
 
     kind: Literal["event"] = "event"
     event: str = Field(min_length=1, max_length=100, description="what it is about: cache, pubsub, hello, bye")

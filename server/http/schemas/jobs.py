@@ -31,7 +31,7 @@ class Units(TypedDict):
     seconds: NotRequired[Annotated[float, Field(ge=0, allow_inf_nan=False)]]
 
 
-Units.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)  # type: ignore[attr-defined]
+Units.__pydantic_config__ = ConfigDict(defer_build=True, extra="forbid", strict=True)  # type: ignore[attr-defined]
 Moment = Annotated[str, Field(description="ISO-8601 with a time zone", examples=["2026-12-01T10:00:00Z"])]
 _FIELDS: dict[str, Any] = {
     "name": Name,
@@ -50,7 +50,7 @@ _FIELDS: dict[str, Any] = {
     "backoff": Annotated[float, Field(gt=0, le=MAX_BACKOFF, allow_inf_nan=False)],
     "paused": bool,
 }
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(defer_build=True, extra="forbid", strict=True)
 _ONE_TRIGGER: dict[str, Any] = {"oneOf": [{"required": [key]} for key in _TRIGGERS]}
 _CREATE_EXAMPLE: dict[str, Any] = {
     "name": "nightly-report",
@@ -95,7 +95,7 @@ _JOB: dict[str, Any] = {
 class Job(BaseModel):
     """A stored job: its definition (trigger in the stored form), origin and where the scheduler is with it."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_JOB]})
+    model_config = ConfigDict(defer_build=True, extra="allow", json_schema_extra={"examples": [_JOB]})
 
     id: int
     name: str
@@ -110,9 +110,10 @@ class ListedJob(Job):
 
 class Jobs(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [{"jobs": [_JOB], "scheduler": {"name": "scheduler1", "lease_expires": "2026-12-02T10:00:30Z"}}]
-        }
+        },
     )
 
     jobs: list[ListedJob]
@@ -120,13 +121,13 @@ class Jobs(BaseModel):
 
 
 class DeletedJob(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"deleted": "nightly-report"}]})
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [{"deleted": "nightly-report"}]})
 
     deleted: str
 
 
 class JobRuns(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"job": "nightly-report", "runs": []}]})
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [{"job": "nightly-report", "runs": []}]})
 
     job: str
     runs: list[dict[str, Any]]
@@ -153,6 +154,7 @@ class Dispatch(BaseModel):
     """The scheduler's batch of runs: the server starts them all and streams one JSON line per outcome."""
 
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -168,7 +170,7 @@ class Dispatch(BaseModel):
                     "scheduler": "scheduler1",
                 }
             ]
-        }
+        },
     )
 
     runs: list[Run]
@@ -184,7 +186,7 @@ _OUTCOME: dict[str, Any] = {
 }
 
 
-@with_config(ConfigDict(json_schema_extra={"examples": [_OUTCOME]}))
+@with_config(ConfigDict(defer_build=True, json_schema_extra={"examples": [_OUTCOME]}))
 class Outcome(TypedDict, total=False):
     """One line of the stream: a run's outcome."""
 

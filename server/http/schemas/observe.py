@@ -17,7 +17,7 @@ SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 class DeploymentsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     limit: int = Field(50, ge=1, le=MAX_DEPLOYMENTS, description="how many, newest first")
     before: int | None = Field(
@@ -96,7 +96,7 @@ class StoredVersion(BaseModel):
 
 
 class LogsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     limit: int = Field(200, ge=1, le=MAX_LOG_LINES, description="at most this many lines (the newest)")
     after: str = Field("", max_length=100, description="a cursor from an earlier answer: only lines written since")
@@ -144,7 +144,7 @@ class LogsAnswer(BaseModel):
 
 
 class MetricsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     service: str = Field("", max_length=500, description="only this service (its figures are zero if never called)")
 

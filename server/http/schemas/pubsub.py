@@ -49,7 +49,9 @@ _DELIVERY: dict[str, Any] = {
 
 def _with(example: dict[str, Any]) -> ConfigDict:
     """A spec's own configuration (strict, no unknown fields, frozen) with one example."""
-    return ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]})
+    return ConfigDict(
+        defer_build=True, extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]}
+    )
 
 
 class TopicBody(TopicSpec):
@@ -91,6 +93,7 @@ class PublishBody(BaseModel):
     """A message: ``data`` (any JSON value) or ``data_base64`` (bytes), one of the two."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         strict=True,
         json_schema_extra={
@@ -135,20 +138,20 @@ State = Literal["ready", "dead"]
 
 
 class PeekQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     limit: int = Field(default=20, ge=1, le=MAX_PEEK, description="at most this many, oldest first")
     state: State = Field(default="ready", description="waiting messages, or dead letters")
 
 
 class DeadQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     limit: int = Field(default=100, ge=1, le=MAX_PEEK, description="at most this many, oldest first")
 
 
 class PurgeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     state: State | None = Field(default=None, description="only waiting messages, or only dead letters (default: all)")
 
@@ -157,6 +160,7 @@ class TopicRow(TopicSpec):
     """A topic: its spec, the subscriptions it feeds, and its depth (messages waiting over them all)."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={
@@ -190,6 +194,7 @@ class SubscriptionRow(SubscriptionSpec):
     memory). A figure is null when this server does not know the subscription yet."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         frozen=True,
         json_schema_extra={"examples": [{**_SUBSCRIPTION, "ready": 3, "in_flight": 1, "dead": 0, "oldest_age": 1.2}]},

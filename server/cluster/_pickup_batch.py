@@ -171,8 +171,10 @@ async def apply_batch(host: PickupHost, root: Path, scope: Collection[str] | Non
     sources, undecodable = _sources(found.modules, plan.deploy, origin)
     report.outcomes.extend(undecodable)
 
+    carried: dict[str, Any] | None = None
+
     async def change(engine: DeploymentEngine) -> tuple[list[Outcome], list[Outcome], list[int]]:
-        nonlocal changed
+        nonlocal changed, carried
         sequences: list[int] = []
         undeployed: list[Outcome] = []
         deployed = await _deploy(engine, root, sources, by, sequences) if sources else []
@@ -184,9 +186,12 @@ async def apply_batch(host: PickupHost, root: Path, scope: Collection[str] | Non
                 retried = await _deploy(engine, root, [s for s in sources if s.path in failed], by, sequences)
                 deployed = [o for o in deployed if o.path not in failed] + retried
         changed = time.perf_counter()
+        last = engine.last_change
+        if len(sequences) == 1 and last is not None and last["sequence"] == sequences[0]:
+            carried = last  # one deployment (a saved file): the notice carries it, as a deploy call's does
         return deployed, undeployed, sequences
 
-    rollout = await host.deployments.run(change, lambda done: max(done[2], default=None))
+    rollout = await host.deployments.run(change, lambda done: max(done[2], default=None), lambda _: carried)
     told = time.perf_counter()
     deployed, undeployed, sequences = rollout.result
     report.outcomes[:0] = deployed  # as before: deployments first, then what was skipped, then undeployments

@@ -94,6 +94,8 @@ class DeploymentEngine:
         self.load_failures: list[SourceProblem] = []
         self.applied = 0
         """The newest deployment sequence this server has applied; everything up to it is loaded."""
+        self.last_change: dict[str, Any] | None = None
+        """The newest deployment made here as a notice carries it (``DeployResult.change``)."""
         self.in_step = True
         """Whether this server holds what the ODB held at ``applied`` (not after a sync that failed to load): only
         then may a notice's change (``take_change``) stand in for reading the ODB."""
@@ -294,7 +296,7 @@ class DeploymentEngine:
                     await asyncio.wait([isolation])
                 if not isolation.cancelled():
                     isolation.exception()  # retrieved: a failure that lost to another error is not "never retrieved"
-            change = self._change(sequence, new_records) if self.in_step else None
+            change = self.last_change = self._change(sequence, new_records) if self.in_step else None
             self._advance(sequence)
             done = time.perf_counter()
         timings = {

@@ -76,12 +76,16 @@ class DeploymentPath:
         self.versions = versions
 
     async def run(
-        self, change: Callable[[DeploymentEngine], Awaitable[R]], sequence_of: Callable[[R], int | None]
+        self,
+        change: Callable[[DeploymentEngine], Awaitable[R]],
+        sequence_of: Callable[[R], int | None],
+        carried_of: Callable[[R], dict[str, Any] | None] = lambda result: getattr(result, "change", None),
     ) -> Rollout[R]:
         """Apply ``change`` to this server's engine, then tell the cluster the sequence it recorded.
 
         ``sequence_of`` reads that sequence from the change's result; ``None`` means nothing was recorded
-        and no server needs telling.
+        and no server needs telling. ``carried_of`` reads what the notice may carry of it (``DeployResult.change``)
+        so that peers need not read the ODB; ``None``: they read it.
         """
         began = time.perf_counter()
         # Every server of the cluster, read once beside the local work: the live ones are told, the others listed.
@@ -101,7 +105,7 @@ class DeploymentPath:
             # everything up to its own change until it catches up, and its line must not say less than that.
             await self.cluster.catch_up()
         servers = await roster
-        carried = getattr(result, "change", None)  # a deployment as the peers can take it without the ODB
+        carried = carried_of(result)  # a deployment as the peers can take it without the ODB
         outcomes = await self.cluster.propagate(sequence, self.cluster.live_among(servers), carried)
         told = time.perf_counter()
         rollout = Rollout(result, self._every_server(sequence, outcomes, servers))

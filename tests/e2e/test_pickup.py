@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Cluster, eventually, make_cluster, splice
+from tests.conftest import Cluster, eventually, make_cluster, running, splice
 
 WAIT = 60.0
 
@@ -332,3 +332,26 @@ def test_a_pickup_directory_removed_and_cloned_again_is_watched_again(three: Clu
     answers_everywhere(three, "before", None)
     write(pickup / "later.py", service("later", 1))
     answers_everywhere(three, "later", {"name": "later", "version": 1})
+
+
+def test_a_saved_file_comes_to_the_peers_in_the_redis_notice(tmp_path: Path, redis_server: Any) -> None:
+    """A save is one deployment: over the Redis bus its notice carries it, so the peers load it without reading
+    the ODB (``read_ms`` 0 in their lines of the batch)."""
+    made = make_cluster(tmp_path / "cluster", servers=3, redis=redis_server.url)
+    with running(made):
+        pickup = made.directory / "pickup"
+        holder(made)
+        write(pickup / "saved.py", service("saved", 1))
+        answers_everywhere(made, "saved", {"name": "saved", "version": 1})
+        write(pickup / "saved.py", service("saved", 2))
+        answers_everywhere(made, "saved", {"name": "saved", "version": 2})
+
+        def last_batch() -> Any:
+            dirs = [d for url in made.urls for d in admin_get(made, "pickup", url)["dirs"] if d.get("last_batch")]
+            batch = dirs[0]["last_batch"] if dirs else None
+            return batch if batch and batch.get("sequence") and len(batch.get("servers", [])) == 3 else None
+
+        batch = eventually(last_batch, WAIT)
+        peers = batch["servers"][1:]
+        assert {p.get("via") for p in peers} == {"redis"}, peers
+        assert [p.get("read_ms") for p in peers] == [0.0, 0.0], peers

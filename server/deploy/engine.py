@@ -11,10 +11,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +23,7 @@ import anyio.to_thread
 from ..core.errors import Conflict, DeployError, NotFound, SourceProblem
 from ..core.naming import check_module_path, module_name
 from ..core.store import ServiceInfo, ServiceStore, describe, find_services
+from .change import carried, records_of, sha256
 from .isolate import Isolation, IsolationUnavailable
 from .loader import UserModules, forget, import_all, is_foreign, restore
 from .modules import check_path_length, dependents, imports_of, load_order, shadowed
@@ -39,13 +37,12 @@ from .records import (
     SyncResult,
     UndeployResult,
 )
+from .tree import clear_dir, prune, read_file, write_whole
 
 logger = logging.getLogger(__name__)
 _ATTEMPTS = 3
 _LOCK_BUDGET = 0.25
 """Seconds a deployment's open transaction may wait for its throw-away import."""
-CHANGE_LIMIT = 256 * 1024
-"""Bytes of source, at most, that a deployment's notice carries to the other servers (larger: they read the ODB)."""
 
 
 class _SlowIsolation(Exception):
@@ -59,10 +56,6 @@ async def _within(isolation: asyncio.Future[Any], seconds: float) -> Any:
         if not isolation.done():
             raise _SlowIsolation
     return isolation.result()
-
-
-def sha256(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
 
 
 def class_line(tree: ast.Module, class_name: str | None) -> int | None:
@@ -111,10 +104,10 @@ class DeploymentEngine:
         sequence, records = await self.repository.state()
         async with self._lock:
             self.applied = sequence
-            _clear_dir(self.deployed_dir)
+            clear_dir(self.deployed_dir)
             self.records = {r.path: r for r in records}
             for record in records:
-                _write(self.deployed_dir / record.path, record.source)
+                write_whole(self.deployed_dir / record.path, record.source)
                 self.finder.add(record.module, record.path)
                 self.graph[record.module] = _imports(record.source, record.module, record.path)
             order = load_order(self.graph, self.finder.files)
@@ -174,7 +167,7 @@ class DeploymentEngine:
         The origin sends it only once the deployment is committed, so the ODB holds the same."""
         started = time.perf_counter()
         async with self._lock:
-            records = _change_records(change)
+            records = records_of(change)
             if records is None or change.get("after") != self.applied or not self.in_step:
                 return None
             sequence = self.applied + 1
@@ -189,14 +182,7 @@ class DeploymentEngine:
     def _change(self, sequence: int, records: dict[str, ModuleRecord]) -> dict[str, Any] | None:
         """What a notice carries of deployment ``sequence`` (``take_change``), if it is the next after ``applied``
         (nothing from elsewhere came in between) and small enough."""
-        if self.applied != sequence - 1 or sum(len(r.source) for r in records.values()) > CHANGE_LIMIT:
-            return None
-        keys = ("path", "module", "version", "source", "sha256", "deployed_by", "origin")
-        return {
-            "after": sequence - 1,
-            "sequence": sequence,
-            "modules": [{k: getattr(r, k) for k in keys} for r in records.values()],
-        }
+        return carried(sequence, records) if self.applied == sequence - 1 else None
 
     def _advance(self, sequence: int) -> None:
         """After a deployment made here: move ``applied`` on only if nothing from elsewhere came in between."""
@@ -463,14 +449,14 @@ class DeploymentEngine:
         """Write files, load ``order`` afresh, swap the store; on any failure put everything back (files and
         directories this call made included). The replaced modules go to the reclaimer."""
         old_files = dict(self.finder.files)
-        old_sources = {p: _read(self.deployed_dir / p) for p in [*records, *removed]}
+        old_sources = {p: read_file(self.deployed_dir / p) for p in [*records, *removed]}
         removed_names = {self.records[p].module for p in removed}
         made: list[Path] = []
         saved: dict[str, ModuleType] = {}
         merged = {**self.records, **records}
         try:
             for path, record in records.items():
-                made += _write(self.deployed_dir / path, record.source)
+                made += write_whole(self.deployed_dir / path, record.source)
                 self.finder.add(record.module, path)
             for name in removed_names:
                 self.finder.discard(name)
@@ -490,7 +476,7 @@ class DeploymentEngine:
             raise
         for path in removed:
             (self.deployed_dir / path).unlink(missing_ok=True)
-            _prune(self.deployed_dir, (self.deployed_dir / path).parent)
+            prune(self.deployed_dir, (self.deployed_dir / path).parent)
         saved |= forget(_packages(old_files) - self.finder.packages() - set(self.finder.files))
         self.store.swap(set(order) | removed_names, infos)
         self.graph = {k: v for k, v in graph.items() if k not in removed_names}
@@ -515,7 +501,7 @@ class DeploymentEngine:
                 target.unlink(missing_ok=True)
             else:
                 with contextlib.suppress(OSError):  # the disk refused the new file; the old one is still there
-                    _write(target, source)
+                    write_whole(target, source)
         for directory in reversed(made):
             with contextlib.suppress(OSError):
                 directory.rmdir()
@@ -546,34 +532,6 @@ class DeploymentEngine:
         return UndeployResult(sequence, list(paths), services, _ms(started, time.perf_counter()))
 
 
-def _change_records(change: dict[str, Any]) -> dict[str, ModuleRecord] | None:
-    """The modules of a notice's change, each checked against its path and digest; ``None`` if any is not right."""
-    try:
-        sequence = int(change["sequence"])
-        records = {
-            m["path"]: ModuleRecord(
-                m["path"],
-                m["module"],
-                int(m["version"]),
-                m["source"],
-                m["sha256"],
-                sequence,
-                m.get("deployed_by") or "",
-                "",
-                m.get("origin"),
-            )
-            for m in change["modules"]
-        }
-    except (KeyError, TypeError, ValueError):
-        return None
-    for record in records.values():
-        if not isinstance(record.source, str) or record.module != module_name(record.path):
-            return None
-        if sha256(record.source) != record.sha256:
-            return None
-    return records or None
-
-
 def _packages(files: dict[str, str]) -> frozenset[str]:
     return UserModules(Path(), files).packages()
 
@@ -587,48 +545,3 @@ def _imports(source: str, module: str, path: str) -> set[str]:
         return imports_of(ast.parse(source), module, path.endswith("__init__.py"))
     except SyntaxError:
         return set()
-
-
-def _write(path: Path, source: str) -> list[Path]:
-    """Write ``path`` whole (through a temporary file beside it); returns the directories made for it, outermost
-    first, for a caller that must take them away again."""
-    made = [p for p in reversed(path.parents) if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A short temporary name: the file's own name may already be as long as the file system allows.
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(source)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return made
-
-
-def _prune(root: Path, directory: Path) -> None:
-    """Remove ``directory`` and its parents up to ``root`` while they are empty (after an undeploy)."""
-    while directory != root and root in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-
-
-def _clear_dir(root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_dir():
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        else:
-            path.unlink()

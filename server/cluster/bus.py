@@ -215,15 +215,16 @@ class HttpBus:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
-    async def _one(self, sequence: int, peer: dict[str, Any], timeout: float) -> Ack:
+    async def _one(self, sequence: int, peer: dict[str, Any], timeout: float, change: dict[str, Any] | None) -> Ack:
         started = time.perf_counter()
+        body: dict[str, Any] = {"sequence": sequence, "origin": self.me}
         try:
-            answer = await asyncio.wait_for(
-                self._client().post(
-                    f"{peer['url']}/splice/admin/cluster/sync", json={"sequence": sequence, "origin": self.me}
-                ),
-                timeout,
-            )
+            async with asyncio.timeout(timeout):
+                answer = await self._client().post(
+                    f"{peer['url']}/splice/admin/cluster/sync", json=body | {"change": change} if change else body
+                )
+                if change and answer.status_code in (413, 422):  # too large for it, or a peer that takes no change yet
+                    answer = await self._client().post(f"{peer['url']}/splice/admin/cluster/sync", json=body)
         except TimeoutError:
             return timed_out(peer["name"], timeout)
         except Exception as exc:  # httpx.HTTPError, imported lazily
@@ -243,8 +244,8 @@ class HttpBus:
     async def notify(
         self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float, change: dict[str, Any] | None = None
     ) -> dict[str, Ack]:
-        # Not the change: POST /cluster/sync takes only the sequence and the origin (peers read the ODB).
-        acks = await asyncio.gather(*(self._one(sequence, peer, timeout) for peer in peers))
+        # The change goes with the notice (the internal token, which opens /cluster/sync, vouches for it).
+        acks = await asyncio.gather(*(self._one(sequence, peer, timeout, change) for peer in peers))
         return {peer["name"]: ack for peer, ack in zip(peers, acks, strict=True)}
 
     async def close(self) -> None:

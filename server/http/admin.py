@@ -131,7 +131,7 @@ async def undeploy(runtime: Runtime, request: Request, body: deploying.UndeployB
 
 async def cluster_sync(runtime: Runtime, request: Request, body: about.SyncBody) -> Any:
     """A peer's notice (the HTTP bus): sync with the ODB now and answer this server's outcome."""
-    return await runtime.cluster.on_notice(body.sequence, body.origin)
+    return await runtime.cluster.on_notice(body.sequence, body.origin, body.change)
 
 
 async def cluster_info(runtime: Runtime, request: Request, body: None) -> about.ClusterAnswer:

@@ -86,6 +86,9 @@ class SyncBody(BaseModel):
 
     sequence: Whole = Field(ge=0)
     origin: str = ""
+    change: dict[str, Any] | None = None
+    """The deployment itself when it is small (``splice.server.deploy.change``): a peer one step behind loads it
+    without reading the ODB; any other reads the ODB as without it."""
 
 
 class PickupDir(BaseModel):

@@ -6,6 +6,7 @@ changes (``Users.reload_if_changed``), so a new user or password works without a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -104,7 +105,7 @@ class Users:
         entry = self._users.get(name)
         if entry is None or len(password) > MAX_PASSWORD:
             # The same work for an unknown name: the time taken does not tell which names exist.
-            verify_secret(password[:MAX_PASSWORD], _DUMMY_HASH)
+            verify_secret(password[:MAX_PASSWORD], _dummy_hash())
             return None
         if not verify_secret(password, str(entry.get("hash", ""))):
             return None
@@ -169,6 +170,11 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-_DUMMY_HASH = hash_secret("splice-dashboard-no-such-user")
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist (the same work as for one who does), made at the
+    first such login: scrypt at import cost every process importing the dashboard ~0.3 s of CPU."""
+    return hash_secret("splice-dashboard-no-such-user")
+
 
 __all__ = ["MIN_PASSWORD", "ROLES", "Role", "User", "UserError", "Users", "check_password"]

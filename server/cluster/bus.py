@@ -72,6 +72,9 @@ class Bus(Protocol):
     async def flush(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until the events sent so far have left."""
 
+    async def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until the events sent so far have reached the other servers (or failed to)."""
+
     async def close(self) -> None: ...
 
 
@@ -115,6 +118,10 @@ def seal(token: str, sequence: int, origin: str, change: dict[str, Any]) -> str:
 
 def timed_out(name: str, timeout: float) -> Ack:
     return {"server": name, "status": "timed_out", "error": f"no answer within {timeout:g} s"}
+
+
+NOT_LISTENING_YET = (0.05, 0.1, 0.2, 0.4)
+"""Pauses between tries of an event batch refused by a peer that is not listening yet (then it counts as lost)."""
 
 
 class HttpBus:
@@ -177,6 +184,13 @@ class HttpBus:
             while lane.queue:
                 batch = take_batch(lane.queue)
                 problem = await self._post_batch(lane.url, batch)
+                for pause in () if lane.failing or self._stopping else NOT_LISTENING_YET:
+                    if problem is None or not problem.startswith("ConnectError"):
+                        break
+                    # A peer registered in the ODB whose port is not open yet (it is starting: its hello, or the
+                    # first events sent to it, can come before it listens): worth a few short tries, in order.
+                    await asyncio.sleep(pause)
+                    problem = await self._post_batch(lane.url, batch)
                 if problem is None:
                     if lane.failing:
                         logger.info("cluster events reach %s again", name)
@@ -211,6 +225,10 @@ class HttpBus:
 
     async def flush(self, timeout: float) -> None:
         self._stopping = True  # only a stopping server flushes
+        await self.settle(timeout)
+
+    async def settle(self, timeout: float) -> None:
+        # A lane's task ends once its queue is empty and its last post answered (the peer applied the events).
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
@@ -399,6 +417,12 @@ class RedisBus:
         if self._sending is not None:
             await asyncio.wait([self._sending], timeout=timeout)
         await self.fallback.flush(timeout)
+
+    async def settle(self, timeout: float) -> None:
+        # Published is as far as Redis lets us see (its subscribers get it next); events sent over HTTP meanwhile.
+        if self._sending is not None:
+            await asyncio.wait([self._sending], timeout=timeout)
+        await self.fallback.settle(timeout)
 
     async def notify(
         self, sequence: int, peers: Sequence[dict[str, Any]], timeout: float, change: dict[str, Any] | None = None

@@ -191,6 +191,12 @@ class ClusterMember:
         skipped a number): what it keeps from events (a cache) must be dropped or refreshed."""
         self._missed_handlers.append(handler)
 
+    async def settle_events(self, timeout: float = 2.0) -> None:
+        """Wait (up to ``timeout``) until the events this server sent so far have reached the other servers: an
+        admin change of a cache answers once every server has it, so whatever is asked next, wherever, sees it."""
+        if self._loop is not None:
+            await self.bus.settle(timeout)
+
     def send_event(self, kind: str, data: dict[str, Any]) -> None:
         """Send an event to every other live server, without waiting (fire and forget: the doorbell of pub/sub,
         a cache's set or delete). Callable from any thread; ``data`` must be JSON-able.

@@ -144,17 +144,22 @@ async def put_entry(runtime: Runtime, request: Request, body: schemas.EntryBody)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest(f"value: not base64 ({exc})") from None
     await cache.aset(key, value, body.expiry)
+    await runtime.cluster.settle_events()  # answered once the other servers have it too
     return {"cache": cache.name, "key": key, "set": True}
 
 
 async def delete_entry(runtime: Runtime, request: Request, body: None) -> Any:
     cache, key = _cache(runtime, request), request.path_params["key"]
-    return {"cache": cache.name, "key": key, "existed": await cache.adelete(key)}
+    existed = await cache.adelete(key)
+    await runtime.cluster.settle_events()
+    return {"cache": cache.name, "key": key, "existed": existed}
 
 
 async def clear_cache(runtime: Runtime, request: Request, body: None) -> Any:
     cache = _cache(runtime, request)
-    return {"cache": cache.name, "cleared": await cache.aclear()}
+    cleared = await cache.aclear()
+    await runtime.cluster.settle_events()
+    return {"cache": cache.name, "cleared": cleared}
 
 
 OPERATIONS: list[Operation] = [

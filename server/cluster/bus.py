@@ -120,10 +120,6 @@ def timed_out(name: str, timeout: float) -> Ack:
     return {"server": name, "status": "timed_out", "error": f"no answer within {timeout:g} s"}
 
 
-NOT_LISTENING_YET = (0.05, 0.1, 0.2, 0.4)
-"""Pauses between tries of an event batch refused by a peer that is not listening yet (then it counts as lost)."""
-
-
 class HttpBus:
     connected = True
 
@@ -184,13 +180,6 @@ class HttpBus:
             while lane.queue:
                 batch = take_batch(lane.queue)
                 problem = await self._post_batch(lane.url, batch)
-                for pause in () if lane.failing or self._stopping else NOT_LISTENING_YET:
-                    if problem is None or not problem.startswith("ConnectError"):
-                        break
-                    # A peer registered in the ODB whose port is not open yet (it is starting: its hello, or the
-                    # first events sent to it, can come before it listens): worth a few short tries, in order.
-                    await asyncio.sleep(pause)
-                    problem = await self._post_batch(lane.url, batch)
                 if problem is None:
                     if lane.failing:
                         logger.info("cluster events reach %s again", name)

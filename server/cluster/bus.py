@@ -224,14 +224,12 @@ class HttpBus:
 
     async def _one(self, sequence: int, peer: dict[str, Any], timeout: float, change: dict[str, Any] | None) -> Ack:
         started = time.perf_counter()
-        body: dict[str, Any] = {"sequence": sequence, "origin": self.me}
+        url, body = f"{peer['url']}/splice/admin/cluster/sync", {"sequence": sequence, "origin": self.me}
         try:
             async with asyncio.timeout(timeout):
-                answer = await self._client().post(
-                    f"{peer['url']}/splice/admin/cluster/sync", json=body | {"change": change} if change else body
-                )
+                answer = await self._client().post(url, json={**body, "change": change} if change else body)
                 if change and answer.status_code in (413, 422):  # too large for it, or a peer that takes no change yet
-                    answer = await self._client().post(f"{peer['url']}/splice/admin/cluster/sync", json=body)
+                    answer = await self._client().post(url, json=body)
         except TimeoutError:
             return timed_out(peer["name"], timeout)
         except Exception as exc:  # httpx.HTTPError, imported lazily
